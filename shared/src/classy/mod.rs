@@ -1,0 +1,1 @@
+//! The Classy API 2.0 client.

@@ -1,0 +1,15 @@
+//! Plain data and pure rules: no I/O anywhere below this module.
+
+pub mod aggregates;
+pub mod entities;
+pub mod entity;
+pub mod keys;
+pub mod lenient;
+pub mod organization;
+pub mod schedule;
+pub mod timestamp;
+
+pub use entities::{Campaign, RecurringPlan, Supporter, Transaction};
+pub use entity::Entity;
+pub use organization::{OrgId, OrgStatus, Organization};
+pub use timestamp::Timestamp;

@@ -1,0 +1,1 @@
+//! The sync engine, written once against the ports.

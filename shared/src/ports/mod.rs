@@ -1,0 +1,16 @@
+//! The small traits the engine needs. Adapters (local and AWS) implement them; the engine
+//! never sees an SDK.
+
+pub mod clock;
+pub mod queue;
+pub mod secrets;
+pub mod source;
+pub mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use queue::{JobQueue, OutMessage, QueueError, QueueStats, Received};
+pub use secrets::{SecretError, SecretStore};
+pub use source::{
+    AppCredentials, ClassySource, Filter, FilterOp, ListQuery, Sort, SourceError, SourcePage,
+};
+pub use store::{Condition, Item, Page, SkRange, Store, StoreError, WriteOp};

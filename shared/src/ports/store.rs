@@ -1,0 +1,172 @@
+//! A key-value store with DynamoDB-like primitives: items addressed by partition key and
+//! sort key, conditional puts, range queries within a partition, batch writes and
+//! all-or-nothing transactions. The SQLite adapter and the DynamoDB adapter both implement it
+//! and both pass `adapters::conformance`.
+
+use async_trait::async_trait;
+
+/// One stored item. `data` is the JSON body; `version` supports optimistic concurrency;
+/// `expires_at` (unix seconds) is the TTL and the expiry of leases; `gsi1` is an optional
+/// secondary partition key (hashed email for cross-organization lookups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub pk: String,
+    pub sk: String,
+    pub data: String,
+    pub version: u64,
+    pub expires_at: Option<i64>,
+    pub gsi1: Option<String>,
+}
+
+impl Item {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>, data: impl Into<String>) -> Self {
+        Item {
+            pk: pk.into(),
+            sk: sk.into(),
+            data: data.into(),
+            version: 0,
+            expires_at: None,
+            gsi1: None,
+        }
+    }
+
+    pub fn json<T: serde::Serialize>(
+        pk: impl Into<String>,
+        sk: impl Into<String>,
+        value: &T,
+    ) -> Self {
+        // Serializing our own plain structs cannot fail; a map with non-string keys would.
+        let data = serde_json::to_string(value).expect("store items serialize to JSON");
+        Item::new(pk, sk, data)
+    }
+
+    pub fn with_version(mut self, v: u64) -> Self {
+        self.version = v;
+        self
+    }
+
+    pub fn with_expiry(mut self, at: i64) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+        serde_json::from_str(&self.data)
+            .map_err(|e| StoreError::Corrupt(format!("item {}/{}: {e}", self.pk, self.sk)))
+    }
+}
+
+/// A write guard, evaluated atomically with the write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// No item exists under the key.
+    NotExists,
+    /// The stored item has exactly this version.
+    VersionIs(u64),
+    /// No item exists, or its `expires_at` is before `now` (lease takeover).
+    NotExistsOrExpired {
+        now: i64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkRange {
+    All,
+    Prefix(String),
+    /// Inclusive on both ends.
+    Between(String, String),
+}
+
+impl SkRange {
+    pub fn prefix(p: impl Into<String>) -> Self {
+        SkRange::Prefix(p.into())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    Put(Item),
+    Delete { pk: String, sk: String },
+}
+
+#[derive(Debug, Default)]
+pub struct Page {
+    pub items: Vec<Item>,
+    /// Sort key to pass as `start_after` for the next page; `None` when done.
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("condition failed on {pk}/{sk}")]
+    ConditionFailed { pk: String, sk: String },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    pub fn is_condition_failed(&self) -> bool {
+        matches!(self, StoreError::ConditionFailed { .. })
+    }
+}
+
+/// Largest transaction the store accepts (DynamoDB's limit).
+pub const MAX_TRANSACT_ITEMS: usize = 100;
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;
+
+    /// Gets many items of one partition; missing keys are absent from the answer.
+    async fn batch_get(&self, pk: &str, sks: &[String]) -> Result<Vec<Item>, StoreError>;
+
+    async fn put(&self, item: Item, cond: Condition) -> Result<(), StoreError>;
+
+    async fn delete(&self, pk: &str, sk: &str, cond: Condition) -> Result<(), StoreError>;
+
+    /// Items of one partition in sort-key order, after `start_after`, at most `limit`.
+    async fn query(
+        &self,
+        pk: &str,
+        range: &SkRange,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, StoreError>;
+
+    /// Unconditional writes; each is applied exactly as given (idempotent), not atomically.
+    async fn batch_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// All of the writes or none; any failed condition fails the whole transaction.
+    async fn transact(&self, ops: Vec<(WriteOp, Condition)>) -> Result<(), StoreError>;
+
+    /// Items whose secondary key `gsi1` equals `key`, across partitions.
+    async fn query_gsi1(&self, key: &str, limit: usize) -> Result<Vec<Item>, StoreError>;
+}
+
+/// Streams a whole range in pages of `page` items, calling `f` for each page.
+pub async fn for_each_page<F>(
+    store: &dyn Store,
+    pk: &str,
+    range: &SkRange,
+    page: usize,
+    mut f: F,
+) -> Result<(), StoreError>
+where
+    F: FnMut(Vec<Item>) -> Result<(), StoreError>,
+{
+    let mut after: Option<String> = None;
+    loop {
+        let p = store.query(pk, range, after.as_deref(), page).await?;
+        let done = p.next.is_none();
+        after = p.next;
+        f(p.items)?;
+        if done {
+            return Ok(());
+        }
+    }
+}
