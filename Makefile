@@ -1,0 +1,49 @@
+# classy-sync: `make run` runs the demo locally, `make test` runs every check.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help setup build run test test-rust lint fmt contract bench clean
+
+help:
+	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
+	@echo "make test   - formatting, clippy, every Rust test, the Classy contract check"
+	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
+
+# Python tools in a project-local virtual environment.
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+build:
+	$(CARGO) build --release --locked -p classy-sync-cli
+
+run: setup build
+	PYTHON=$(PY) bash scripts/demo.sh
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test-rust:
+	PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace -- --test-threads 2
+
+contract: setup
+	bash scripts/classy-contract.sh $(PY)
+
+test: setup lint test-rust contract
+
+bench: setup
+	$(PY) scripts/bench.py
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) bench-results

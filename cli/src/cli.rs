@@ -1,0 +1,169 @@
+//! The command-line grammar.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "classy-sync", version, about = "Keeps nonprofits' Classy data in sync", long_about = None)]
+pub struct Cli {
+    /// Where the local store, queue and secrets live.
+    #[arg(long, global = true, env = "CLASSY_SYNC_DATA_DIR", default_value = "./.classy-sync")]
+    pub data_dir: PathBuf,
+
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Logs as JSON lines.
+    #[arg(long, global = true)]
+    pub log_json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Onboard and manage organizations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Sync one organization or all of them now.
+    Sync(SyncArgs),
+    /// Last run, cursor, counts and failures per organization and entity.
+    Status(StatusArgs),
+    /// Write stored records (with computed fields) as JSON lines or CSV.
+    Export(ExportArgs),
+    /// Run the local scheduler: sync every organization on its schedule until stopped.
+    Run(RunArgs),
+    /// Start the local Classy sandbox.
+    Sandbox(SandboxArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OrgCommand {
+    /// Onboard an organization. The client secret comes from CLASSY_CLIENT_SECRET or a prompt.
+    Add {
+        /// The organization's Classy id.
+        org_id: u64,
+        #[arg(long)]
+        name: String,
+        /// The Classy application (OAuth client id) that reads this organization.
+        #[arg(long)]
+        client_id: String,
+        /// Skip checking the credentials against Classy before saving.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        org_id: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    Disable {
+        org_id: u64,
+    },
+    Enable {
+        org_id: u64,
+    },
+    /// Override how often an entity syncs (`--every default` restores the default).
+    Schedule {
+        org_id: u64,
+        #[arg(long, value_parser = parse_entity)]
+        entity: classy_sync::domain::Entity,
+        /// Seconds, or `default`.
+        #[arg(long)]
+        every: String,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SyncArgs {
+    /// The organization to sync.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub org_id: Option<u64>,
+    /// Sync every enabled organization.
+    #[arg(long)]
+    pub all: bool,
+    /// Only this entity (supporters, campaigns, transactions, recurring-plans).
+    #[arg(long, value_parser = parse_entity)]
+    pub entity: Option<classy_sync::domain::Entity>,
+    /// Re-read everything instead of only what changed.
+    #[arg(long)]
+    pub full: bool,
+    /// Organizations synced at the same time (with --all).
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    pub org_id: Option<u64>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum ExportFormat {
+    Jsonl,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    pub org_id: u64,
+    #[arg(long, value_parser = parse_entity)]
+    pub entity: classy_sync::domain::Entity,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    pub format: ExportFormat,
+    /// Write to this file (atomically) instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Jobs run at the same time.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds between schedule checks.
+    #[arg(long, default_value_t = 30)]
+    pub tick: u64,
+    /// Exit once nothing is due, queued or running.
+    #[arg(long)]
+    pub once: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SandboxArgs {
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    #[arg(long, default_value_t = 3)]
+    pub orgs: usize,
+    #[arg(long, default_value_t = 1)]
+    pub apps: usize,
+    #[arg(long, default_value_t = 5000)]
+    pub supporters: usize,
+    #[arg(long, default_value_t = 20)]
+    pub campaigns: usize,
+    #[arg(long, default_value_t = 10000)]
+    pub transactions: usize,
+    #[arg(long, default_value_t = 500)]
+    pub plans: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 3600)]
+    pub token_lifetime: u64,
+    /// Serve deliberate quirks (string amounts, missing emails).
+    #[arg(long)]
+    pub quirks: bool,
+}
+
+fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
+    s.parse().map_err(|e: classy_sync::domain::entity::UnknownEntity| e.to_string())
+}

@@ -1,0 +1,70 @@
+//! `classy-sync run`: the local scheduler loop. SIGINT/SIGTERM stop it cleanly: running
+//! syncs halt at their next checkpoint and their jobs go back on the queue.
+
+use crate::cli::RunArgs;
+use crate::runtime;
+use anyhow::Result;
+use classy_sync::engine::scheduler::{run_scheduler, SchedulerOptions};
+use classy_sync::engine::RunControl;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(data_dir: &Path, args: RunArgs) -> Result<ExitCode> {
+    let local = runtime::open(data_dir)?;
+    let queue = Arc::new(runtime::open_queue(&local)?);
+    let ctl = RunControl::default();
+    let stop = ctl.stop.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        eprintln!("stopping: running syncs halt at their next checkpoint");
+        stop.stop();
+    });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        let mut failed = 0usize;
+        while let Some(r) = rx.recv().await {
+            match r {
+                Ok(rep) => {
+                    let line = serde_json::json!({
+                        "org": rep.org, "entity": rep.entity, "mode": rep.mode, "outcome": rep.outcome,
+                        "fetched": rep.fetched, "created": rep.created, "updated": rep.updated,
+                        "unchanged": rep.unchanged, "api_calls": rep.api_calls, "duration_ms": rep.duration_ms,
+                        "error": rep.error,
+                    });
+                    if rep.error.is_some() {
+                        failed += 1;
+                    }
+                    println!("{line}");
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("job failed: {e}");
+                }
+            }
+        }
+        failed
+    });
+    let opts = SchedulerOptions {
+        tick: Duration::from_secs(args.tick.max(1)),
+        concurrency: args.concurrency.max(1),
+        exit_when_idle: args.once,
+        ..Default::default()
+    };
+    run_scheduler(local.engine.clone(), queue, opts, ctl, tx).await?;
+    let failed = printer.await?;
+    Ok(if args.once && failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

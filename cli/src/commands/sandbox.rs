@@ -1,0 +1,33 @@
+//! `classy-sync sandbox`: the local Classy sandbox, in process, until Ctrl-C.
+
+use crate::cli::SandboxArgs;
+use anyhow::Result;
+use classy_sandbox::{Quirks, SandboxConfig};
+use std::process::ExitCode;
+
+pub async fn run(a: SandboxArgs) -> Result<ExitCode> {
+    let config = SandboxConfig {
+        seed: a.seed,
+        orgs: a.orgs,
+        apps: a.apps,
+        supporters: a.supporters,
+        campaigns: a.campaigns,
+        transactions: a.transactions,
+        plans: a.plans,
+        token_lifetime_secs: a.token_lifetime,
+        quirks: if a.quirks { Quirks { string_amounts: true, missing_emails: true, ..Default::default() } } else { Quirks::default() },
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], a.port)),
+        ..Default::default()
+    };
+    let sandbox = classy_sandbox::start(config).await?;
+    let ready = serde_json::json!({
+        "base_url": sandbox.base_url(),
+        "api_base_url": sandbox.api_base_url(),
+        "auth_url": sandbox.auth_url(),
+        "apps": sandbox.apps(),
+    });
+    println!("{ready}");
+    tokio::signal::ctrl_c().await?;
+    sandbox.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,149 @@
+//! `classy-sync sync`: sync now, with progress bars on a terminal and a summary table.
+
+use crate::cli::SyncArgs;
+use crate::output::{print_json, table, thousands};
+use crate::runtime;
+use anyhow::Result;
+use classy_sync::domain::{Entity, OrgId};
+use classy_sync::engine::sync::{Progress, ProgressFn};
+use classy_sync::engine::{Engine, EngineError, RunControl, SyncMode, SyncOutcome, SyncReport};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+#[derive(Serialize)]
+struct Failure {
+    org: OrgId,
+    entity: Option<Entity>,
+    error: String,
+}
+
+fn progress_bars(enabled: bool) -> Option<(MultiProgress, ProgressFn)> {
+    if !enabled {
+        return None;
+    }
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let bars: Arc<Mutex<HashMap<(OrgId, Entity), ProgressBar>>> = Arc::default();
+    let style = ProgressStyle::with_template("{spinner} org {prefix:>8} {msg:<16} {human_pos:>12} records  {per_sec:>14}")
+        .expect("static template");
+    let m = multi.clone();
+    let f: ProgressFn = Arc::new(move |p: Progress| {
+        let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
+        let bar = bars.entry((p.org, p.entity)).or_insert_with(|| {
+            let b = m.add(ProgressBar::no_length().with_style(style.clone()));
+            b.set_prefix(p.org.to_string());
+            b.set_message(p.entity.to_string());
+            b
+        });
+        bar.set_position(p.fetched);
+    });
+    Some((multi, f))
+}
+
+pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
+    let local = runtime::open(data_dir)?;
+    let engine = local.engine.clone();
+    let mode = if args.full { SyncMode::Full } else { SyncMode::Auto };
+    let orgs: Vec<OrgId> = match args.org_id {
+        Some(id) => vec![engine.get_org(id).await?.id],
+        None => engine.list_orgs().await?.into_iter().filter(|o| o.is_enabled()).map(|o| o.id).collect(),
+    };
+    if orgs.is_empty() {
+        anyhow::bail!("no enabled organizations: add one with `classy-sync org add`");
+    }
+    let bars = progress_bars(!args.json && std::io::stderr().is_terminal());
+    let ctl = RunControl { progress: bars.as_ref().map(|(_, f)| f.clone()), ..Default::default() };
+    let stop = ctl.stop.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("stopping at the next checkpoint...");
+            stop.stop();
+        }
+    });
+
+    let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for org in orgs {
+        let (engine, ctl, slots, entity) = (engine.clone(), ctl.clone(), slots.clone(), args.entity);
+        tasks.spawn(async move {
+            let _permit = slots.acquire_owned().await.expect("semaphore is never closed");
+            (org, sync_one(&engine, org, entity, mode, &ctl).await)
+        });
+    }
+    let mut reports: Vec<SyncReport> = Vec::new();
+    let mut failures: Vec<Failure> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (org, results) = joined?;
+        for r in results {
+            match r {
+                Ok(rep) => {
+                    if let Some(e) = &rep.error {
+                        failures.push(Failure { org, entity: Some(rep.entity), error: e.clone() });
+                    }
+                    reports.push(rep);
+                }
+                Err(e) => failures.push(Failure { org, entity: None, error: e.to_string() }),
+            }
+        }
+    }
+    if let Some((multi, _)) = bars {
+        multi.clear().ok();
+    }
+    reports.sort_by_key(|r| (r.org, r.entity));
+    if args.json {
+        print_json(&serde_json::json!({ "runs": reports, "failures": failures }))?;
+    } else {
+        print_summary(&reports);
+        for f in &failures {
+            let what = f.entity.map(|e| format!(" {e}")).unwrap_or_default();
+            eprintln!("error: organization {}{what}: {}", f.org, f.error);
+        }
+    }
+    let interrupted = reports.iter().any(|r| r.outcome == SyncOutcome::Interrupted);
+    Ok(if failures.is_empty() && !interrupted { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn sync_one(
+    engine: &Engine,
+    org: OrgId,
+    entity: Option<Entity>,
+    mode: SyncMode,
+    ctl: &RunControl,
+) -> Vec<Result<SyncReport, EngineError>> {
+    match entity {
+        Some(e) => vec![engine.sync_entity(org, e, mode, ctl).await],
+        None => engine.sync_org(org, mode, ctl).await,
+    }
+}
+
+fn print_summary(reports: &[SyncReport]) {
+    let mut t = table(&[
+        "org", "entity", "mode", "outcome", "fetched", "created", "updated", "unchanged", "api calls", "seconds",
+        "records/s",
+    ]);
+    let (mut fetched, mut calls) = (0u64, 0u64);
+    for r in reports {
+        let secs = r.duration_ms as f64 / 1000.0;
+        t.add_row(vec![
+            r.org.to_string(),
+            r.entity.to_string(),
+            format!("{}{}", r.mode, if r.resumed { " (resumed)" } else { "" }),
+            format!("{:?}", r.outcome).to_lowercase(),
+            thousands(r.fetched),
+            thousands(r.created),
+            thousands(r.updated),
+            thousands(r.unchanged),
+            thousands(r.api_calls),
+            format!("{secs:.2}"),
+            if secs > 0.0 { thousands((r.fetched as f64 / secs) as u64) } else { "-".into() },
+        ]);
+        fetched += r.fetched;
+        calls += r.api_calls;
+    }
+    println!("{t}");
+    println!("{} records fetched with {} Classy calls", thousands(fetched), thousands(calls));
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""`make bench`: full sync of one organization with 1,000,000 supporters and 2,000,000
+transactions from the sandbox on this machine, sandbox included; the same at a tenth of the
+size to show memory stays flat; Classy calls per 1,000 records; an idle incremental round.
+
+Writes bench-results/sync.json and prints a Markdown table. Sizes can be lowered for a quick
+look: BENCH_SUPPORTERS=100000 BENCH_TRANSACTIONS=200000 make bench.
+"""
+import json, os, subprocess, sys, tempfile, time, urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release", "classy-sync")
+SUPPORTERS = int(os.environ.get("BENCH_SUPPORTERS", "1000000"))
+TRANSACTIONS = int(os.environ.get("BENCH_TRANSACTIONS", "2000000"))
+
+
+def start_sandbox(supporters, transactions):
+    proc = subprocess.Popen([BIN, "sandbox", "--port", "0", "--orgs", "1", "--supporters", str(supporters),
+                             "--transactions", str(transactions), "--campaigns", "100", "--plans",
+                             str(max(100, supporters // 50))], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    t0 = time.time()
+    line = proc.stdout.readline()
+    if not line:
+        sys.exit("the sandbox did not start")
+    return proc, json.loads(line), time.time() - t0
+
+
+def admin(base, path, method="GET", body=None):
+    req = urllib.request.Request(base + "/admin" + path, method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        raw = r.read()
+        return json.loads(raw) if raw else None
+
+
+def run_cli(env, *args):
+    """Runs the CLI; returns (seconds, peak RSS in MB of that one process, parsed JSON)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.time()
+        proc = subprocess.Popen([BIN, *args], env=env, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        secs = time.time() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"classy-sync {' '.join(args)} failed: {err.read()[-2000:]}")
+        text = out.read()
+    return secs, usage.ru_maxrss / 1024.0, json.loads(text) if text.strip().startswith("{") else None
+
+
+def one_size(supporters, transactions):
+    sandbox, ready, gen_secs = start_sandbox(supporters, transactions)
+    try:
+        app = ready["apps"][0]
+        org = str(app["organizations"][0])
+        data = tempfile.mkdtemp(prefix="classy-bench-")
+        env = dict(os.environ, CLASSY_SYNC_DATA_DIR=data, CLASSY_API_BASE_URL=ready["api_base_url"],
+                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"],
+                   CLASSY_RATE_LIMIT_PER_MINUTE="0")
+        run_cli(env, "org", "add", org, "--name", "Bench", "--client-id", app["client_id"])
+        admin(ready["base_url"], "/counters/reset", "POST")
+        secs, rss, report = run_cli(env, "sync", org, "--full", "--json")
+        calls = admin(ready["base_url"], "/counters")["total"]
+        records = sum(r["fetched"] for r in report["runs"])
+        # Idle incremental: the first settles the high-water second, the second is measured.
+        run_cli(env, "sync", org, "--json")
+        admin(ready["base_url"], "/counters/reset", "POST")
+        run_cli(env, "sync", org, "--json")
+        idle_calls = admin(ready["base_url"], "/counters")["total"]
+        db = os.path.getsize(os.path.join(data, "store.db"))
+        subprocess.run(["rm", "-rf", data])
+        return {"supporters": supporters, "transactions": transactions, "records": records,
+                "sandbox_generation_s": round(gen_secs, 1), "sync_s": round(secs, 2),
+                "records_per_s": round(records / secs), "peak_rss_mb": round(rss, 1),
+                "classy_calls": calls, "calls_per_1000": round(calls * 1000 / records, 3),
+                "idle_incremental_calls": idle_calls, "idle_incremental_calls_per_entity": idle_calls / 4,
+                "store_mb": round(db / 1e6)}
+    finally:
+        sandbox.terminate()
+        sandbox.wait()
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli"], cwd=ROOT, check=True)
+    small = one_size(SUPPORTERS // 10, TRANSACTIONS // 10)
+    large = one_size(SUPPORTERS, TRANSACTIONS)
+    growth = large["peak_rss_mb"] / small["peak_rss_mb"] - 1
+    result = {"machine": {"cores": os.cpu_count()}, "small": small, "large": large,
+              "memory_growth_pct": round(growth * 100, 1)}
+    os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench-results", "sync.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    print("| run | records | sync s | records/s | peak RSS MB | Classy calls / 1,000 | idle incremental calls / entity |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in (("1/10 size", small), ("full size", large)):
+        print(f"| {name} | {r['records']:,} | {r['sync_s']} | {r['records_per_s']:,} | {r['peak_rss_mb']} | "
+              f"{r['calls_per_1000']} | {r['idle_incremental_calls_per_entity']} |")
+    print(f"memory growth from 1/10 to full size: {result['memory_growth_pct']} %")
+    targets = [("throughput >= 25,000 records/s", large["records_per_s"] >= 25000),
+               ("peak memory <= 100 MB", large["peak_rss_mb"] <= 100),
+               ("memory growth <= 10 %", growth <= 0.10),
+               ("<= 10.2 calls per 1,000 records", large["calls_per_1000"] <= 10.2),
+               ("1 call per entity when idle", large["idle_incremental_calls"] == 4)]
+    for name, ok in targets:
+        print(f"{'met   ' if ok else 'MISSED'} {name}")
+
+
+if __name__ == "__main__":
+    main()

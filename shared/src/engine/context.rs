@@ -1,0 +1,60 @@
+//! The engine and the ports it runs on. One `Engine` per process, shared by every job.
+
+use crate::ports::{ClassySource, Clock, SecretStore, Store};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Records per Classy page (the API's maximum is 100).
+    pub per_page: u32,
+    /// How long a lease lasts without renewal; renewed on every page.
+    pub lease_ttl: Duration,
+    /// How long run records are kept.
+    pub run_retention: Duration,
+    /// Pages fetched ahead of the writer (memory stays bounded by this).
+    pub prefetch_pages: usize,
+    /// Items per store query page when scanning.
+    pub scan_page: usize,
+    /// Whether a lease held by a dead process on this host may be taken over at once
+    /// (local mode; on Lambda leases simply expire).
+    pub local_liveness: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            per_page: 100,
+            lease_ttl: Duration::from_secs(120),
+            run_retention: Duration::from_secs(90 * 24 * 3600),
+            prefetch_pages: 4,
+            scan_page: 1000,
+            local_liveness: true,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Arc<dyn Store>,
+    pub source: Arc<dyn ClassySource>,
+    pub secrets: Arc<dyn SecretStore>,
+    pub clock: Arc<dyn Clock>,
+    pub options: EngineOptions,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        source: Arc<dyn ClassySource>,
+        secrets: Arc<dyn SecretStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Engine { store, source, secrets, clock, options: EngineOptions::default() }
+    }
+
+    pub fn with_options(mut self, options: EngineOptions) -> Self {
+        self.options = options;
+        self
+    }
+}

@@ -1,0 +1,53 @@
+//! Sync jobs as queue messages, and which organization×entity pairs are due.
+
+use super::{Engine, EngineError, SyncMode};
+use crate::domain::schedule::is_due;
+use crate::domain::{Entity, OrgId};
+use crate::ports::OutMessage;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncJob {
+    pub org: OrgId,
+    pub entity: Entity,
+    pub mode: SyncMode,
+}
+
+impl SyncJob {
+    /// One live job per organization×entity: the queue drops a second one.
+    pub fn dedup_id(&self) -> String {
+        format!("sync:{}:{}", self.org, self.entity.name())
+    }
+
+    pub fn to_message(&self) -> OutMessage {
+        let mut m = OutMessage::new(serde_json::to_string(self).expect("jobs serialize"));
+        m.dedup_id = Some(self.dedup_id());
+        m.group_id = Some(self.org.to_string());
+        m
+    }
+
+    pub fn parse(body: &str) -> Result<Self, EngineError> {
+        serde_json::from_str(body).map_err(|e| EngineError::Invalid(format!("sync job message: {e}")))
+    }
+}
+
+impl Engine {
+    /// Jobs for every enabled organization whose `entity` (or any entity) is due now.
+    pub async fn due_jobs(&self, entity: Option<Entity>) -> Result<Vec<SyncJob>, EngineError> {
+        let now = self.clock.unix();
+        let mut jobs = Vec::new();
+        for org in self.list_orgs().await?.into_iter().filter(|o| o.is_enabled()) {
+            for e in Entity::ALL.into_iter().filter(|e| entity.is_none_or(|x| x == *e)) {
+                let (cursor, _) = self.load_cursor(org.id, e).await?;
+                let f = self.load_failures(org.id, e).await?;
+                // An unfinished run is due at once: it resumes from its checkpoint.
+                let due = cursor.in_progress.is_some()
+                    || is_due(&org, e, now, cursor.last_success_at, f.last_failure_at, f.consecutive_failures);
+                if due {
+                    jobs.push(SyncJob { org: org.id, entity: e, mode: SyncMode::Auto });
+                }
+            }
+        }
+        Ok(jobs)
+    }
+}

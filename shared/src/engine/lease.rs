@@ -1,0 +1,102 @@
+//! A lease per organization×entity so two syncs of the same pair never overlap, across
+//! processes and Lambda containers. A conditional put takes it; every page renews it; an
+//! expired lease (or, locally, one whose holder process is gone) can be taken over.
+
+use super::{Engine, EngineError};
+use crate::domain::keys::{lease_sk, org_pk};
+use crate::domain::{Entity, OrgId, Timestamp};
+use crate::ports::store::{Condition, Item};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    pub owner: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+#[derive(Debug)]
+pub struct Lease {
+    pub org: OrgId,
+    pub entity: Entity,
+    pub owner: String,
+    version: u64,
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
+/// A holder on this host whose process no longer exists cannot be syncing.
+fn holder_is_dead(h: &LeaseHolder) -> bool {
+    cfg!(target_os = "linux")
+        && !h.host.is_empty()
+        && h.host == host_name()
+        && h.pid != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists()
+}
+
+impl Engine {
+    pub async fn acquire_lease(&self, org: OrgId, entity: Entity, owner: &str) -> Result<Lease, EngineError> {
+        let pk = org_pk(org);
+        let sk = lease_sk(entity);
+        let holder = LeaseHolder { owner: owner.to_string(), host: host_name(), pid: std::process::id() };
+        let now = self.clock.unix();
+        let expires = now + self.options.lease_ttl.as_secs() as i64;
+        let existing = self.store.get(&pk, &sk).await?;
+        let (cond, version) = match &existing {
+            None => (Condition::NotExists, 1),
+            Some(item) => {
+                let expired = item.expires_at.is_none_or(|t| t < now);
+                let dead = self.options.local_liveness
+                    && item.parse::<LeaseHolder>().map(|h| holder_is_dead(&h)).unwrap_or(false);
+                if !(expired || dead) {
+                    let until = Timestamp::from_unix(item.expires_at.unwrap_or(now)).to_rfc3339();
+                    return Err(EngineError::LeaseHeld { org, entity, until });
+                }
+                (Condition::VersionIs(item.version), item.version + 1)
+            }
+        };
+        let item = Item::json(&pk, &sk, &holder).with_version(version).with_expiry(expires);
+        match self.store.put(item, cond).await {
+            Ok(()) => Ok(Lease { org, entity, owner: owner.to_string(), version }),
+            Err(e) if e.is_condition_failed() => {
+                Err(EngineError::LeaseHeld { org, entity, until: "a moment from now".into() })
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Extends the lease; fails with `LeaseLost` if someone took it over.
+    pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), EngineError> {
+        let holder = LeaseHolder { owner: lease.owner.clone(), host: host_name(), pid: std::process::id() };
+        let expires = self.clock.unix() + self.options.lease_ttl.as_secs() as i64;
+        let item = Item::json(org_pk(lease.org), lease_sk(lease.entity), &holder)
+            .with_version(lease.version + 1)
+            .with_expiry(expires);
+        match self.store.put(item, Condition::VersionIs(lease.version)).await {
+            Ok(()) => {
+                lease.version += 1;
+                Ok(())
+            }
+            Err(e) if e.is_condition_failed() => Err(EngineError::LeaseLost { org: lease.org, entity: lease.entity }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn release_lease(&self, lease: Lease) -> Result<(), EngineError> {
+        match self
+            .store
+            .delete(&org_pk(lease.org), &lease_sk(lease.entity), Condition::VersionIs(lease.version))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // Someone took it over after it expired: theirs now, nothing to release.
+            Err(e) if e.is_condition_failed() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

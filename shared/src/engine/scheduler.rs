@@ -1,0 +1,140 @@
+//! The local scheduler behind `classy-sync run`: every tick it enqueues the due jobs on the
+//! durable queue (one live job per organization×entity), and workers run them with bounded
+//! concurrency across organizations. On stop, running syncs halt at their next checkpoint
+//! and their messages are released, so the next start resumes them.
+
+use super::jobs::SyncJob;
+use super::sync::{RunControl, SyncOutcome, SyncReport};
+use super::{Engine, EngineError};
+use crate::ports::queue::MAX_SEND_BATCH;
+use crate::ports::{JobQueue, Received};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    pub tick: Duration,
+    pub concurrency: usize,
+    /// How long a received job stays hidden; extended while the job runs.
+    pub visibility: Duration,
+    /// Stop once nothing is due, queued or running (tests and one-shot runs).
+    pub exit_when_idle: bool,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        SchedulerOptions {
+            tick: Duration::from_secs(30),
+            concurrency: 4,
+            visibility: Duration::from_secs(300),
+            exit_when_idle: false,
+        }
+    }
+}
+
+/// Enqueues due jobs; returns how many were sent (duplicates of live jobs are dropped by
+/// the queue).
+pub async fn enqueue_due(engine: &Engine, queue: &dyn JobQueue) -> Result<usize, EngineError> {
+    let jobs = engine.due_jobs(None).await?;
+    let n = jobs.len();
+    for chunk in jobs.chunks(MAX_SEND_BATCH) {
+        queue.send_batch(chunk.iter().map(SyncJob::to_message).collect()).await?;
+    }
+    Ok(n)
+}
+
+/// Runs until `ctl.stop` is set (or idle, with `exit_when_idle`). Reports go to `reports`.
+pub async fn run_scheduler(
+    engine: Engine,
+    queue: Arc<dyn JobQueue>,
+    opts: SchedulerOptions,
+    ctl: RunControl,
+    reports: mpsc::UnboundedSender<Result<SyncReport, String>>,
+) -> Result<(), EngineError> {
+    let slots = Arc::new(Semaphore::new(opts.concurrency.max(1)));
+    let mut next_tick = tokio::time::Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    loop {
+        if ctl.stop.is_stopped() {
+            break;
+        }
+        if tokio::time::Instant::now() >= next_tick {
+            enqueue_due(&engine, queue.as_ref()).await?;
+            next_tick = tokio::time::Instant::now() + opts.tick;
+        }
+        let free = slots.available_permits();
+        let received = if free > 0 { queue.receive(free, opts.visibility).await? } else { Vec::new() };
+        if received.is_empty() {
+            while workers.try_join_next().is_some() {}
+            if opts.exit_when_idle && workers.is_empty() && engine.due_jobs(None).await?.is_empty() {
+                let stats = queue.stats().await?;
+                if stats.visible == 0 && stats.in_flight == 0 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        for msg in received {
+            let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
+            let (engine, queue, ctl, reports, vis) =
+                (engine.clone(), queue.clone(), ctl.clone(), reports.clone(), opts.visibility);
+            workers.spawn(async move {
+                let _permit = permit;
+                let out = run_job(&engine, queue.as_ref(), msg, vis, &ctl).await;
+                let _ = reports.send(out);
+            });
+        }
+    }
+    // Let running jobs reach their checkpoint and release their messages.
+    while workers.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Runs one received job, keeping its message hidden while it runs.
+async fn run_job(
+    engine: &Engine,
+    queue: &dyn JobQueue,
+    msg: Received,
+    visibility: Duration,
+    ctl: &RunControl,
+) -> Result<SyncReport, String> {
+    let job = match SyncJob::parse(&msg.body) {
+        Ok(j) => j,
+        Err(e) => {
+            // A message that can never run: leave it to the dead-letter limit.
+            return Err(e.to_string());
+        }
+    };
+    let heartbeat = async {
+        loop {
+            tokio::time::sleep(visibility / 2).await;
+            let _ = queue.release(&msg.receipt, visibility).await;
+        }
+    };
+    let result = tokio::select! {
+        r = engine.sync_entity(job.org, job.entity, job.mode, ctl) => r,
+        _ = heartbeat => unreachable!("the heartbeat never ends"),
+    };
+    match result {
+        Ok(report) if report.outcome == SyncOutcome::Interrupted => {
+            let _ = queue.release(&msg.receipt, Duration::ZERO).await;
+            Ok(report)
+        }
+        // Failures are recorded on the organization×entity; the schedule retries with backoff.
+        Ok(report) => {
+            let _ = queue.delete(&msg.receipt).await;
+            Ok(report)
+        }
+        Err(e @ EngineError::LeaseHeld { .. }) => {
+            // Already running elsewhere: this copy is redundant.
+            let _ = queue.delete(&msg.receipt).await;
+            Err(e.to_string())
+        }
+        Err(e) => {
+            let _ = queue.delete(&msg.receipt).await;
+            Err(e.to_string())
+        }
+    }
+}

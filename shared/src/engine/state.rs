@@ -1,0 +1,155 @@
+//! Per organization×entity sync state: the incremental cursor with the in-flight checkpoint
+//! (`CURSOR#<entity>`) and the failure streak (`FAIL#<entity>`).
+
+use super::{Engine, EngineError};
+use crate::domain::keys::{cursor_sk, fail_sk, org_pk};
+use crate::domain::{Entity, OrgId};
+use crate::ports::store::{Condition, Item};
+use serde::{Deserialize, Serialize};
+
+/// Everything with `updated_at` before `ts` is stored, and so are `ids_at_ts`, the records
+/// stored so far whose `updated_at` is exactly `ts`. Classy timestamps have one-second
+/// precision, so a boundary second can hold many records: the next run asks for
+/// `updated_at >= ts` and skips exactly these ids, so nothing is missed and nothing twice.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub ts: i64,
+    pub ids_at_ts: Vec<u64>,
+}
+
+impl Position {
+    /// Whether a record at (`ts`, `id`) is already covered by this position.
+    pub fn covers(&self, ts: i64, id: u64) -> bool {
+        ts < self.ts || (ts == self.ts && self.ids_at_ts.contains(&id))
+    }
+
+    /// Moves past a record (records arrive in `updated_at` order).
+    pub fn advance(&mut self, ts: i64, id: u64) {
+        if ts > self.ts {
+            self.ts = ts;
+            self.ids_at_ts.clear();
+        }
+        if ts == self.ts && !self.ids_at_ts.contains(&id) {
+            self.ids_at_ts.push(id);
+        }
+    }
+}
+
+/// Where an unfinished run stands; saved after every page so a killed run resumes there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "lowercase")]
+pub enum Checkpoint {
+    /// Full sync walks ids upwards. `high_water` is the newest `updated_at` seen before it
+    /// began: anything changed during the walk is at or after it, so the incremental cursor
+    /// starts there afterwards.
+    Full { run_id: String, after_id: u64, high_water: i64 },
+    Incremental { run_id: String, at: Position },
+}
+
+impl Checkpoint {
+    pub fn run_id(&self) -> &str {
+        match self {
+            Checkpoint::Full { run_id, .. } | Checkpoint::Incremental { run_id, .. } => run_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The committed position; `None` until a first full sync completed.
+    pub committed: Option<Position>,
+    pub in_progress: Option<Checkpoint>,
+    pub last_success_at: Option<i64>,
+    pub last_full_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureState {
+    pub consecutive_failures: u32,
+    pub last_error: Option<String>,
+    pub last_failure_at: Option<i64>,
+    pub last_success_at: Option<i64>,
+}
+
+impl Engine {
+    pub async fn load_cursor(&self, org: OrgId, entity: Entity) -> Result<(Cursor, u64), EngineError> {
+        match self.store.get(&org_pk(org), &cursor_sk(entity)).await? {
+            Some(item) => Ok((item.parse()?, item.version)),
+            None => Ok((Cursor::default(), 0)),
+        }
+    }
+
+    /// Saves the cursor if nobody else changed it since `version`; returns the new version.
+    pub async fn save_cursor(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        cursor: &Cursor,
+        version: u64,
+    ) -> Result<u64, EngineError> {
+        let cond = if version == 0 { Condition::NotExists } else { Condition::VersionIs(version) };
+        let item = Item::json(org_pk(org), cursor_sk(entity), cursor).with_version(version + 1);
+        self.store.put(item, cond).await.map_err(|e| {
+            if e.is_condition_failed() {
+                EngineError::LeaseLost { org, entity }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(version + 1)
+    }
+
+    /// Forgets the cursor so the next run is a full sync.
+    pub async fn reset_cursor(&self, org: OrgId, entity: Entity) -> Result<(), EngineError> {
+        self.store.delete(&org_pk(org), &cursor_sk(entity), Condition::Always).await?;
+        Ok(())
+    }
+
+    pub async fn load_failures(&self, org: OrgId, entity: Entity) -> Result<FailureState, EngineError> {
+        match self.store.get(&org_pk(org), &fail_sk(entity)).await? {
+            Some(item) => Ok(item.parse()?),
+            None => Ok(FailureState::default()),
+        }
+    }
+
+    pub(crate) async fn record_outcome(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        error: Option<&str>,
+    ) -> Result<FailureState, EngineError> {
+        let mut f = self.load_failures(org, entity).await?;
+        let now = self.clock.unix();
+        match error {
+            None => {
+                f.consecutive_failures = 0;
+                f.last_success_at = Some(now);
+            }
+            Some(e) => {
+                f.consecutive_failures += 1;
+                f.last_error = Some(e.to_string());
+                f.last_failure_at = Some(now);
+            }
+        }
+        self.store.put(Item::json(org_pk(org), fail_sk(entity), &f), Condition::Always).await?;
+        Ok(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundary_second_is_covered_only_for_seen_ids() {
+        let mut p = Position::default();
+        p.advance(100, 1);
+        p.advance(100, 2);
+        assert!(p.covers(99, 50));
+        assert!(p.covers(100, 1) && p.covers(100, 2));
+        assert!(!p.covers(100, 3), "same second, new record: must be fetched");
+        p.advance(101, 3);
+        assert_eq!(p, Position { ts: 101, ids_at_ts: vec![3] });
+        assert!(p.covers(100, 3));
+    }
+}

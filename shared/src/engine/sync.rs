@@ -1,0 +1,305 @@
+//! One organization×entity sync: lease, resume or start a checkpoint, stream pages from the
+//! pager into idempotent writes, checkpoint after every page, commit the cursor only when
+//! the walk is complete, then recompute the aggregates the run made dirty.
+
+use super::aggregator::AggregateReport;
+use super::lease::Lease;
+use super::pager::{FetchedPage, Pager};
+use super::state::{Checkpoint, Cursor, Position};
+use super::writer::{write_page, PageCounts, Synced};
+use super::{Engine, EngineError};
+use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// Incremental when a cursor exists, else full.
+    Auto,
+    Full,
+    Incremental,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncOutcome {
+    Succeeded,
+    Failed,
+    /// Stopped on request after a checkpoint; the next run resumes.
+    Interrupted,
+}
+
+/// The run record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub run_id: String,
+    pub org: OrgId,
+    pub entity: Entity,
+    /// `full` or `incremental`: what actually ran.
+    pub mode: String,
+    pub resumed: bool,
+    pub outcome: SyncOutcome,
+    pub fetched: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub pages: u64,
+    pub api_calls: u64,
+    pub started_at: String,
+    pub started_at_ms: i64,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    #[serde(default)]
+    pub aggregates_recomputed: u64,
+}
+
+/// What a running sync reports after each page (for progress bars).
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub org: OrgId,
+    pub entity: Entity,
+    pub fetched: u64,
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// Asks running syncs to stop at their next checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Arc<AtomicBool>);
+
+impl StopSignal {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct RunControl {
+    pub stop: StopSignal,
+    pub progress: Option<ProgressFn>,
+}
+
+struct RunState {
+    counts: PageCounts,
+    pages: u64,
+    resumed: bool,
+    full: bool,
+}
+
+impl Engine {
+    /// Syncs every entity of an organization in dependency order; one entity failing does not
+    /// stop the others.
+    pub async fn sync_org(&self, org: OrgId, mode: SyncMode, ctl: &RunControl) -> Vec<Result<SyncReport, EngineError>> {
+        let mut out = Vec::new();
+        for entity in Entity::ALL {
+            if ctl.stop.is_stopped() {
+                break;
+            }
+            out.push(self.sync_entity(org, entity, mode, ctl).await);
+        }
+        out
+    }
+
+    pub async fn sync_entity(
+        &self,
+        org_id: OrgId,
+        entity: Entity,
+        mode: SyncMode,
+        ctl: &RunControl,
+    ) -> Result<SyncReport, EngineError> {
+        let org = self.get_org(org_id).await?;
+        if !org.is_enabled() {
+            return Err(EngineError::OrgDisabled(org_id));
+        }
+        let creds = self.credentials(&org).await?;
+        let run_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut lease = self.acquire_lease(org_id, entity, &run_id).await?;
+        let started = self.clock.now();
+        let t0 = Instant::now();
+        let calls0 = self.source.calls_made();
+        let mut state = RunState { counts: PageCounts::default(), pages: 0, resumed: false, full: false };
+        let result = self.run_locked(org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl).await;
+        let (outcome, error, aggregates) = match &result {
+            Ok((true, agg)) => (SyncOutcome::Succeeded, None, *agg),
+            Ok((false, _)) => (SyncOutcome::Interrupted, None, AggregateReport::default()),
+            Err(e) => (SyncOutcome::Failed, Some(e.to_string()), AggregateReport::default()),
+        };
+        let report = SyncReport {
+            run_id,
+            org: org_id,
+            entity,
+            mode: if state.full { "full" } else { "incremental" }.to_string(),
+            resumed: state.resumed,
+            outcome,
+            fetched: state.counts.fetched,
+            created: state.counts.created,
+            updated: state.counts.updated,
+            unchanged: state.counts.unchanged,
+            pages: state.pages,
+            api_calls: self.source.calls_made().saturating_sub(calls0),
+            started_at: started.to_rfc3339(),
+            started_at_ms: started.timestamp_millis(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            error,
+            aggregates_recomputed: aggregates.supporters_recomputed + aggregates.campaigns_recomputed,
+        };
+        // Bookkeeping failures must not hide the run's own error.
+        let bookkeeping = async {
+            self.save_run(&report).await?;
+            match outcome {
+                SyncOutcome::Succeeded => self.record_outcome(org_id, entity, None).await.map(|_| ()),
+                SyncOutcome::Failed => match &result {
+                    Err(e) if e.counts_as_failure() => {
+                        self.record_outcome(org_id, entity, report.error.as_deref()).await.map(|_| ())
+                    }
+                    _ => Ok(()),
+                },
+                SyncOutcome::Interrupted => Ok(()),
+            }
+        }
+        .await;
+        let released = self.release_lease(lease).await;
+        // A run that started returns its record, failed or not; the error is in it.
+        bookkeeping?;
+        released?;
+        if let Err(e) = &result {
+            tracing::warn!(org = org_id, entity = %entity, error = %e, "sync failed");
+        }
+        Ok(report)
+    }
+
+    /// Returns whether the walk completed (false: stopped at a checkpoint on request).
+    #[allow(clippy::too_many_arguments)]
+    async fn run_locked(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        mode: SyncMode,
+        creds: &crate::ports::AppCredentials,
+        run_id: &str,
+        lease: &mut Lease,
+        state: &mut RunState,
+        ctl: &RunControl,
+    ) -> Result<(bool, AggregateReport), EngineError> {
+        let (mut cursor, mut version) = self.load_cursor(org, entity).await?;
+        let pager = Pager {
+            source: self.source.clone(),
+            creds: creds.clone(),
+            org,
+            entity,
+            per_page: self.options.per_page,
+            now: self.clock.unix(),
+        };
+        let want_full = mode == SyncMode::Full || cursor.committed.is_none();
+        let start = match cursor.in_progress.clone() {
+            // Resume what a killed or failed run left, unless a full sync replaces it.
+            Some(cp) if !(want_full && matches!(cp, Checkpoint::Incremental { .. })) => {
+                state.resumed = true;
+                cp
+            }
+            _ if want_full => {
+                let high_water = pager.high_water().await?;
+                if has_aggregates(entity) {
+                    self.mark_all_dirty(org).await?;
+                }
+                Checkpoint::Full { run_id: run_id.to_string(), after_id: 0, high_water }
+            }
+            _ => Checkpoint::Incremental {
+                run_id: run_id.to_string(),
+                at: cursor.committed.clone().unwrap_or_default(),
+            },
+        };
+        state.full = matches!(start, Checkpoint::Full { .. });
+        cursor.in_progress = Some(start.clone());
+        version = self.save_cursor(org, entity, &cursor, version).await?;
+
+        let completed = match entity {
+            Entity::Supporters => self.pump::<Supporter>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?,
+            Entity::Campaigns => self.pump::<Campaign>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?,
+            Entity::Transactions => {
+                self.pump::<Transaction>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?
+            }
+            Entity::RecurringPlans => {
+                self.pump::<RecurringPlan>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?
+            }
+        };
+        if !completed {
+            return Ok((false, AggregateReport::default()));
+        }
+        let aggregates = if has_aggregates(entity) { self.refresh_aggregates(org).await? } else { AggregateReport::default() };
+        let now = self.clock.unix();
+        let finished = cursor.in_progress.take();
+        cursor.committed = Some(match finished {
+            Some(Checkpoint::Full { high_water, .. }) => {
+                cursor.last_full_at = Some(now);
+                // Records at the high-water second are read again next time, then skipped.
+                Position { ts: high_water, ids_at_ts: Vec::new() }
+            }
+            Some(Checkpoint::Incremental { at, .. }) => at,
+            None => cursor.committed.clone().unwrap_or_default(),
+        });
+        cursor.last_success_at = Some(now);
+        self.save_cursor(org, entity, &cursor, version).await?;
+        Ok((true, aggregates))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pump<T: Synced>(
+        &self,
+        pager: Pager,
+        start: Checkpoint,
+        lease: &mut Lease,
+        cursor: &mut Cursor,
+        version: &mut u64,
+        state: &mut RunState,
+        ctl: &RunControl,
+    ) -> Result<bool, EngineError> {
+        let all_dirty = matches!(start, Checkpoint::Full { .. }) && has_aggregates(T::ENTITY);
+        let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<T>, EngineError>>(self.options.prefetch_pages.max(1));
+        let producer = tokio::spawn(pager.run::<T>(start, tx));
+        let renew_every = (self.options.lease_ttl.as_secs() / 4).max(1) as i64;
+        let mut renewed_at = self.clock.unix();
+        let mut completed = true;
+        let org = lease.org;
+        while let Some(msg) = rx.recv().await {
+            let page = match msg {
+                Ok(p) => p,
+                Err(e) => {
+                    producer.abort();
+                    return Err(e);
+                }
+            };
+            let counts = write_page(self.store.as_ref(), org, &page.records, all_dirty).await?;
+            state.counts.add(counts);
+            state.pages += 1;
+            cursor.in_progress = Some(page.checkpoint);
+            *version = self.save_cursor(org, T::ENTITY, cursor, *version).await?;
+            if self.clock.unix() - renewed_at >= renew_every {
+                self.renew_lease(lease).await?;
+                renewed_at = self.clock.unix();
+            }
+            if let Some(p) = &ctl.progress {
+                p(super::sync::Progress { org, entity: T::ENTITY, fetched: state.counts.fetched });
+            }
+            if ctl.stop.is_stopped() {
+                completed = false;
+                break;
+            }
+        }
+        producer.abort();
+        Ok(completed)
+    }
+}
+
+/// Entities whose records feed computed aggregates.
+fn has_aggregates(entity: Entity) -> bool {
+    matches!(entity, Entity::Transactions | Entity::RecurringPlans)
+}

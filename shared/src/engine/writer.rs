@@ -1,0 +1,187 @@
+//! Stores one page idempotently: unchanged records are not rewritten; a changed transaction
+//! or plan also rewrites its slim index entries and marks the supporters and campaigns whose
+//! aggregates must be recomputed. Index entries are written before the dirty markers, and
+//! markers with (or before) the records, so a crash at any point leaves a state the next
+//! run repairs: the record is re-fetched as changed, or the marker is still there.
+
+use super::EngineError;
+use crate::domain::aggregates::{GiftRef, PlanRef};
+use crate::domain::entities::Record;
+use crate::domain::keys::{self, org_pk};
+use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
+use crate::ports::store::{Item, Store, WriteOp};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeSet, HashMap};
+
+/// What the engine needs to know about each synced entity beyond [`Record`].
+pub trait Synced: Record {
+    const ENTITY: Entity;
+
+    /// Slim index entries (sort key, JSON) this version of the record contributes.
+    fn index_entries(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Dirty markers (sort keys) for the aggregates this version of the record feeds.
+    fn dirty_markers(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Secondary key for cross-organization lookups.
+    fn gsi1(&self) -> Option<String> {
+        None
+    }
+}
+
+/// `EMAIL#<sha256 of the trimmed, lower-cased address>`: finds one person across
+/// organizations without storing the address in the key.
+pub fn email_key(email: &str) -> String {
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    format!("EMAIL#{}", hex::encode(&digest[..16]))
+}
+
+impl Synced for Supporter {
+    const ENTITY: Entity = Entity::Supporters;
+    fn gsi1(&self) -> Option<String> {
+        self.email_address.as_deref().filter(|e| !e.trim().is_empty()).map(email_key)
+    }
+}
+
+impl Synced for Campaign {
+    const ENTITY: Entity = Entity::Campaigns;
+}
+
+impl Synced for Transaction {
+    const ENTITY: Entity = Entity::Transactions;
+
+    fn index_entries(&self) -> Vec<(String, String)> {
+        let gift = GiftRef::of(self);
+        let json = serde_json::to_string(&gift).expect("gift refs serialize");
+        let mut out = Vec::with_capacity(2);
+        if let Some(s) = self.supporter_id {
+            out.push((keys::supporter_gift_sk(s, self.id), json.clone()));
+        }
+        if let Some(c) = self.campaign_id {
+            out.push((keys::campaign_gift_sk(c, self.supporter_id.unwrap_or(0), self.id), json));
+        }
+        out
+    }
+
+    fn dirty_markers(&self) -> Vec<String> {
+        let mut out = Vec::with_capacity(2);
+        if let Some(s) = self.supporter_id {
+            out.push(keys::dirty_supporter_sk(s));
+        }
+        if let Some(c) = self.campaign_id {
+            out.push(keys::dirty_campaign_sk(c));
+        }
+        out
+    }
+}
+
+impl Synced for RecurringPlan {
+    const ENTITY: Entity = Entity::RecurringPlans;
+
+    fn index_entries(&self) -> Vec<(String, String)> {
+        match self.supporter_id {
+            Some(s) => vec![(
+                keys::supporter_plan_sk(s, self.id),
+                serde_json::to_string(&PlanRef::of(self)).expect("plan refs serialize"),
+            )],
+            None => Vec::new(),
+        }
+    }
+
+    fn dirty_markers(&self) -> Vec<String> {
+        self.supporter_id.map(keys::dirty_supporter_sk).into_iter().collect()
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageCounts {
+    pub fetched: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+impl PageCounts {
+    pub fn add(&mut self, o: PageCounts) {
+        self.fetched += o.fetched;
+        self.created += o.created;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Writes one page. With `all_dirty` (a full sync has marked every aggregate dirty) only
+/// the aggregates a record moved away from get their own marker.
+pub async fn write_page<T: Synced>(
+    store: &dyn Store,
+    org: OrgId,
+    records: &[T],
+    all_dirty: bool,
+) -> Result<PageCounts, EngineError> {
+    let mut counts = PageCounts { fetched: records.len() as u64, ..Default::default() };
+    if records.is_empty() {
+        return Ok(counts);
+    }
+    let pk = org_pk(org);
+    let sks: Vec<String> = records.iter().map(|r| keys::record_sk(T::ENTITY, r.id())).collect();
+    let existing: HashMap<String, Item> =
+        store.batch_get(&pk, &sks).await?.into_iter().map(|i| (i.sk.clone(), i)).collect();
+
+    let mut index_ops = Vec::new();
+    let mut markers = BTreeSet::new();
+    let mut record_ops = Vec::new();
+    for (record, sk) in records.iter().zip(sks) {
+        let data = serde_json::to_string(record).expect("records serialize");
+        let old = existing.get(&sk);
+        match old {
+            Some(o) if o.data == data => {
+                counts.unchanged += 1;
+                continue;
+            }
+            Some(_) => counts.updated += 1,
+            None => counts.created += 1,
+        }
+        // A stored version that no longer parses contributes nothing to remove.
+        let old_record: Option<T> = old.and_then(|o| serde_json::from_str(&o.data).ok());
+        let new_entries = record.index_entries();
+        if let Some(o) = &old_record {
+            for (old_sk, _) in o.index_entries() {
+                if !new_entries.iter().any(|(s, _)| *s == old_sk) {
+                    index_ops.push(WriteOp::Delete { pk: pk.clone(), sk: old_sk });
+                }
+            }
+            let new_markers = record.dirty_markers();
+            for m in o.dirty_markers() {
+                if !all_dirty || !new_markers.contains(&m) {
+                    markers.insert(m);
+                }
+            }
+        }
+        if !all_dirty {
+            markers.extend(record.dirty_markers());
+        }
+        index_ops.extend(new_entries.into_iter().map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))));
+        let mut item = Item::new(pk.clone(), sk, data);
+        item.gsi1 = record.gsi1();
+        record_ops.push(WriteOp::Put(item));
+    }
+    if !index_ops.is_empty() {
+        store.batch_write(index_ops).await?;
+    }
+    if !record_ops.is_empty() {
+        let mut ops: Vec<WriteOp> = markers.into_iter().map(|m| WriteOp::Put(marker(&pk, m))).collect();
+        ops.extend(record_ops);
+        store.batch_write(ops).await?;
+    }
+    Ok(counts)
+}
+
+/// A dirty marker. Its version is a fresh random number: the aggregator deletes it only if
+/// it is still the marker it read, so a change marked meanwhile is never lost.
+pub fn marker(pk: &str, sk: String) -> Item {
+    Item::new(pk, sk, "{}").with_version(fastrand::u64(1..i64::MAX as u64))
+}

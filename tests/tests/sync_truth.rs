@@ -1,0 +1,264 @@
+//! The sync against the sandbox over real sockets: full and incremental sync equal the
+//! sandbox's truth record by record, aggregates equal an independent computation, and the
+//! API is used efficiently.
+
+use classy_sandbox::SandboxConfig;
+use classy_sync::domain::{Entity, Timestamp};
+use classy_sync::engine::{RunControl, SyncMode, SyncOutcome};
+use classy_sync_tests::Harness;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn config() -> SandboxConfig {
+    SandboxConfig {
+        seed: 7,
+        orgs: 2,
+        apps: 1,
+        supporters: 600,
+        campaigns: 8,
+        transactions: 1500,
+        plans: 120,
+        ..SandboxConfig::default()
+    }
+}
+
+async fn sync_all(h: &Harness, org: u64, mode: SyncMode) -> Vec<classy_sync::engine::SyncReport> {
+    let reports: Vec<_> = h.engine.sync_org(org, mode, &RunControl::default()).await.into_iter().map(|r| r.unwrap()).collect();
+    for r in &reports {
+        assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
+    }
+    reports
+}
+
+fn cents(v: &Value) -> i64 {
+    let x = match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => s.parse().unwrap(),
+        _ => 0.0,
+    };
+    (x * 100.0).round() as i64
+}
+
+/// Supporter aggregates computed here from the raw transactions and plans, not by the engine.
+fn expected_supporter_aggregates(txns: &[Value], plans: &[Value]) -> BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> {
+    let mut out: BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> = BTreeMap::new();
+    for t in txns.iter().filter(|t| t["status"] == "success") {
+        let Some(s) = t["supporter_id"].as_u64() else { continue };
+        let date = t["purchased_at"].as_str().or(t["created_at"].as_str()).unwrap().to_string();
+        let date = Timestamp::parse(&date).unwrap().to_classy();
+        let e = out.entry(s).or_insert((0, 0, 0, i64::MIN, date.clone(), date.clone(), false));
+        e.0 += cents(&t["total_gross_amount"]);
+        e.1 += cents(&t["donation_net_amount"]);
+        e.2 += 1;
+        e.3 = e.3.max(cents(&t["total_gross_amount"]));
+        if date < e.4 {
+            e.4 = date.clone();
+        }
+        if date > e.5 {
+            e.5 = date;
+        }
+    }
+    for p in plans.iter().filter(|p| p["status"] == "active") {
+        if let Some(s) = p["supporter_id"].as_u64() {
+            out.entry(s).or_insert((0, 0, 0, i64::MIN, String::new(), String::new(), false)).6 = true;
+        }
+    }
+    out
+}
+
+async fn assert_aggregates(h: &Harness, org: u64) {
+    let txns = h.truth(org, Entity::Transactions).await;
+    let plans = h.truth(org, Entity::RecurringPlans).await;
+    let expected = expected_supporter_aggregates(&txns, &plans);
+    let stored = h.stored(org, Entity::Supporters).await;
+    let mut checked = 0;
+    for row in &stored {
+        let id = row["id"].as_u64().unwrap();
+        let got_gross = cents(&row["lifetime_gross_amount"]);
+        match expected.get(&id) {
+            None => {
+                assert_eq!(got_gross, 0, "supporter {id} has no successful gift");
+                assert_eq!(row["gift_count"], 0);
+            }
+            Some((gross, net, count, largest, first, last, active)) => {
+                checked += 1;
+                assert_eq!(got_gross, *gross, "supporter {id} lifetime gross");
+                assert_eq!(cents(&row["lifetime_net_amount"]), *net, "supporter {id} lifetime net");
+                assert_eq!(row["gift_count"].as_u64().unwrap(), *count, "supporter {id} gift count");
+                assert_eq!(row["has_active_recurring_plan"].as_bool().unwrap(), *active, "supporter {id} plan");
+                if *count > 0 {
+                    assert_eq!(cents(&row["largest_gift_amount"]), *largest, "supporter {id} largest");
+                    assert_eq!(row["first_gift_at"].as_str().unwrap(), first, "supporter {id} first gift");
+                    assert_eq!(row["last_gift_at"].as_str().unwrap(), last, "supporter {id} last gift");
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} supporters with gifts: the data set is too thin to test");
+    // Campaign totals.
+    let mut raised: BTreeMap<u64, (i64, BTreeSet<u64>)> = BTreeMap::new();
+    for t in txns.iter().filter(|t| t["status"] == "success") {
+        if let Some(c) = t["campaign_id"].as_u64() {
+            let e = raised.entry(c).or_default();
+            e.0 += cents(&t["total_gross_amount"]);
+            e.1.insert(t["supporter_id"].as_u64().unwrap_or(0));
+        }
+    }
+    for row in h.stored(org, Entity::Campaigns).await {
+        let id = row["id"].as_u64().unwrap();
+        let (gross, donors) = raised.get(&id).map(|(g, d)| (*g, d.len() as u64)).unwrap_or((0, 0));
+        assert_eq!(cents(&row["total_raised_gross"]), gross, "campaign {id} raised");
+        assert_eq!(row["donor_count"].as_u64().unwrap(), donors, "campaign {id} donors");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_equals_the_sandbox_and_aggregates_are_right() {
+    let h = Harness::start(config()).await;
+    for &org in &h.orgs {
+        let reports = sync_all(&h, org, SyncMode::Auto).await;
+        assert!(reports.iter().all(|r| r.mode == "full"));
+        for e in Entity::ALL {
+            h.assert_matches_truth(org, e).await;
+        }
+        assert_aggregates(&h, org).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_sync_api_calls_stay_within_budget_and_idle_incremental_is_one_call() {
+    let h = Harness::start(SandboxConfig { orgs: 1, supporters: 2500, transactions: 3000, ..config() }).await;
+    let org = h.orgs[0];
+    h.reset_counters().await;
+    let reports = sync_all(&h, org, SyncMode::Full).await;
+    let records: u64 = reports.iter().map(|r| r.fetched).sum();
+    let calls = h.counters().await["total"].as_u64().unwrap();
+    // The minimum possible: one token, one high-water probe per entity, full pages only.
+    let mut minimum = 1;
+    for e in Entity::ALL {
+        let n = h.truth(org, e).await.len() as u64;
+        minimum += 1 + n.div_ceil(100).max(1);
+    }
+    assert_eq!(calls, minimum, "{calls} calls for {records} records");
+
+    // Nothing changed: exactly one call per entity (and no new token).
+    for r in sync_all(&h, org, SyncMode::Auto).await {
+        assert_eq!((r.created, r.updated), (0, 0), "{r:?}");
+    }
+    h.reset_counters().await;
+    for r in sync_all(&h, org, SyncMode::Auto).await {
+        assert_eq!(r.fetched, 0, "{r:?}");
+    }
+    let c = h.counters().await;
+    assert_eq!(c["total"].as_u64().unwrap(), 4, "one call per entity: {c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() {
+    let h = Harness::start(config()).await;
+    let org = h.orgs[0];
+    sync_all(&h, org, SyncMode::Auto).await;
+
+    // Updates stamped in the very second the cursor stands on, plus ordinary ones.
+    let supporters = h.truth(org, Entity::Supporters).await;
+    let newest = supporters.iter().map(|s| s["updated_at"].as_str().unwrap().to_string()).max().unwrap();
+    let same_second: Vec<u64> = supporters.iter().take(3).map(|s| s["id"].as_u64().unwrap()).collect();
+    for id in &same_second {
+        h.patch(org, Entity::Supporters, *id, json!({"first_name": "Boundary", "updated_at": newest})).await;
+    }
+    let touched = h.post(&format!("/orgs/{org}/supporters/touch"), json!({"count": 40})).await;
+    let created = h
+        .post(&format!("/orgs/{org}/supporters"), json!({"first_name": "New", "last_name": "Donor", "email_address": "new.donor@example.org", "opt_in": true}))
+        .await;
+    let txns = h.truth(org, Entity::Transactions).await;
+    let refunded: Vec<u64> = txns.iter().filter(|t| t["status"] == "success").take(7).map(|t| t["id"].as_u64().unwrap()).collect();
+    for id in &refunded {
+        h.patch(org, Entity::Transactions, *id, json!({"status": "refunded"})).await;
+    }
+
+    let reports = sync_all(&h, org, SyncMode::Auto).await;
+    let sup = reports.iter().find(|r| r.entity == Entity::Supporters).unwrap();
+    let expected_updates: BTreeSet<u64> =
+        same_second.iter().copied().chain(touched["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap())).collect();
+    assert_eq!(sup.mode, "incremental");
+    assert_eq!(sup.created, 1, "{sup:?}");
+    assert_eq!(sup.updated, expected_updates.len() as u64, "{sup:?}");
+    let tx = reports.iter().find(|r| r.entity == Entity::Transactions).unwrap();
+    assert_eq!((tx.created, tx.updated), (0, refunded.len() as u64), "{tx:?}");
+    for e in Entity::ALL {
+        h.assert_matches_truth(org, e).await;
+    }
+    assert!(h.stored(org, Entity::Supporters).await.iter().any(|r| r["id"] == created["id"]));
+    assert_aggregates(&h, org).await;
+
+    // A second round: nothing new is fetched twice.
+    for r in sync_all(&h, org, SyncMode::Auto).await {
+        assert_eq!((r.created, r.updated), (0, 0), "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_changing_while_pages_are_read_end_in_exact_truth() {
+    let h = Harness::start(SandboxConfig { orgs: 1, supporters: 3000, ..config() }).await;
+    let org = h.orgs[0];
+    // Slow every answer a little so changes land mid-walk.
+    h.put("/faults", json!({"seed": 3, "slow_rate": 1.0, "slow_ms": 15})).await;
+    let engine = h.engine.clone();
+    let walker = tokio::spawn(async move { engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await });
+    let ids: Vec<u64> = h.truth(org, Entity::Supporters).await.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    for (i, id) in ids.iter().step_by(97).enumerate() {
+        h.patch(org, Entity::Supporters, *id, json!({"last_name": format!("Changed{i}")})).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let first = walker.await.unwrap().unwrap();
+    assert_eq!(first.outcome, SyncOutcome::Succeeded);
+    // Changes made during the walk are caught by the next incremental run; more changes too.
+    for (i, id) in ids.iter().skip(5).step_by(131).enumerate() {
+        h.patch(org, Entity::Supporters, *id, json!({"city": format!("Town{i}")})).await;
+    }
+    h.put("/faults", json!({"seed": 3})).await;
+    let engine = h.engine.clone();
+    let walker = tokio::spawn(async move { engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await });
+    for id in ids.iter().skip(11).step_by(173) {
+        h.patch(org, Entity::Supporters, *id, json!({"state": "ZZ"})).await;
+    }
+    walker.await.unwrap().unwrap();
+    let last = h.engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    assert_eq!(last.outcome, SyncOutcome::Succeeded);
+    h.assert_matches_truth(org, Entity::Supporters).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_that_holds_more_than_a_page_is_read_whole() {
+    let h = Harness::start(SandboxConfig { orgs: 1, supporters: 800, ..config() }).await;
+    let org = h.orgs[0];
+    h.engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    // 250 records stamped in one (old, settled) second, beyond the cursor.
+    let stamp = "2026-11-01T10:00:00+0000";
+    let touched = h.post(&format!("/orgs/{org}/supporters/touch"), json!({"count": 250, "updated_at": stamp})).await;
+    assert_eq!(touched["ids"].as_array().unwrap().len(), 250);
+    let r = h.engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
+    assert_eq!(r.updated, 250, "{r:?}");
+    h.assert_matches_truth(org, Entity::Supporters).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_of_one_pair_never_overlap() {
+    let h = Harness::start(SandboxConfig { orgs: 1, ..config() }).await;
+    let org = h.orgs[0];
+    h.put("/faults", json!({"seed": 1, "slow_rate": 1.0, "slow_ms": 30})).await;
+    let other = Harness::engine_on(h.dir.path(), &h.client);
+    let a = {
+        let e = h.engine.clone();
+        tokio::spawn(async move { e.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let b = other.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await;
+    assert!(matches!(b, Err(classy_sync::engine::EngineError::LeaseHeld { .. })), "{b:?}");
+    assert_eq!(a.await.unwrap().unwrap().outcome, SyncOutcome::Succeeded);
+    h.put("/faults", json!({"seed": 1})).await;
+    // Released: the next run proceeds.
+    let c = other.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    assert_eq!(c.outcome, SyncOutcome::Succeeded);
+}
