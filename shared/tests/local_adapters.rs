@@ -469,3 +469,25 @@ async fn secrets_file_sees_other_writers_and_hides_values() {
     }
     assert_eq!(reader.names().await.unwrap().len(), 17);
 }
+
+/// The variant SQS will run: real time, sleeps instead of clock jumps (~15 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: sleeps in real time; run with --ignored"]
+async fn local_queue_passes_conformance_in_real_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = LocalQueue::open(
+        dir.path().join("queue.db"),
+        QueueOptions { max_receives: 3 },
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    queue_conformance(
+        &queue,
+        &classy_sync::adapters::conformance::RealTime,
+        QueueProfile {
+            max_receives: 3,
+            exact: true,
+        },
+    )
+    .await;
+}
