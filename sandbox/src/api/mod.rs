@@ -1,0 +1,146 @@
+//! The Classy API 2.0 surface: `/oauth2/auth` and the `/2.0/...` read endpoints.
+
+pub mod auth;
+pub mod envelope;
+pub mod filter;
+pub mod list;
+
+use crate::config::Quirks;
+use crate::counters::Counters;
+use crate::data::record::SerOpts;
+use crate::data::store::Store;
+use crate::faults::{Faults, Outcome, RateLimiter};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+use std::sync::{Arc, RwLock};
+
+/// Everything the handlers share.
+pub struct AppState {
+    pub store: Store,
+    pub tokens: auth::Tokens,
+    pub faults: Faults,
+    pub limiter: RateLimiter,
+    pub counters: Counters,
+    pub quirks: RwLock<Quirks>,
+}
+
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    pub fn quirks(&self) -> Quirks {
+        *self.quirks.read().expect("quirks lock")
+    }
+
+    pub fn ser_opts(&self) -> SerOpts {
+        let q = self.quirks();
+        SerOpts {
+            string_amounts: q.string_amounts,
+            missing_emails: q.missing_emails,
+        }
+    }
+}
+
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn json_response(status: StatusCode, v: &serde_json::Value) -> Response {
+    json_bytes(status, serde_json::to_vec(v).expect("json"))
+}
+
+pub fn bad_request(msg: impl Into<String>) -> Response {
+    json_response(StatusCode::BAD_REQUEST, &json!({"errors": [msg.into()]}))
+}
+
+pub fn forbidden() -> Response {
+    json_response(
+        StatusCode::FORBIDDEN,
+        &json!({"error": "This action is unauthorized."}),
+    )
+}
+
+pub fn not_found() -> Response {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "The resource cannot be found"}),
+    )
+}
+
+pub fn too_many(retry_after: u64) -> Response {
+    let mut r = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        &json!({"message": "Too Many Attempts.", "retry_after": retry_after}),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    r
+}
+
+/// Auth, rate limit and fault injection in front of every `/2.0/` route.
+async fn guard(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
+    let caller = match auth::authenticate(&state, req.headers()) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    if let Err(wait) = state.limiter.check(&caller.client_id) {
+        return too_many(wait);
+    }
+    let outcome = state.faults.next();
+    req.extensions_mut().insert(caller.clone());
+    match outcome {
+        Outcome::Normal => next.run(req).await,
+        Outcome::Status {
+            code: 429,
+            retry_after,
+        } => too_many(retry_after),
+        Outcome::Status { code, retry_after } => crate::faults::error_response(code, retry_after),
+        Outcome::Slow(ms) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            next.run(req).await
+        }
+        Outcome::Revoke => {
+            state.tokens.revoke(&caller.token);
+            auth::invalid_token("The access token has been revoked")
+        }
+        Outcome::Drop => crate::faults::cut_connection(next.run(req).await).await,
+        Outcome::Malformed => crate::faults::malform(next.run(req).await).await,
+    }
+}
+
+/// Counts every API request (not admin ones) by endpoint and final status.
+async fn count(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let endpoint = crate::counters::endpoint_of(req.uri().path());
+    let resp = next.run(req).await;
+    state.counters.record(endpoint, resp.status().as_u16());
+    resp
+}
+
+pub fn router(state: Shared) -> Router {
+    let v2 = Router::new()
+        .route("/organizations/{org}", get(list::organization))
+        .route("/organizations/{org}/{entity}", get(list::org_list))
+        .route(
+            "/apps/{client_id}/organizations",
+            get(list::app_organizations),
+        )
+        .route("/{entity}", get(list::global_list))
+        .fallback(|| async { not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .route("/oauth2/auth", post(auth::token))
+        .nest("/2.0", v2)
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}

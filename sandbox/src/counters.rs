@@ -1,0 +1,96 @@
+//! Request counters for API calls (admin calls are not counted).
+
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+const ENDPOINTS: [&str; 6] = [
+    "oauth2/auth",
+    "supporters",
+    "campaigns",
+    "transactions",
+    "recurring-donation-plans",
+    "apps/organizations",
+];
+
+#[derive(Default)]
+struct Data {
+    total: u64,
+    by_endpoint: BTreeMap<&'static str, u64>,
+    by_status: BTreeMap<u16, u64>,
+}
+
+#[derive(Default)]
+pub struct Counters(Mutex<Data>);
+
+/// Classifies a request path into a counter key.
+pub fn endpoint_of(path: &str) -> &'static str {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["oauth2", "auth"] => "oauth2/auth",
+        ["2.0", "organizations", _, entity] => ENDPOINTS
+            .iter()
+            .copied()
+            .find(|e| e == entity && *e != "oauth2/auth")
+            .unwrap_or("other"),
+        ["2.0", "organizations", _] => "organizations",
+        ["2.0", "apps", _, "organizations"] => "apps/organizations",
+        _ => "other",
+    }
+}
+
+impl Counters {
+    pub fn record(&self, endpoint: &'static str, status: u16) {
+        let mut d = self.0.lock().expect("counters lock");
+        d.total += 1;
+        *d.by_endpoint.entry(endpoint).or_default() += 1;
+        *d.by_status.entry(status).or_default() += 1;
+    }
+
+    pub fn reset(&self) {
+        *self.0.lock().expect("counters lock") = Data::default();
+    }
+
+    pub fn snapshot(&self) -> Value {
+        let d = self.0.lock().expect("counters lock");
+        let mut by_endpoint: BTreeMap<&str, u64> = ENDPOINTS.iter().map(|e| (*e, 0)).collect();
+        for (k, v) in &d.by_endpoint {
+            by_endpoint.insert(k, *v);
+        }
+        let by_status: BTreeMap<String, u64> = d
+            .by_status
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect();
+        json!({"total": d.total, "by_endpoint": by_endpoint, "by_status": by_status})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_and_count() {
+        assert_eq!(endpoint_of("/oauth2/auth"), "oauth2/auth");
+        assert_eq!(
+            endpoint_of("/2.0/organizations/10001/recurring-donation-plans"),
+            "recurring-donation-plans"
+        );
+        assert_eq!(
+            endpoint_of("/2.0/apps/x/organizations"),
+            "apps/organizations"
+        );
+        assert_eq!(endpoint_of("/2.0/transactions"), "other");
+        let c = Counters::default();
+        c.record("supporters", 200);
+        c.record("supporters", 429);
+        let s = c.snapshot();
+        assert_eq!(s["total"], 2);
+        assert_eq!(s["by_endpoint"]["supporters"], 2);
+        assert_eq!(s["by_endpoint"]["campaigns"], 0);
+        assert_eq!(s["by_status"]["429"], 1);
+        c.reset();
+        assert_eq!(c.snapshot()["total"], 0);
+    }
+}
