@@ -7,7 +7,12 @@ use std::path::PathBuf;
 #[command(name = "classy-sync", version, about = "Keeps nonprofits' Classy data in sync", long_about = None)]
 pub struct Cli {
     /// Where the local store, queue and secrets live.
-    #[arg(long, global = true, env = "CLASSY_SYNC_DATA_DIR", default_value = "./.classy-sync")]
+    #[arg(
+        long,
+        global = true,
+        env = "CLASSY_SYNC_DATA_DIR",
+        default_value = "./.classy-sync"
+    )]
     pub data_dir: PathBuf,
 
     /// More log output on stderr (-v info, -vv debug).
@@ -165,5 +170,6 @@ pub struct SandboxArgs {
 }
 
 fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
-    s.parse().map_err(|e: classy_sync::domain::entity::UnknownEntity| e.to_string())
+    s.parse()
+        .map_err(|e: classy_sync::domain::entity::UnknownEntity| e.to_string())
 }

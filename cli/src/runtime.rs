@@ -19,7 +19,9 @@ pub fn init_logging(verbose: u8, json: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLASSY_SYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -35,7 +37,8 @@ pub struct Local {
 
 fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -55,10 +58,23 @@ pub fn open(data_dir: &Path) -> Result<Local> {
     let config = ClassyConfig::from_env()?;
     let client = ClassyClient::new(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::new(Arc::new(store), Arc::new(client.clone()), Arc::new(secrets), clock);
-    Ok(Local { engine, client, data_dir: data_dir.to_path_buf() })
+    let engine = Engine::new(
+        Arc::new(store),
+        Arc::new(client.clone()),
+        Arc::new(secrets),
+        clock,
+    );
+    Ok(Local {
+        engine,
+        client,
+        data_dir: data_dir.to_path_buf(),
+    })
 }
 
 pub fn open_queue(local: &Local) -> Result<LocalQueue> {
-    Ok(LocalQueue::open(&local.data_dir.join("queue.db"), QueueOptions::default(), local.engine.clock.clone())?)
+    Ok(LocalQueue::open(
+        &local.data_dir.join("queue.db"),
+        QueueOptions::default(),
+        local.engine.clock.clone(),
+    )?)
 }

@@ -50,20 +50,37 @@ impl Harness {
         for app in sandbox.apps() {
             for org in &app.organizations {
                 engine
-                    .add_org(*org, &format!("Org {org}"), &app.client_id, SecretString::from(app.client_secret.clone()))
+                    .add_org(
+                        *org as u64,
+                        &format!("Org {org}"),
+                        &app.client_id,
+                        SecretString::from(app.client_secret.clone()),
+                    )
                     .await
                     .expect("onboard");
-                orgs.push(*org);
+                orgs.push(*org as u64);
             }
         }
-        Harness { sandbox, engine, client, dir, http: reqwest::Client::new(), orgs }
+        Harness {
+            sandbox,
+            engine,
+            client,
+            dir,
+            http: reqwest::Client::new(),
+            orgs,
+        }
     }
 
     /// Another engine over the same data directory (as a second process would have).
     pub fn engine_on(dir: &std::path::Path, client: &ClassyClient) -> Engine {
         let store = SqliteStore::open(&dir.join("store.db")).expect("store");
         let secrets = SecretsFile::open(&dir.join("secrets.json")).expect("secrets");
-        Engine::new(Arc::new(store), Arc::new(client.clone()), Arc::new(secrets), Arc::new(SystemClock))
+        Engine::new(
+            Arc::new(store),
+            Arc::new(client.clone()),
+            Arc::new(secrets),
+            Arc::new(SystemClock),
+        )
     }
 
     pub fn admin(&self, path: &str) -> String {
@@ -73,7 +90,16 @@ impl Harness {
     /// Every record the sandbox holds, straight from its admin API.
     pub async fn truth(&self, org: OrgId, entity: Entity) -> Vec<Value> {
         let url = self.admin(&format!("/orgs/{org}/{}", entity.api_path()));
-        self.http.get(url).send().await.unwrap().error_for_status().unwrap().json().await.unwrap()
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn stored(&self, org: OrgId, entity: Entity) -> Vec<Row> {
@@ -89,7 +115,13 @@ impl Harness {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self.http.post(self.admin(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .post(self.admin(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         let text = r.text().await.unwrap();
         assert!(status.is_success(), "POST {path}: {status} {text}");
@@ -104,12 +136,25 @@ impl Harness {
     }
 
     pub async fn put(&self, path: &str, body: Value) {
-        let r = self.http.put(self.admin(path)).json(&body).send().await.unwrap();
+        let r = self
+            .http
+            .put(self.admin(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "PUT {path}: {}", r.status());
     }
 
     pub async fn counters(&self) -> Value {
-        self.http.get(self.admin("/counters")).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(self.admin("/counters"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn reset_counters(&self) {
@@ -127,7 +172,10 @@ impl Harness {
 /// Compares, independently of the client's parser, every field the store keeps against
 /// the sandbox's JSON: timestamps as instants, numbers as numbers, `""` as missing.
 pub fn assert_same_records(entity: Entity, truth: &[Value], stored: &[Row]) {
-    let by_id: BTreeMap<u64, &Value> = truth.iter().map(|t| (t["id"].as_u64().expect("numeric id"), t)).collect();
+    let by_id: BTreeMap<u64, &Value> = truth
+        .iter()
+        .map(|t| (t["id"].as_u64().expect("numeric id"), t))
+        .collect();
     assert_eq!(
         stored.len(),
         by_id.len(),
@@ -138,13 +186,18 @@ pub fn assert_same_records(entity: Entity, truth: &[Value], stored: &[Row]) {
     let computed = classy_sync::engine::export::computed_fields(entity);
     for row in stored {
         let id = row["id"].as_u64().expect("stored id");
-        let t = by_id.get(&id).unwrap_or_else(|| panic!("{entity} {id} stored but not in the sandbox"));
+        let t = by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("{entity} {id} stored but not in the sandbox"));
         for (k, v) in row {
             if computed.contains(&k.as_str()) {
                 continue;
             }
             let expected = t.get(k).unwrap_or(&Value::Null);
-            assert!(same_value(expected, v), "{entity} {id} field {k}: sandbox {expected}, stored {v}");
+            assert!(
+                same_value(expected, v),
+                "{entity} {id} field {k}: sandbox {expected}, stored {v}"
+            );
         }
     }
 }

@@ -23,7 +23,13 @@ fn config() -> SandboxConfig {
 }
 
 async fn sync_all(h: &Harness, org: u64, mode: SyncMode) -> Vec<classy_sync::engine::SyncReport> {
-    let reports: Vec<_> = h.engine.sync_org(org, mode, &RunControl::default()).await.into_iter().map(|r| r.unwrap()).collect();
+    let reports: Vec<_> = h
+        .engine
+        .sync_org(org, mode, &RunControl::default())
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
     for r in &reports {
         assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     }
@@ -40,13 +46,24 @@ fn cents(v: &Value) -> i64 {
 }
 
 /// Supporter aggregates computed here from the raw transactions and plans, not by the engine.
-fn expected_supporter_aggregates(txns: &[Value], plans: &[Value]) -> BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> {
+fn expected_supporter_aggregates(
+    txns: &[Value],
+    plans: &[Value],
+) -> BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> {
     let mut out: BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> = BTreeMap::new();
     for t in txns.iter().filter(|t| t["status"] == "success") {
-        let Some(s) = t["supporter_id"].as_u64() else { continue };
-        let date = t["purchased_at"].as_str().or(t["created_at"].as_str()).unwrap().to_string();
+        let Some(s) = t["supporter_id"].as_u64() else {
+            continue;
+        };
+        let date = t["purchased_at"]
+            .as_str()
+            .or(t["created_at"].as_str())
+            .unwrap()
+            .to_string();
         let date = Timestamp::parse(&date).unwrap().to_classy();
-        let e = out.entry(s).or_insert((0, 0, 0, i64::MIN, date.clone(), date.clone(), false));
+        let e = out
+            .entry(s)
+            .or_insert((0, 0, 0, i64::MIN, date.clone(), date.clone(), false));
         e.0 += cents(&t["total_gross_amount"]);
         e.1 += cents(&t["donation_net_amount"]);
         e.2 += 1;
@@ -60,7 +77,9 @@ fn expected_supporter_aggregates(txns: &[Value], plans: &[Value]) -> BTreeMap<u6
     }
     for p in plans.iter().filter(|p| p["status"] == "active") {
         if let Some(s) = p["supporter_id"].as_u64() {
-            out.entry(s).or_insert((0, 0, 0, i64::MIN, String::new(), String::new(), false)).6 = true;
+            out.entry(s)
+                .or_insert((0, 0, 0, i64::MIN, String::new(), String::new(), false))
+                .6 = true;
         }
     }
     out
@@ -83,18 +102,45 @@ async fn assert_aggregates(h: &Harness, org: u64) {
             Some((gross, net, count, largest, first, last, active)) => {
                 checked += 1;
                 assert_eq!(got_gross, *gross, "supporter {id} lifetime gross");
-                assert_eq!(cents(&row["lifetime_net_amount"]), *net, "supporter {id} lifetime net");
-                assert_eq!(row["gift_count"].as_u64().unwrap(), *count, "supporter {id} gift count");
-                assert_eq!(row["has_active_recurring_plan"].as_bool().unwrap(), *active, "supporter {id} plan");
+                assert_eq!(
+                    cents(&row["lifetime_net_amount"]),
+                    *net,
+                    "supporter {id} lifetime net"
+                );
+                assert_eq!(
+                    row["gift_count"].as_u64().unwrap(),
+                    *count,
+                    "supporter {id} gift count"
+                );
+                assert_eq!(
+                    row["has_active_recurring_plan"].as_bool().unwrap(),
+                    *active,
+                    "supporter {id} plan"
+                );
                 if *count > 0 {
-                    assert_eq!(cents(&row["largest_gift_amount"]), *largest, "supporter {id} largest");
-                    assert_eq!(row["first_gift_at"].as_str().unwrap(), first, "supporter {id} first gift");
-                    assert_eq!(row["last_gift_at"].as_str().unwrap(), last, "supporter {id} last gift");
+                    assert_eq!(
+                        cents(&row["largest_gift_amount"]),
+                        *largest,
+                        "supporter {id} largest"
+                    );
+                    assert_eq!(
+                        row["first_gift_at"].as_str().unwrap(),
+                        first,
+                        "supporter {id} first gift"
+                    );
+                    assert_eq!(
+                        row["last_gift_at"].as_str().unwrap(),
+                        last,
+                        "supporter {id} last gift"
+                    );
                 }
             }
         }
     }
-    assert!(checked > 100, "only {checked} supporters with gifts: the data set is too thin to test");
+    assert!(
+        checked > 100,
+        "only {checked} supporters with gifts: the data set is too thin to test"
+    );
     // Campaign totals.
     let mut raised: BTreeMap<u64, (i64, BTreeSet<u64>)> = BTreeMap::new();
     for t in txns.iter().filter(|t| t["status"] == "success") {
@@ -106,9 +152,20 @@ async fn assert_aggregates(h: &Harness, org: u64) {
     }
     for row in h.stored(org, Entity::Campaigns).await {
         let id = row["id"].as_u64().unwrap();
-        let (gross, donors) = raised.get(&id).map(|(g, d)| (*g, d.len() as u64)).unwrap_or((0, 0));
-        assert_eq!(cents(&row["total_raised_gross"]), gross, "campaign {id} raised");
-        assert_eq!(row["donor_count"].as_u64().unwrap(), donors, "campaign {id} donors");
+        let (gross, donors) = raised
+            .get(&id)
+            .map(|(g, d)| (*g, d.len() as u64))
+            .unwrap_or((0, 0));
+        assert_eq!(
+            cents(&row["total_raised_gross"]),
+            gross,
+            "campaign {id} raised"
+        );
+        assert_eq!(
+            row["donor_count"].as_u64().unwrap(),
+            donors,
+            "campaign {id} donors"
+        );
     }
 }
 
@@ -127,7 +184,13 @@ async fn full_sync_equals_the_sandbox_and_aggregates_are_right() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_sync_api_calls_stay_within_budget_and_idle_incremental_is_one_call() {
-    let h = Harness::start(SandboxConfig { orgs: 1, supporters: 2500, transactions: 3000, ..config() }).await;
+    let h = Harness::start(SandboxConfig {
+        orgs: 1,
+        supporters: 2500,
+        transactions: 3000,
+        ..config()
+    })
+    .await;
     let org = h.orgs[0];
     h.reset_counters().await;
     let reports = sync_all(&h, org, SyncMode::Full).await;
@@ -161,34 +224,87 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
 
     // Updates stamped in the very second the cursor stands on, plus ordinary ones.
     let supporters = h.truth(org, Entity::Supporters).await;
-    let newest = supporters.iter().map(|s| s["updated_at"].as_str().unwrap().to_string()).max().unwrap();
-    let same_second: Vec<u64> = supporters.iter().take(3).map(|s| s["id"].as_u64().unwrap()).collect();
+    let newest = supporters
+        .iter()
+        .map(|s| s["updated_at"].as_str().unwrap().to_string())
+        .max()
+        .unwrap();
+    let same_second: Vec<u64> = supporters
+        .iter()
+        .take(3)
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
     for id in &same_second {
-        h.patch(org, Entity::Supporters, *id, json!({"first_name": "Boundary", "updated_at": newest})).await;
+        h.patch(
+            org,
+            Entity::Supporters,
+            *id,
+            json!({"first_name": "Boundary", "updated_at": newest}),
+        )
+        .await;
     }
-    let touched = h.post(&format!("/orgs/{org}/supporters/touch"), json!({"count": 40})).await;
+    let touched = h
+        .post(
+            &format!("/orgs/{org}/supporters/touch"),
+            json!({"count": 40}),
+        )
+        .await;
     let created = h
         .post(&format!("/orgs/{org}/supporters"), json!({"first_name": "New", "last_name": "Donor", "email_address": "new.donor@example.org", "opt_in": true}))
         .await;
     let txns = h.truth(org, Entity::Transactions).await;
-    let refunded: Vec<u64> = txns.iter().filter(|t| t["status"] == "success").take(7).map(|t| t["id"].as_u64().unwrap()).collect();
+    let refunded: Vec<u64> = txns
+        .iter()
+        .filter(|t| t["status"] == "success")
+        .take(7)
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
     for id in &refunded {
-        h.patch(org, Entity::Transactions, *id, json!({"status": "refunded"})).await;
+        h.patch(
+            org,
+            Entity::Transactions,
+            *id,
+            json!({"status": "refunded"}),
+        )
+        .await;
     }
 
     let reports = sync_all(&h, org, SyncMode::Auto).await;
-    let sup = reports.iter().find(|r| r.entity == Entity::Supporters).unwrap();
-    let expected_updates: BTreeSet<u64> =
-        same_second.iter().copied().chain(touched["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap())).collect();
+    let sup = reports
+        .iter()
+        .find(|r| r.entity == Entity::Supporters)
+        .unwrap();
+    let expected_updates: BTreeSet<u64> = same_second
+        .iter()
+        .copied()
+        .chain(
+            touched["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_u64().unwrap()),
+        )
+        .collect();
     assert_eq!(sup.mode, "incremental");
     assert_eq!(sup.created, 1, "{sup:?}");
     assert_eq!(sup.updated, expected_updates.len() as u64, "{sup:?}");
-    let tx = reports.iter().find(|r| r.entity == Entity::Transactions).unwrap();
-    assert_eq!((tx.created, tx.updated), (0, refunded.len() as u64), "{tx:?}");
+    let tx = reports
+        .iter()
+        .find(|r| r.entity == Entity::Transactions)
+        .unwrap();
+    assert_eq!(
+        (tx.created, tx.updated),
+        (0, refunded.len() as u64),
+        "{tx:?}"
+    );
     for e in Entity::ALL {
         h.assert_matches_truth(org, e).await;
     }
-    assert!(h.stored(org, Entity::Supporters).await.iter().any(|r| r["id"] == created["id"]));
+    assert!(h
+        .stored(org, Entity::Supporters)
+        .await
+        .iter()
+        .any(|r| r["id"] == created["id"]));
     assert_aggregates(&h, org).await;
 
     // A second round: nothing new is fetched twice.
@@ -199,45 +315,126 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_changing_while_pages_are_read_end_in_exact_truth() {
-    let h = Harness::start(SandboxConfig { orgs: 1, supporters: 3000, ..config() }).await;
+    let h = Harness::start(SandboxConfig {
+        orgs: 1,
+        supporters: 3000,
+        ..config()
+    })
+    .await;
     let org = h.orgs[0];
     // Slow every answer a little so changes land mid-walk.
-    h.put("/faults", json!({"seed": 3, "slow_rate": 1.0, "slow_ms": 15})).await;
+    h.put(
+        "/faults",
+        json!({"seed": 3, "slow_rate": 1.0, "slow_ms": 15}),
+    )
+    .await;
     let engine = h.engine.clone();
-    let walker = tokio::spawn(async move { engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await });
-    let ids: Vec<u64> = h.truth(org, Entity::Supporters).await.iter().map(|s| s["id"].as_u64().unwrap()).collect();
+    let walker = tokio::spawn(async move {
+        engine
+            .sync_entity(
+                org,
+                Entity::Supporters,
+                SyncMode::Auto,
+                &RunControl::default(),
+            )
+            .await
+    });
+    let ids: Vec<u64> = h
+        .truth(org, Entity::Supporters)
+        .await
+        .iter()
+        .map(|s| s["id"].as_u64().unwrap())
+        .collect();
     for (i, id) in ids.iter().step_by(97).enumerate() {
-        h.patch(org, Entity::Supporters, *id, json!({"last_name": format!("Changed{i}")})).await;
+        h.patch(
+            org,
+            Entity::Supporters,
+            *id,
+            json!({"last_name": format!("Changed{i}")}),
+        )
+        .await;
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let first = walker.await.unwrap().unwrap();
     assert_eq!(first.outcome, SyncOutcome::Succeeded);
     // Changes made during the walk are caught by the next incremental run; more changes too.
     for (i, id) in ids.iter().skip(5).step_by(131).enumerate() {
-        h.patch(org, Entity::Supporters, *id, json!({"city": format!("Town{i}")})).await;
+        h.patch(
+            org,
+            Entity::Supporters,
+            *id,
+            json!({"city": format!("Town{i}")}),
+        )
+        .await;
     }
     h.put("/faults", json!({"seed": 3})).await;
     let engine = h.engine.clone();
-    let walker = tokio::spawn(async move { engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await });
+    let walker = tokio::spawn(async move {
+        engine
+            .sync_entity(
+                org,
+                Entity::Supporters,
+                SyncMode::Auto,
+                &RunControl::default(),
+            )
+            .await
+    });
     for id in ids.iter().skip(11).step_by(173) {
-        h.patch(org, Entity::Supporters, *id, json!({"state": "ZZ"})).await;
+        h.patch(org, Entity::Supporters, *id, json!({"state": "ZZ"}))
+            .await;
     }
     walker.await.unwrap().unwrap();
-    let last = h.engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    let last = h
+        .engine
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(last.outcome, SyncOutcome::Succeeded);
     h.assert_matches_truth(org, Entity::Supporters).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_that_holds_more_than_a_page_is_read_whole() {
-    let h = Harness::start(SandboxConfig { orgs: 1, supporters: 800, ..config() }).await;
+    let h = Harness::start(SandboxConfig {
+        orgs: 1,
+        supporters: 800,
+        ..config()
+    })
+    .await;
     let org = h.orgs[0];
-    h.engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    h.engine
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
     // 250 records stamped in one (old, settled) second, beyond the cursor.
     let stamp = "2026-11-01T10:00:00+0000";
-    let touched = h.post(&format!("/orgs/{org}/supporters/touch"), json!({"count": 250, "updated_at": stamp})).await;
+    let touched = h
+        .post(
+            &format!("/orgs/{org}/supporters/touch"),
+            json!({"count": 250, "updated_at": stamp}),
+        )
+        .await;
     assert_eq!(touched["ids"].as_array().unwrap().len(), 250);
-    let r = h.engine.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    let r = h
+        .engine
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     assert_eq!(r.updated, 250, "{r:?}");
     h.assert_matches_truth(org, Entity::Supporters).await;
@@ -245,20 +442,54 @@ async fn a_second_that_holds_more_than_a_page_is_read_whole() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_syncs_of_one_pair_never_overlap() {
-    let h = Harness::start(SandboxConfig { orgs: 1, ..config() }).await;
+    let h = Harness::start(SandboxConfig {
+        orgs: 1,
+        ..config()
+    })
+    .await;
     let org = h.orgs[0];
-    h.put("/faults", json!({"seed": 1, "slow_rate": 1.0, "slow_ms": 30})).await;
+    h.put(
+        "/faults",
+        json!({"seed": 1, "slow_rate": 1.0, "slow_ms": 30}),
+    )
+    .await;
     let other = Harness::engine_on(h.dir.path(), &h.client);
     let a = {
         let e = h.engine.clone();
-        tokio::spawn(async move { e.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await })
+        tokio::spawn(async move {
+            e.sync_entity(
+                org,
+                Entity::Supporters,
+                SyncMode::Auto,
+                &RunControl::default(),
+            )
+            .await
+        })
     };
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let b = other.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await;
-    assert!(matches!(b, Err(classy_sync::engine::EngineError::LeaseHeld { .. })), "{b:?}");
+    let b = other
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await;
+    assert!(
+        matches!(b, Err(classy_sync::engine::EngineError::LeaseHeld { .. })),
+        "{b:?}"
+    );
     assert_eq!(a.await.unwrap().unwrap().outcome, SyncOutcome::Succeeded);
     h.put("/faults", json!({"seed": 1})).await;
     // Released: the next run proceeds.
-    let c = other.sync_entity(org, Entity::Supporters, SyncMode::Auto, &RunControl::default()).await.unwrap();
+    let c = other
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(c.outcome, SyncOutcome::Succeeded);
 }

@@ -43,7 +43,11 @@ impl Out {
                     *header = Some(h);
                 }
                 let cols = header.as_ref().expect("set above");
-                w.write_record(cols.iter().map(|c| row.get(c).map(csv_cell).unwrap_or_default())).map_err(io_err)
+                w.write_record(
+                    cols.iter()
+                        .map(|c| row.get(c).map(csv_cell).unwrap_or_default()),
+                )
+                .map_err(io_err)
             }
         }
     }
@@ -69,13 +73,26 @@ pub async fn run(data_dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     };
     let mut out = match args.format {
         ExportFormat::Jsonl => Out::Json(BufWriter::with_capacity(1 << 16, sink)),
-        ExportFormat::Csv => Out::Csv(csv::WriterBuilder::new().buffer_capacity(1 << 16).from_writer(sink), None),
+        ExportFormat::Csv => Out::Csv(
+            csv::WriterBuilder::new()
+                .buffer_capacity(1 << 16)
+                .from_writer(sink),
+            None,
+        ),
     };
-    let count = local.engine.export(args.org_id, args.entity, |row: Row| out.write(&row)).await?;
+    let count = local
+        .engine
+        .export(args.org_id, args.entity, |row: Row| out.write(&row))
+        .await?;
     out.finish()?;
     if let (Some(t), Some(path)) = (tmp.take(), &args.output) {
-        t.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("exported {count} {} records to {}", args.entity, path.display());
+        t.persist(path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "exported {count} {} records to {}",
+            args.entity,
+            path.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -91,9 +108,18 @@ mod tempfile_path {
 
     impl Temp {
         pub fn beside(target: &Path) -> Result<Self> {
-            let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let name = target.file_name().context("--output must name a file")?.to_string_lossy().to_string();
-            Ok(Temp(dir.join(format!(".{name}.{}.partial", std::process::id()))))
+            let dir = target
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let name = target
+                .file_name()
+                .context("--output must name a file")?
+                .to_string_lossy()
+                .to_string();
+            Ok(Temp(
+                dir.join(format!(".{name}.{}.partial", std::process::id())),
+            ))
         }
 
         pub fn create(&self) -> Result<File> {

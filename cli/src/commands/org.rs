@@ -20,9 +20,12 @@ fn client_secret() -> Result<SecretString> {
         return Ok(SecretString::from(s.trim().to_string()));
     }
     if !std::io::stdin().is_terminal() {
-        bail!("no client secret: set CLASSY_CLIENT_SECRET (it is never taken from the command line)");
+        bail!(
+            "no client secret: set CLASSY_CLIENT_SECRET (it is never taken from the command line)"
+        );
     }
-    let s = rpassword::prompt_password("Classy client secret: ").context("cannot read the client secret")?;
+    let s = rpassword::prompt_password("Classy client secret: ")
+        .context("cannot read the client secret")?;
     if s.trim().is_empty() {
         bail!("the client secret must not be empty");
     }
@@ -30,13 +33,21 @@ fn client_secret() -> Result<SecretString> {
 }
 
 fn org_row(o: &Organization) -> Vec<String> {
-    let overrides: Vec<String> = o.schedule.iter().map(|(e, s)| format!("{e}={s}s")).collect();
+    let overrides: Vec<String> = o
+        .schedule
+        .iter()
+        .map(|(e, s)| format!("{e}={s}s"))
+        .collect();
     vec![
         o.id.to_string(),
         o.name.clone(),
         o.client_id.clone(),
         o.status.to_string(),
-        if overrides.is_empty() { "default".into() } else { overrides.join(" ") },
+        if overrides.is_empty() {
+            "default".into()
+        } else {
+            overrides.join(" ")
+        },
     ]
 }
 
@@ -44,18 +55,27 @@ pub async fn run(data_dir: &Path, cmd: OrgCommand) -> Result<ExitCode> {
     let local = runtime::open(data_dir)?;
     let engine = &local.engine;
     match cmd {
-        OrgCommand::Add { org_id, name, client_id, no_verify } => {
+        OrgCommand::Add {
+            org_id,
+            name,
+            client_id,
+            no_verify,
+        } => {
             let secret = client_secret()?;
             if !no_verify {
-                let creds = AppCredentials { client_id: client_id.clone(), client_secret: secret.clone() };
-                local
-                    .client
-                    .verify(&creds, org_id)
-                    .await
-                    .with_context(|| format!("cannot read organization {org_id} with client {client_id}"))?;
+                let creds = AppCredentials {
+                    client_id: client_id.clone(),
+                    client_secret: secret.clone(),
+                };
+                local.client.verify(&creds, org_id).await.with_context(|| {
+                    format!("cannot read organization {org_id} with client {client_id}")
+                })?;
             }
             let org = engine.add_org(org_id, &name, &client_id, secret).await?;
-            println!("added organization {} ({}), client {}", org.id, org.name, org.client_id);
+            println!(
+                "added organization {} ({}), client {}",
+                org.id, org.name, org.client_id
+            );
         }
         OrgCommand::List { json } => {
             let orgs = engine.list_orgs().await?;
@@ -98,13 +118,24 @@ pub async fn run(data_dir: &Path, cmd: OrgCommand) -> Result<ExitCode> {
             engine.set_org_status(org_id, OrgStatus::Enabled).await?;
             println!("organization {org_id} enabled");
         }
-        OrgCommand::Schedule { org_id, entity, every } => {
+        OrgCommand::Schedule {
+            org_id,
+            entity,
+            every,
+        } => {
             let secs = match every.trim() {
                 "default" => None,
-                s => Some(s.parse::<u64>().with_context(|| format!("--every {s:?}: expected seconds or `default`"))?),
+                s => Some(
+                    s.parse::<u64>()
+                        .with_context(|| format!("--every {s:?}: expected seconds or `default`"))?,
+                ),
             };
             let org = engine.set_org_interval(org_id, entity, secs).await?;
-            println!("organization {} {entity}: {}", org.id, secs.map_or("default".into(), |s| format!("every {s}s")));
+            println!(
+                "organization {} {entity}: {}",
+                org.id,
+                secs.map_or("default".into(), |s| format!("every {s}s"))
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -5,7 +5,7 @@ use crate::cli::RunArgs;
 use crate::runtime;
 use anyhow::Result;
 use classy_sync::engine::scheduler::{run_scheduler, SchedulerOptions};
-use classy_sync::engine::RunControl;
+use classy_sync::engine::{RunControl, SyncReport};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,7 +17,8 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> Result<ExitCode> {
     let ctl = RunControl::default();
     let stop = ctl.stop.clone();
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         let terminated = async {
             match term.as_mut() {
                 Some(t) => {
@@ -33,7 +34,7 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> Result<ExitCode> {
         eprintln!("stopping: running syncs halt at their next checkpoint");
         stop.stop();
     });
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<SyncReport, String>>();
     let printer = tokio::spawn(async move {
         let mut failed = 0usize;
         while let Some(r) = rx.recv().await {
@@ -66,5 +67,9 @@ pub async fn run(data_dir: &Path, args: RunArgs) -> Result<ExitCode> {
     };
     run_scheduler(local.engine.clone(), queue, opts, ctl, tx).await?;
     let failed = printer.await?;
-    Ok(if args.once && failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if args.once && failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -15,7 +15,15 @@ pub async fn run(a: SandboxArgs) -> Result<ExitCode> {
         transactions: a.transactions,
         plans: a.plans,
         token_lifetime_secs: a.token_lifetime,
-        quirks: if a.quirks { Quirks { string_amounts: true, missing_emails: true, ..Default::default() } } else { Quirks::default() },
+        quirks: if a.quirks {
+            Quirks {
+                string_amounts: true,
+                missing_emails: true,
+                ..Default::default()
+            }
+        } else {
+            Quirks::default()
+        },
         bind: std::net::SocketAddr::from(([127, 0, 0, 1], a.port)),
         ..Default::default()
     };

@@ -15,26 +15,52 @@ pub async fn run(data_dir: &Path, args: StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut t = table(&[
-        "org", "name", "entity", "cursor", "last run", "outcome", "fetched", "created", "updated", "failures",
+        "org",
+        "name",
+        "entity",
+        "cursor",
+        "last run",
+        "outcome",
+        "fetched",
+        "created",
+        "updated",
+        "failures",
         "last error",
     ]);
     for s in &status {
         let run = s.last_run.as_ref();
         t.add_row(vec![
             s.org.to_string(),
-            format!("{}{}", s.org_name, if s.org_status == "disabled" { " (disabled)" } else { "" }),
+            format!(
+                "{}{}",
+                s.org_name,
+                if s.org_status == "disabled" {
+                    " (disabled)"
+                } else {
+                    ""
+                }
+            ),
             s.entity.to_string(),
             match &s.resumable {
                 Some(r) => format!("{} (resumes {r})", opt(&s.cursor)),
                 None => opt(&s.cursor),
             },
-            run.map(|r| r.started_at.clone()).unwrap_or_else(|| "never".into()),
-            run.map(|r| format!("{:?}", r.outcome).to_lowercase()).unwrap_or_else(|| "-".into()),
-            run.map(|r| thousands(r.fetched)).unwrap_or_else(|| "-".into()),
-            run.map(|r| thousands(r.created)).unwrap_or_else(|| "-".into()),
-            run.map(|r| thousands(r.updated)).unwrap_or_else(|| "-".into()),
+            run.map(|r| r.started_at.clone())
+                .unwrap_or_else(|| "never".into()),
+            run.map(|r| format!("{:?}", r.outcome).to_lowercase())
+                .unwrap_or_else(|| "-".into()),
+            run.map(|r| thousands(r.fetched))
+                .unwrap_or_else(|| "-".into()),
+            run.map(|r| thousands(r.created))
+                .unwrap_or_else(|| "-".into()),
+            run.map(|r| thousands(r.updated))
+                .unwrap_or_else(|| "-".into()),
             s.failures.consecutive_failures.to_string(),
-            opt(&s.failures.last_error.as_ref().filter(|_| s.failures.consecutive_failures > 0)),
+            opt(&s
+                .failures
+                .last_error
+                .as_ref()
+                .filter(|_| s.failures.consecutive_failures > 0)),
         ]);
     }
     println!("{t}");

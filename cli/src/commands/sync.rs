@@ -28,8 +28,10 @@ fn progress_bars(enabled: bool) -> Option<(MultiProgress, ProgressFn)> {
     }
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let bars: Arc<Mutex<HashMap<(OrgId, Entity), ProgressBar>>> = Arc::default();
-    let style = ProgressStyle::with_template("{spinner} org {prefix:>8} {msg:<16} {human_pos:>12} records  {per_sec:>14}")
-        .expect("static template");
+    let style = ProgressStyle::with_template(
+        "{spinner} org {prefix:>8} {msg:<16} {human_pos:>12} records  {per_sec:>14}",
+    )
+    .expect("static template");
     let m = multi.clone();
     let f: ProgressFn = Arc::new(move |p: Progress| {
         let mut bars = bars.lock().unwrap_or_else(|e| e.into_inner());
@@ -47,16 +49,29 @@ fn progress_bars(enabled: bool) -> Option<(MultiProgress, ProgressFn)> {
 pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
     let local = runtime::open(data_dir)?;
     let engine = local.engine.clone();
-    let mode = if args.full { SyncMode::Full } else { SyncMode::Auto };
+    let mode = if args.full {
+        SyncMode::Full
+    } else {
+        SyncMode::Auto
+    };
     let orgs: Vec<OrgId> = match args.org_id {
         Some(id) => vec![engine.get_org(id).await?.id],
-        None => engine.list_orgs().await?.into_iter().filter(|o| o.is_enabled()).map(|o| o.id).collect(),
+        None => engine
+            .list_orgs()
+            .await?
+            .into_iter()
+            .filter(|o| o.is_enabled())
+            .map(|o| o.id)
+            .collect(),
     };
     if orgs.is_empty() {
         anyhow::bail!("no enabled organizations: add one with `classy-sync org add`");
     }
     let bars = progress_bars(!args.json && std::io::stderr().is_terminal());
-    let ctl = RunControl { progress: bars.as_ref().map(|(_, f)| f.clone()), ..Default::default() };
+    let ctl = RunControl {
+        progress: bars.as_ref().map(|(_, f)| f.clone()),
+        ..Default::default()
+    };
     let stop = ctl.stop.clone();
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -68,9 +83,13 @@ pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
     let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for org in orgs {
-        let (engine, ctl, slots, entity) = (engine.clone(), ctl.clone(), slots.clone(), args.entity);
+        let (engine, ctl, slots, entity) =
+            (engine.clone(), ctl.clone(), slots.clone(), args.entity);
         tasks.spawn(async move {
-            let _permit = slots.acquire_owned().await.expect("semaphore is never closed");
+            let _permit = slots
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
             (org, sync_one(&engine, org, entity, mode, &ctl).await)
         });
     }
@@ -82,11 +101,19 @@ pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
             match r {
                 Ok(rep) => {
                     if let Some(e) = &rep.error {
-                        failures.push(Failure { org, entity: Some(rep.entity), error: e.clone() });
+                        failures.push(Failure {
+                            org,
+                            entity: Some(rep.entity),
+                            error: e.clone(),
+                        });
                     }
                     reports.push(rep);
                 }
-                Err(e) => failures.push(Failure { org, entity: None, error: e.to_string() }),
+                Err(e) => failures.push(Failure {
+                    org,
+                    entity: None,
+                    error: e.to_string(),
+                }),
             }
         }
     }
@@ -103,8 +130,14 @@ pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
             eprintln!("error: organization {}{what}: {}", f.org, f.error);
         }
     }
-    let interrupted = reports.iter().any(|r| r.outcome == SyncOutcome::Interrupted);
-    Ok(if failures.is_empty() && !interrupted { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let interrupted = reports
+        .iter()
+        .any(|r| r.outcome == SyncOutcome::Interrupted);
+    Ok(if failures.is_empty() && !interrupted {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn sync_one(
@@ -122,7 +155,16 @@ async fn sync_one(
 
 fn print_summary(reports: &[SyncReport]) {
     let mut t = table(&[
-        "org", "entity", "mode", "outcome", "fetched", "created", "updated", "unchanged", "api calls", "seconds",
+        "org",
+        "entity",
+        "mode",
+        "outcome",
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "api calls",
+        "seconds",
         "records/s",
     ]);
     let (mut fetched, mut calls) = (0u64, 0u64);
@@ -139,11 +181,19 @@ fn print_summary(reports: &[SyncReport]) {
             thousands(r.unchanged),
             thousands(r.api_calls),
             format!("{secs:.2}"),
-            if secs > 0.0 { thousands((r.fetched as f64 / secs) as u64) } else { "-".into() },
+            if secs > 0.0 {
+                thousands((r.fetched as f64 / secs) as u64)
+            } else {
+                "-".into()
+            },
         ]);
         fetched += r.fetched;
         calls += r.api_calls;
     }
     println!("{t}");
-    println!("{} records fetched with {} Classy calls", thousands(fetched), thousands(calls));
+    println!(
+        "{} records fetched with {} Classy calls",
+        thousands(fetched),
+        thousands(calls)
+    );
 }

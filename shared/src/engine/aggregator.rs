@@ -41,13 +41,19 @@ impl Engine {
         let mut report = AggregateReport::default();
         if let Some(all) = self.store.get(&pk, DIRTY_ALL_SK).await? {
             self.recompute_all(org, &mut report).await?;
-            match self.store.delete(&pk, DIRTY_ALL_SK, Condition::VersionIs(all.version)).await {
+            match self
+                .store
+                .delete(&pk, DIRTY_ALL_SK, Condition::VersionIs(all.version))
+                .await
+            {
                 Err(e) if !e.is_condition_failed() => return Err(e.into()),
                 _ => {}
             }
         }
-        self.recompute_marked(org, "DIRTY#S#", true, &mut report).await?;
-        self.recompute_marked(org, "DIRTY#C#", false, &mut report).await?;
+        self.recompute_marked(org, "DIRTY#S#", true, &mut report)
+            .await?;
+        self.recompute_marked(org, "DIRTY#C#", false, &mut report)
+            .await?;
         Ok(report)
     }
 
@@ -69,22 +75,39 @@ impl Engine {
         let range = SkRange::prefix(prefix);
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.query(&pk, &range, after.as_deref(), FLUSH_EVERY).await?;
+            let page = self
+                .store
+                .query(&pk, &range, after.as_deref(), FLUSH_EVERY)
+                .await?;
             let mut computed = Vec::with_capacity(page.items.len());
             for m in &page.items {
-                let Some(id) = id_segment(&m.sk, 2) else { continue };
+                let Some(id) = id_segment(&m.sk, 2) else {
+                    continue;
+                };
                 let item = if supporters {
                     report.supporters_recomputed += 1;
-                    Item::json(&pk, keys::supporter_agg_sk(id), &self.supporter_fold(org, id).await?.finish())
+                    Item::json(
+                        &pk,
+                        keys::supporter_agg_sk(id),
+                        &self.supporter_fold(org, id).await?.finish(),
+                    )
                 } else {
                     report.campaigns_recomputed += 1;
-                    Item::json(&pk, keys::campaign_agg_sk(id), &self.campaign_fold(org, id).await?.finish())
+                    Item::json(
+                        &pk,
+                        keys::campaign_agg_sk(id),
+                        &self.campaign_fold(org, id).await?.finish(),
+                    )
                 };
                 computed.push(item);
             }
             report.written += self.put_changed(&pk, computed).await?;
             for m in &page.items {
-                match self.store.delete(&pk, &m.sk, Condition::VersionIs(m.version)).await {
+                match self
+                    .store
+                    .delete(&pk, &m.sk, Condition::VersionIs(m.version))
+                    .await
+                {
                     // Marked again meanwhile: the next pass recomputes it.
                     Err(e) if !e.is_condition_failed() => return Err(e.into()),
                     _ => {}
@@ -97,12 +120,24 @@ impl Engine {
         }
     }
 
-    async fn supporter_fold(&self, org: OrgId, supporter: u64) -> Result<SupporterFold, EngineError> {
+    async fn supporter_fold(
+        &self,
+        org: OrgId,
+        supporter: u64,
+    ) -> Result<SupporterFold, EngineError> {
         let mut fold = SupporterFold::default();
         let range = SkRange::prefix(keys::supporter_index_prefix(supporter));
-        for_each_page(self.store.as_ref(), &org_pk(org), &range, self.options.scan_page, |items| {
-            items.iter().try_for_each(|i| fold_supporter_entry(&mut fold, i).map_err(store_err))
-        })
+        for_each_page(
+            self.store.as_ref(),
+            &org_pk(org),
+            &range,
+            self.options.scan_page,
+            |items| {
+                items
+                    .iter()
+                    .try_for_each(|i| fold_supporter_entry(&mut fold, i).map_err(store_err))
+            },
+        )
         .await?;
         Ok(fold)
     }
@@ -110,27 +145,47 @@ impl Engine {
     async fn campaign_fold(&self, org: OrgId, campaign: u64) -> Result<CampaignFold, EngineError> {
         let mut fold = CampaignFold::default();
         let range = SkRange::prefix(keys::campaign_index_prefix(campaign));
-        for_each_page(self.store.as_ref(), &org_pk(org), &range, self.options.scan_page, |items| {
-            for i in &items {
-                fold.gift(&i.parse::<GiftRef>()?);
-            }
-            Ok(())
-        })
+        for_each_page(
+            self.store.as_ref(),
+            &org_pk(org),
+            &range,
+            self.options.scan_page,
+            |items| {
+                for i in &items {
+                    fold.gift(&i.parse::<GiftRef>()?);
+                }
+                Ok(())
+            },
+        )
         .await?;
         Ok(fold)
     }
 
     /// One streaming pass over each index, grouped by supporter and by campaign.
-    async fn recompute_all(&self, org: OrgId, report: &mut AggregateReport) -> Result<(), EngineError> {
+    async fn recompute_all(
+        &self,
+        org: OrgId,
+        report: &mut AggregateReport,
+    ) -> Result<(), EngineError> {
         let pk = org_pk(org);
         // Supporters.
         let mut pending: Vec<Item> = Vec::new();
         let mut current: Option<(u64, SupporterFold)> = None;
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.query(&pk, &SkRange::prefix("SIDX#"), after.as_deref(), self.options.scan_page).await?;
+            let page = self
+                .store
+                .query(
+                    &pk,
+                    &SkRange::prefix("SIDX#"),
+                    after.as_deref(),
+                    self.options.scan_page,
+                )
+                .await?;
             for item in &page.items {
-                let Some(sid) = id_segment(&item.sk, 1) else { continue };
+                let Some(sid) = id_segment(&item.sk, 1) else {
+                    continue;
+                };
                 if current.as_ref().is_some_and(|(id, _)| *id != sid) {
                     let (id, fold) = current.take().expect("checked");
                     pending.push(Item::json(&pk, keys::supporter_agg_sk(id), &fold.finish()));
@@ -157,9 +212,19 @@ impl Engine {
         let mut current: Option<(u64, CampaignFold)> = None;
         let mut after: Option<String> = None;
         loop {
-            let page = self.store.query(&pk, &SkRange::prefix("CIDX#"), after.as_deref(), self.options.scan_page).await?;
+            let page = self
+                .store
+                .query(
+                    &pk,
+                    &SkRange::prefix("CIDX#"),
+                    after.as_deref(),
+                    self.options.scan_page,
+                )
+                .await?;
             for item in &page.items {
-                let Some(cid) = id_segment(&item.sk, 1) else { continue };
+                let Some(cid) = id_segment(&item.sk, 1) else {
+                    continue;
+                };
                 if current.as_ref().is_some_and(|(id, _)| *id != cid) {
                     let (id, fold) = current.take().expect("checked");
                     pending.push(Item::json(&pk, keys::campaign_agg_sk(id), &fold.finish()));
@@ -190,8 +255,13 @@ impl Engine {
             return Ok(0);
         }
         let sks: Vec<String> = items.iter().map(|i| i.sk.clone()).collect();
-        let stored: HashMap<String, String> =
-            self.store.batch_get(pk, &sks).await?.into_iter().map(|i| (i.sk, i.data)).collect();
+        let stored: HashMap<String, String> = self
+            .store
+            .batch_get(pk, &sks)
+            .await?
+            .into_iter()
+            .map(|i| (i.sk, i.data))
+            .collect();
         let ops: Vec<WriteOp> = items
             .into_iter()
             .filter(|i| stored.get(&i.sk) != Some(&i.data))

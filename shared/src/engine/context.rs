@@ -50,7 +50,13 @@ impl Engine {
         secrets: Arc<dyn SecretStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Engine { store, source, secrets, clock, options: EngineOptions::default() }
+        Engine {
+            store,
+            source,
+            secrets,
+            clock,
+            options: EngineOptions::default(),
+        }
     }
 
     pub fn with_options(mut self, options: EngineOptions) -> Self {

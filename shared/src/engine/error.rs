@@ -12,11 +12,20 @@ pub enum EngineError {
     #[error("organization {0} is disabled")]
     OrgDisabled(OrgId),
     #[error("another sync of organization {org} {entity} holds the lease until {until}")]
-    LeaseHeld { org: OrgId, entity: Entity, until: String },
+    LeaseHeld {
+        org: OrgId,
+        entity: Entity,
+        until: String,
+    },
     #[error("lost the lease on organization {org} {entity} to another worker")]
     LeaseLost { org: OrgId, entity: Entity },
     #[error("{entity} record {id} of organization {org}: {message}")]
-    BadRecord { org: OrgId, entity: Entity, id: String, message: String },
+    BadRecord {
+        org: OrgId,
+        entity: Entity,
+        id: String,
+        message: String,
+    },
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]

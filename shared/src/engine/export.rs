@@ -23,7 +23,12 @@ pub fn computed_fields(entity: Entity) -> Vec<&'static str> {
             "largest_gift_amount",
             "has_active_recurring_plan",
         ],
-        Entity::Campaigns => vec!["total_raised_gross", "total_raised_net", "gift_count", "donor_count"],
+        Entity::Campaigns => vec![
+            "total_raised_gross",
+            "total_raised_net",
+            "gift_count",
+            "donor_count",
+        ],
         _ => Vec::new(),
     }
 }
@@ -48,7 +53,10 @@ impl Engine {
         let mut after: Option<String> = None;
         let mut count = 0;
         loop {
-            let page = self.store.query(&pk, &range, after.as_deref(), self.options.scan_page).await?;
+            let page = self
+                .store
+                .query(&pk, &range, after.as_deref(), self.options.scan_page)
+                .await?;
             let agg_sks: Vec<String> = match entity {
                 Entity::Supporters | Entity::Campaigns => page
                     .items
@@ -61,7 +69,12 @@ impl Engine {
             let aggs: HashMap<String, String> = if agg_sks.is_empty() {
                 HashMap::new()
             } else {
-                self.store.batch_get(&pk, &agg_sks).await?.into_iter().map(|i| (i.sk, i.data)).collect()
+                self.store
+                    .batch_get(&pk, &agg_sks)
+                    .await?
+                    .into_iter()
+                    .map(|i| (i.sk, i.data))
+                    .collect()
             };
             for item in &page.items {
                 let mut row: Row = item.parse()?;
@@ -72,7 +85,10 @@ impl Engine {
                             Some(d) => serde_json::from_str(d).map_err(|e| corrupt(&item.sk, e))?,
                             None => SupporterAggregates::default(),
                         };
-                        merge(&mut row, serde_json::to_value(a).expect("aggregates serialize"));
+                        merge(
+                            &mut row,
+                            serde_json::to_value(a).expect("aggregates serialize"),
+                        );
                     }
                     Entity::Campaigns => {
                         let t: CampaignTotals = match aggs.get(&agg_sk(entity, id)) {
@@ -102,5 +118,7 @@ fn agg_sk(entity: Entity, id: u64) -> String {
 }
 
 fn corrupt(sk: &str, e: serde_json::Error) -> EngineError {
-    EngineError::Store(crate::ports::StoreError::Corrupt(format!("aggregates of {sk}: {e}")))
+    EngineError::Store(crate::ports::StoreError::Corrupt(format!(
+        "aggregates of {sk}: {e}"
+    )))
 }

@@ -27,7 +27,8 @@ impl SyncJob {
     }
 
     pub fn parse(body: &str) -> Result<Self, EngineError> {
-        serde_json::from_str(body).map_err(|e| EngineError::Invalid(format!("sync job message: {e}")))
+        serde_json::from_str(body)
+            .map_err(|e| EngineError::Invalid(format!("sync job message: {e}")))
     }
 }
 
@@ -36,15 +37,34 @@ impl Engine {
     pub async fn due_jobs(&self, entity: Option<Entity>) -> Result<Vec<SyncJob>, EngineError> {
         let now = self.clock.unix();
         let mut jobs = Vec::new();
-        for org in self.list_orgs().await?.into_iter().filter(|o| o.is_enabled()) {
-            for e in Entity::ALL.into_iter().filter(|e| entity.is_none_or(|x| x == *e)) {
+        for org in self
+            .list_orgs()
+            .await?
+            .into_iter()
+            .filter(|o| o.is_enabled())
+        {
+            for e in Entity::ALL
+                .into_iter()
+                .filter(|e| entity.is_none_or(|x| x == *e))
+            {
                 let (cursor, _) = self.load_cursor(org.id, e).await?;
                 let f = self.load_failures(org.id, e).await?;
                 // An unfinished run is due at once: it resumes from its checkpoint.
                 let due = cursor.in_progress.is_some()
-                    || is_due(&org, e, now, cursor.last_success_at, f.last_failure_at, f.consecutive_failures);
+                    || is_due(
+                        &org,
+                        e,
+                        now,
+                        cursor.last_success_at,
+                        f.last_failure_at,
+                        f.consecutive_failures,
+                    );
                 if due {
-                    jobs.push(SyncJob { org: org.id, entity: e, mode: SyncMode::Auto });
+                    jobs.push(SyncJob {
+                        org: org.id,
+                        entity: e,
+                        mode: SyncMode::Auto,
+                    });
                 }
             }
         }

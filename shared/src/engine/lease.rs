@@ -40,10 +40,19 @@ fn holder_is_dead(h: &LeaseHolder) -> bool {
 }
 
 impl Engine {
-    pub async fn acquire_lease(&self, org: OrgId, entity: Entity, owner: &str) -> Result<Lease, EngineError> {
+    pub async fn acquire_lease(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        owner: &str,
+    ) -> Result<Lease, EngineError> {
         let pk = org_pk(org);
         let sk = lease_sk(entity);
-        let holder = LeaseHolder { owner: owner.to_string(), host: host_name(), pid: std::process::id() };
+        let holder = LeaseHolder {
+            owner: owner.to_string(),
+            host: host_name(),
+            pid: std::process::id(),
+        };
         let now = self.clock.unix();
         let expires = now + self.options.lease_ttl.as_secs() as i64;
         let existing = self.store.get(&pk, &sk).await?;
@@ -52,7 +61,10 @@ impl Engine {
             Some(item) => {
                 let expired = item.expires_at.is_none_or(|t| t < now);
                 let dead = self.options.local_liveness
-                    && item.parse::<LeaseHolder>().map(|h| holder_is_dead(&h)).unwrap_or(false);
+                    && item
+                        .parse::<LeaseHolder>()
+                        .map(|h| holder_is_dead(&h))
+                        .unwrap_or(false);
                 if !(expired || dead) {
                     let until = Timestamp::from_unix(item.expires_at.unwrap_or(now)).to_rfc3339();
                     return Err(EngineError::LeaseHeld { org, entity, until });
@@ -60,29 +72,49 @@ impl Engine {
                 (Condition::VersionIs(item.version), item.version + 1)
             }
         };
-        let item = Item::json(&pk, &sk, &holder).with_version(version).with_expiry(expires);
+        let item = Item::json(&pk, &sk, &holder)
+            .with_version(version)
+            .with_expiry(expires);
         match self.store.put(item, cond).await {
-            Ok(()) => Ok(Lease { org, entity, owner: owner.to_string(), version }),
-            Err(e) if e.is_condition_failed() => {
-                Err(EngineError::LeaseHeld { org, entity, until: "a moment from now".into() })
-            }
+            Ok(()) => Ok(Lease {
+                org,
+                entity,
+                owner: owner.to_string(),
+                version,
+            }),
+            Err(e) if e.is_condition_failed() => Err(EngineError::LeaseHeld {
+                org,
+                entity,
+                until: "a moment from now".into(),
+            }),
             Err(e) => Err(e.into()),
         }
     }
 
     /// Extends the lease; fails with `LeaseLost` if someone took it over.
     pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), EngineError> {
-        let holder = LeaseHolder { owner: lease.owner.clone(), host: host_name(), pid: std::process::id() };
+        let holder = LeaseHolder {
+            owner: lease.owner.clone(),
+            host: host_name(),
+            pid: std::process::id(),
+        };
         let expires = self.clock.unix() + self.options.lease_ttl.as_secs() as i64;
         let item = Item::json(org_pk(lease.org), lease_sk(lease.entity), &holder)
             .with_version(lease.version + 1)
             .with_expiry(expires);
-        match self.store.put(item, Condition::VersionIs(lease.version)).await {
+        match self
+            .store
+            .put(item, Condition::VersionIs(lease.version))
+            .await
+        {
             Ok(()) => {
                 lease.version += 1;
                 Ok(())
             }
-            Err(e) if e.is_condition_failed() => Err(EngineError::LeaseLost { org: lease.org, entity: lease.entity }),
+            Err(e) if e.is_condition_failed() => Err(EngineError::LeaseLost {
+                org: lease.org,
+                entity: lease.entity,
+            }),
             Err(e) => Err(e.into()),
         }
     }
@@ -90,7 +122,11 @@ impl Engine {
     pub async fn release_lease(&self, lease: Lease) -> Result<(), EngineError> {
         match self
             .store
-            .delete(&org_pk(lease.org), &lease_sk(lease.entity), Condition::VersionIs(lease.version))
+            .delete(
+                &org_pk(lease.org),
+                &lease_sk(lease.entity),
+                Condition::VersionIs(lease.version),
+            )
             .await
         {
             Ok(()) => Ok(()),

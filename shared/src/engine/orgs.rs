@@ -32,7 +32,9 @@ impl Engine {
         if self.store.get(&org_pk(id), META_SK).await?.is_some() {
             return Err(EngineError::OrgExists(id));
         }
-        self.secrets.put(&classy_secret_name(id), client_secret).await?;
+        self.secrets
+            .put(&classy_secret_name(id), client_secret)
+            .await?;
         let org = Organization {
             id,
             name: name.trim().to_string(),
@@ -49,28 +51,48 @@ impl Engine {
                 (WriteOp::Put(pointer), Condition::Always),
             ])
             .await
-            .map_err(|e| if e.is_condition_failed() { EngineError::OrgExists(id) } else { e.into() })?;
+            .map_err(|e| {
+                if e.is_condition_failed() {
+                    EngineError::OrgExists(id)
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(org)
     }
 
     pub async fn get_org(&self, id: OrgId) -> Result<Organization, EngineError> {
-        let item = self.store.get(&org_pk(id), META_SK).await?.ok_or(EngineError::UnknownOrg(id))?;
+        let item = self
+            .store
+            .get(&org_pk(id), META_SK)
+            .await?
+            .ok_or(EngineError::UnknownOrg(id))?;
         Ok(item.parse()?)
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Organization>, EngineError> {
         let mut orgs = Vec::new();
-        for_each_page(self.store.as_ref(), ORGS_PK, &SkRange::prefix("ORG#"), 500, |items| {
-            for it in items {
-                orgs.push(it.parse()?);
-            }
-            Ok(())
-        })
+        for_each_page(
+            self.store.as_ref(),
+            ORGS_PK,
+            &SkRange::prefix("ORG#"),
+            500,
+            |items| {
+                for it in items {
+                    orgs.push(it.parse()?);
+                }
+                Ok(())
+            },
+        )
         .await?;
         Ok(orgs)
     }
 
-    pub async fn set_org_status(&self, id: OrgId, status: OrgStatus) -> Result<Organization, EngineError> {
+    pub async fn set_org_status(
+        &self,
+        id: OrgId,
+        status: OrgStatus,
+    ) -> Result<Organization, EngineError> {
         self.update_org(id, |o| o.status = status).await
     }
 
@@ -82,7 +104,9 @@ impl Engine {
         secs: Option<u64>,
     ) -> Result<Organization, EngineError> {
         if secs == Some(0) {
-            return Err(EngineError::Invalid("interval must be at least 1 second".into()));
+            return Err(EngineError::Invalid(
+                "interval must be at least 1 second".into(),
+            ));
         }
         self.update_org(id, |o| match secs {
             Some(s) => {
@@ -102,7 +126,11 @@ impl Engine {
         change: impl Fn(&mut Organization),
     ) -> Result<Organization, EngineError> {
         loop {
-            let item = self.store.get(&org_pk(id), META_SK).await?.ok_or(EngineError::UnknownOrg(id))?;
+            let item = self
+                .store
+                .get(&org_pk(id), META_SK)
+                .await?
+                .ok_or(EngineError::UnknownOrg(id))?;
             let mut org: Organization = item.parse()?;
             change(&mut org);
             let v = item.version;
@@ -126,6 +154,9 @@ impl Engine {
     /// The Classy credentials an organization is read with.
     pub async fn credentials(&self, org: &Organization) -> Result<AppCredentials, EngineError> {
         let secret = self.secrets.get(&org.classy_secret_name()).await?;
-        Ok(AppCredentials { client_id: org.client_id.clone(), client_secret: secret })
+        Ok(AppCredentials {
+            client_id: org.client_id.clone(),
+            client_secret: secret,
+        })
     }
 }

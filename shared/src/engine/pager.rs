@@ -57,50 +57,77 @@ impl Pager {
                     let id = serde_json::from_str::<IdOnly>(r.get())
                         .map(|i| i.id.to_string())
                         .unwrap_or_else(|_| "?".into());
-                    EngineError::BadRecord { org: self.org, entity: self.entity, id, message: e.to_string() }
+                    EngineError::BadRecord {
+                        org: self.org,
+                        entity: self.entity,
+                        id,
+                        message: e.to_string(),
+                    }
                 })
             })
             .collect()
     }
 
     async fn fetch(&self, query: ListQuery) -> Result<SourcePage, EngineError> {
-        Ok(self.source.list_page(&self.creds, self.org, self.entity, &query).await?)
+        Ok(self
+            .source
+            .list_page(&self.creds, self.org, self.entity, &query)
+            .await?)
     }
 
     fn query(&self, filter: Filter, sort: Sort, page: u32) -> ListQuery {
-        ListQuery { filter: Some(filter), sort: Some(sort), page, per_page: self.per_page }
+        ListQuery {
+            filter: Some(filter),
+            sort: Some(sort),
+            page,
+            per_page: self.per_page,
+        }
     }
 
     /// The newest `updated_at` right now (one call), the start of the cursor after a full sync.
     pub async fn high_water(&self) -> Result<i64, EngineError> {
-        let q = ListQuery { filter: None, sort: Some(Sort::desc("updated_at")), page: 1, per_page: 1 };
+        let q = ListQuery {
+            filter: None,
+            sort: Some(Sort::desc("updated_at")),
+            page: 1,
+            per_page: 1,
+        };
         let page = self.fetch(q).await?;
         match page.records.first() {
             None => Ok(0),
             Some(r) => {
-                let s: Stamp = serde_json::from_str(r.get()).map_err(|e| EngineError::BadRecord {
-                    org: self.org,
-                    entity: self.entity,
-                    id: "newest".into(),
-                    message: e.to_string(),
-                })?;
-                Timestamp::parse(&s.updated_at).map(|t| t.second()).map_err(|e| EngineError::BadRecord {
-                    org: self.org,
-                    entity: self.entity,
-                    id: "newest".into(),
-                    message: e.to_string(),
-                })
+                let s: Stamp =
+                    serde_json::from_str(r.get()).map_err(|e| EngineError::BadRecord {
+                        org: self.org,
+                        entity: self.entity,
+                        id: "newest".into(),
+                        message: e.to_string(),
+                    })?;
+                Timestamp::parse(&s.updated_at)
+                    .map(|t| t.second())
+                    .map_err(|e| EngineError::BadRecord {
+                        org: self.org,
+                        entity: self.entity,
+                        id: "newest".into(),
+                        message: e.to_string(),
+                    })
             }
         }
     }
 
     /// Produces pages from `start` until the entity is exhausted, the receiver hangs up, or
     /// an error (sent as the last message).
-    pub async fn run<T: Record>(self, start: Checkpoint, tx: mpsc::Sender<Result<FetchedPage<T>, EngineError>>) {
+    pub async fn run<T: Record>(
+        self,
+        start: Checkpoint,
+        tx: mpsc::Sender<Result<FetchedPage<T>, EngineError>>,
+    ) {
         let result = match start {
-            Checkpoint::Full { run_id, after_id, high_water } => {
-                self.walk_ids(&run_id, after_id, high_water, &tx).await
-            }
+            Checkpoint::Full {
+                run_id,
+                after_id,
+                high_water,
+            } => self.walk_ids(&run_id, after_id, high_water, &tx).await,
             Checkpoint::Incremental { run_id, at } => self.walk_updates(&run_id, at, &tx).await,
         };
         if let Err(e) = result {
@@ -116,21 +143,39 @@ impl Pager {
         tx: &mpsc::Sender<Result<FetchedPage<T>, EngineError>>,
     ) -> Result<(), EngineError> {
         loop {
-            let q = self.query(Filter::new("id", FilterOp::Gt, after_id.to_string()), Sort::asc("id"), 1);
+            let q = self.query(
+                Filter::new("id", FilterOp::Gt, after_id.to_string()),
+                Sort::asc("id"),
+                1,
+            );
             let page = self.fetch(q).await?;
             let records: Vec<T> = self.typed(&page.records)?;
             if let Some(max) = records.iter().map(|r| r.id()).max() {
                 if max <= after_id {
-                    return Err(EngineError::Source(crate::ports::SourceError::Decode(format!(
-                        "{} page after id {after_id} did not move forward",
-                        self.entity
-                    ))));
+                    return Err(EngineError::Source(crate::ports::SourceError::Decode(
+                        format!(
+                            "{} page after id {after_id} did not move forward",
+                            self.entity
+                        ),
+                    )));
                 }
                 after_id = max;
             }
             let more = page.has_next && !records.is_empty();
-            let checkpoint = Checkpoint::Full { run_id: run_id.to_string(), after_id, high_water };
-            if tx.send(Ok(FetchedPage { records, checkpoint })).await.is_err() || !more {
+            let checkpoint = Checkpoint::Full {
+                run_id: run_id.to_string(),
+                after_id,
+                high_water,
+            };
+            if tx
+                .send(Ok(FetchedPage {
+                    records,
+                    checkpoint,
+                }))
+                .await
+                .is_err()
+                || !more
+            {
                 return Ok(());
             }
         }
@@ -146,10 +191,20 @@ impl Pager {
         let mut strictly_after: Option<i64> = None;
         loop {
             let filter = match strictly_after {
-                Some(ts) => Filter::new("updated_at", FilterOp::Gt, Timestamp::from_unix(ts).to_classy()),
-                None => Filter::new("updated_at", FilterOp::Ge, Timestamp::from_unix(at.ts).to_classy()),
+                Some(ts) => Filter::new(
+                    "updated_at",
+                    FilterOp::Gt,
+                    Timestamp::from_unix(ts).to_classy(),
+                ),
+                None => Filter::new(
+                    "updated_at",
+                    FilterOp::Ge,
+                    Timestamp::from_unix(at.ts).to_classy(),
+                ),
             };
-            let page = self.fetch(self.query(filter, Sort::asc("updated_at"), 1)).await?;
+            let page = self
+                .fetch(self.query(filter, Sort::asc("updated_at"), 1))
+                .await?;
             let all: Vec<T> = self.typed(&page.records)?;
             let start_ts = at.ts;
             let mut fresh = Vec::with_capacity(all.len());
@@ -165,8 +220,18 @@ impl Pager {
             }
             let full = page.has_next;
             let stuck = full && newest == start_ts && strictly_after.is_none();
-            let checkpoint = Checkpoint::Incremental { run_id: run_id.to_string(), at: at.clone() };
-            if tx.send(Ok(FetchedPage { records: fresh, checkpoint })).await.is_err() {
+            let checkpoint = Checkpoint::Incremental {
+                run_id: run_id.to_string(),
+                at: at.clone(),
+            };
+            if tx
+                .send(Ok(FetchedPage {
+                    records: fresh,
+                    checkpoint,
+                }))
+                .await
+                .is_err()
+            {
                 return Ok(());
             }
             if stuck {
@@ -203,7 +268,11 @@ impl Pager {
             let mut first_total = None;
             let mut new_in_pass = 0usize;
             let steady = loop {
-                let q = self.query(Filter::new("updated_at", FilterOp::Eq, value.clone()), Sort::asc("id"), page_no);
+                let q = self.query(
+                    Filter::new("updated_at", FilterOp::Eq, value.clone()),
+                    Sort::asc("id"),
+                    page_no,
+                );
                 let page = self.fetch(q).await?;
                 let total = *first_total.get_or_insert(page.total);
                 let records: Vec<T> = self.typed(&page.records)?;
@@ -216,8 +285,18 @@ impl Pager {
                     }
                 }
                 new_in_pass += fresh.len();
-                let checkpoint = Checkpoint::Incremental { run_id: run_id.to_string(), at: at.clone() };
-                if tx.send(Ok(FetchedPage { records: fresh, checkpoint })).await.is_err() {
+                let checkpoint = Checkpoint::Incremental {
+                    run_id: run_id.to_string(),
+                    at: at.clone(),
+                };
+                if tx
+                    .send(Ok(FetchedPage {
+                        records: fresh,
+                        checkpoint,
+                    }))
+                    .await
+                    .is_err()
+                {
                     return Ok(());
                 }
                 if !page.has_next {

@@ -39,7 +39,9 @@ pub async fn enqueue_due(engine: &Engine, queue: &dyn JobQueue) -> Result<usize,
     let jobs = engine.due_jobs(None).await?;
     let n = jobs.len();
     for chunk in jobs.chunks(MAX_SEND_BATCH) {
-        queue.send_batch(chunk.iter().map(SyncJob::to_message).collect()).await?;
+        queue
+            .send_batch(chunk.iter().map(SyncJob::to_message).collect())
+            .await?;
     }
     Ok(n)
 }
@@ -64,10 +66,15 @@ pub async fn run_scheduler(
             next_tick = tokio::time::Instant::now() + opts.tick;
         }
         let free = slots.available_permits();
-        let received = if free > 0 { queue.receive(free, opts.visibility).await? } else { Vec::new() };
+        let received = if free > 0 {
+            queue.receive(free, opts.visibility).await?
+        } else {
+            Vec::new()
+        };
         if received.is_empty() {
             while workers.try_join_next().is_some() {}
-            if opts.exit_when_idle && workers.is_empty() && engine.due_jobs(None).await?.is_empty() {
+            if opts.exit_when_idle && workers.is_empty() && engine.due_jobs(None).await?.is_empty()
+            {
                 let stats = queue.stats().await?;
                 if stats.visible == 0 && stats.in_flight == 0 {
                     break;
@@ -77,9 +84,18 @@ pub async fn run_scheduler(
             continue;
         }
         for msg in received {
-            let permit = slots.clone().acquire_owned().await.expect("semaphore is never closed");
-            let (engine, queue, ctl, reports, vis) =
-                (engine.clone(), queue.clone(), ctl.clone(), reports.clone(), opts.visibility);
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let (engine, queue, ctl, reports, vis) = (
+                engine.clone(),
+                queue.clone(),
+                ctl.clone(),
+                reports.clone(),
+                opts.visibility,
+            );
             workers.spawn(async move {
                 let _permit = permit;
                 let out = run_job(&engine, queue.as_ref(), msg, vis, &ctl).await;

@@ -42,8 +42,15 @@ pub enum Checkpoint {
     /// Full sync walks ids upwards. `high_water` is the newest `updated_at` seen before it
     /// began: anything changed during the walk is at or after it, so the incremental cursor
     /// starts there afterwards.
-    Full { run_id: String, after_id: u64, high_water: i64 },
-    Incremental { run_id: String, at: Position },
+    Full {
+        run_id: String,
+        after_id: u64,
+        high_water: i64,
+    },
+    Incremental {
+        run_id: String,
+        at: Position,
+    },
 }
 
 impl Checkpoint {
@@ -72,7 +79,11 @@ pub struct FailureState {
 }
 
 impl Engine {
-    pub async fn load_cursor(&self, org: OrgId, entity: Entity) -> Result<(Cursor, u64), EngineError> {
+    pub async fn load_cursor(
+        &self,
+        org: OrgId,
+        entity: Entity,
+    ) -> Result<(Cursor, u64), EngineError> {
         match self.store.get(&org_pk(org), &cursor_sk(entity)).await? {
             Some(item) => Ok((item.parse()?, item.version)),
             None => Ok((Cursor::default(), 0)),
@@ -87,7 +98,11 @@ impl Engine {
         cursor: &Cursor,
         version: u64,
     ) -> Result<u64, EngineError> {
-        let cond = if version == 0 { Condition::NotExists } else { Condition::VersionIs(version) };
+        let cond = if version == 0 {
+            Condition::NotExists
+        } else {
+            Condition::VersionIs(version)
+        };
         let item = Item::json(org_pk(org), cursor_sk(entity), cursor).with_version(version + 1);
         self.store.put(item, cond).await.map_err(|e| {
             if e.is_condition_failed() {
@@ -101,11 +116,17 @@ impl Engine {
 
     /// Forgets the cursor so the next run is a full sync.
     pub async fn reset_cursor(&self, org: OrgId, entity: Entity) -> Result<(), EngineError> {
-        self.store.delete(&org_pk(org), &cursor_sk(entity), Condition::Always).await?;
+        self.store
+            .delete(&org_pk(org), &cursor_sk(entity), Condition::Always)
+            .await?;
         Ok(())
     }
 
-    pub async fn load_failures(&self, org: OrgId, entity: Entity) -> Result<FailureState, EngineError> {
+    pub async fn load_failures(
+        &self,
+        org: OrgId,
+        entity: Entity,
+    ) -> Result<FailureState, EngineError> {
         match self.store.get(&org_pk(org), &fail_sk(entity)).await? {
             Some(item) => Ok(item.parse()?),
             None => Ok(FailureState::default()),
@@ -131,7 +152,12 @@ impl Engine {
                 f.last_failure_at = Some(now);
             }
         }
-        self.store.put(Item::json(org_pk(org), fail_sk(entity), &f), Condition::Always).await?;
+        self.store
+            .put(
+                Item::json(org_pk(org), fail_sk(entity), &f),
+                Condition::Always,
+            )
+            .await?;
         Ok(f)
     }
 }
@@ -147,9 +173,18 @@ mod tests {
         p.advance(100, 2);
         assert!(p.covers(99, 50));
         assert!(p.covers(100, 1) && p.covers(100, 2));
-        assert!(!p.covers(100, 3), "same second, new record: must be fetched");
+        assert!(
+            !p.covers(100, 3),
+            "same second, new record: must be fetched"
+        );
         p.advance(101, 3);
-        assert_eq!(p, Position { ts: 101, ids_at_ts: vec![3] });
+        assert_eq!(
+            p,
+            Position {
+                ts: 101,
+                ids_at_ts: vec![3]
+            }
+        );
         assert!(p.covers(100, 3));
     }
 }

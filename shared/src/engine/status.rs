@@ -22,10 +22,15 @@ pub struct EntityStatus {
 }
 
 fn describe(cursor: &Cursor) -> (Option<String>, Option<String>) {
-    let committed = cursor.committed.as_ref().map(|p| Timestamp::from_unix(p.ts).to_classy());
+    let committed = cursor
+        .committed
+        .as_ref()
+        .map(|p| Timestamp::from_unix(p.ts).to_classy());
     let resumable = cursor.in_progress.as_ref().map(|c| match c {
         Checkpoint::Full { after_id, .. } => format!("full after id {after_id}"),
-        Checkpoint::Incremental { at, .. } => format!("incremental at {}", Timestamp::from_unix(at.ts).to_classy()),
+        Checkpoint::Incremental { at, .. } => {
+            format!("incremental at {}", Timestamp::from_unix(at.ts).to_classy())
+        }
     });
     (committed, resumable)
 }
@@ -48,7 +53,9 @@ impl Engine {
                     entity,
                     cursor: committed,
                     resumable,
-                    last_success_at: cursor.last_success_at.map(|t| Timestamp::from_unix(t).to_rfc3339()),
+                    last_success_at: cursor
+                        .last_success_at
+                        .map(|t| Timestamp::from_unix(t).to_rfc3339()),
                     last_run: self.last_run(org.id, entity).await?,
                     failures: self.load_failures(org.id, entity).await?,
                 });

@@ -97,7 +97,12 @@ struct RunState {
 impl Engine {
     /// Syncs every entity of an organization in dependency order; one entity failing does not
     /// stop the others.
-    pub async fn sync_org(&self, org: OrgId, mode: SyncMode, ctl: &RunControl) -> Vec<Result<SyncReport, EngineError>> {
+    pub async fn sync_org(
+        &self,
+        org: OrgId,
+        mode: SyncMode,
+        ctl: &RunControl,
+    ) -> Vec<Result<SyncReport, EngineError>> {
         let mut out = Vec::new();
         for entity in Entity::ALL {
             if ctl.stop.is_stopped() {
@@ -125,12 +130,25 @@ impl Engine {
         let started = self.clock.now();
         let t0 = Instant::now();
         let calls0 = self.source.calls_made();
-        let mut state = RunState { counts: PageCounts::default(), pages: 0, resumed: false, full: false };
-        let result = self.run_locked(org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl).await;
+        let mut state = RunState {
+            counts: PageCounts::default(),
+            pages: 0,
+            resumed: false,
+            full: false,
+        };
+        let result = self
+            .run_locked(
+                org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl,
+            )
+            .await;
         let (outcome, error, aggregates) = match &result {
             Ok((true, agg)) => (SyncOutcome::Succeeded, None, *agg),
             Ok((false, _)) => (SyncOutcome::Interrupted, None, AggregateReport::default()),
-            Err(e) => (SyncOutcome::Failed, Some(e.to_string()), AggregateReport::default()),
+            Err(e) => (
+                SyncOutcome::Failed,
+                Some(e.to_string()),
+                AggregateReport::default(),
+            ),
         };
         let report = SyncReport {
             run_id,
@@ -149,17 +167,21 @@ impl Engine {
             started_at_ms: started.timestamp_millis(),
             duration_ms: t0.elapsed().as_millis() as u64,
             error,
-            aggregates_recomputed: aggregates.supporters_recomputed + aggregates.campaigns_recomputed,
+            aggregates_recomputed: aggregates.supporters_recomputed
+                + aggregates.campaigns_recomputed,
         };
         // Bookkeeping failures must not hide the run's own error.
         let bookkeeping = async {
             self.save_run(&report).await?;
             match outcome {
-                SyncOutcome::Succeeded => self.record_outcome(org_id, entity, None).await.map(|_| ()),
+                SyncOutcome::Succeeded => {
+                    self.record_outcome(org_id, entity, None).await.map(|_| ())
+                }
                 SyncOutcome::Failed => match &result {
-                    Err(e) if e.counts_as_failure() => {
-                        self.record_outcome(org_id, entity, report.error.as_deref()).await.map(|_| ())
-                    }
+                    Err(e) if e.counts_as_failure() => self
+                        .record_outcome(org_id, entity, report.error.as_deref())
+                        .await
+                        .map(|_| ()),
                     _ => Ok(()),
                 },
                 SyncOutcome::Interrupted => Ok(()),
@@ -210,7 +232,11 @@ impl Engine {
                 if has_aggregates(entity) {
                     self.mark_all_dirty(org).await?;
                 }
-                Checkpoint::Full { run_id: run_id.to_string(), after_id: 0, high_water }
+                Checkpoint::Full {
+                    run_id: run_id.to_string(),
+                    after_id: 0,
+                    high_water,
+                }
             }
             _ => Checkpoint::Incremental {
                 run_id: run_id.to_string(),
@@ -222,26 +248,49 @@ impl Engine {
         version = self.save_cursor(org, entity, &cursor, version).await?;
 
         let completed = match entity {
-            Entity::Supporters => self.pump::<Supporter>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?,
-            Entity::Campaigns => self.pump::<Campaign>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?,
+            Entity::Supporters => {
+                self.pump::<Supporter>(pager, start, lease, &mut cursor, &mut version, state, ctl)
+                    .await?
+            }
+            Entity::Campaigns => {
+                self.pump::<Campaign>(pager, start, lease, &mut cursor, &mut version, state, ctl)
+                    .await?
+            }
             Entity::Transactions => {
-                self.pump::<Transaction>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?
+                self.pump::<Transaction>(pager, start, lease, &mut cursor, &mut version, state, ctl)
+                    .await?
             }
             Entity::RecurringPlans => {
-                self.pump::<RecurringPlan>(pager, start, lease, &mut cursor, &mut version, state, ctl).await?
+                self.pump::<RecurringPlan>(
+                    pager,
+                    start,
+                    lease,
+                    &mut cursor,
+                    &mut version,
+                    state,
+                    ctl,
+                )
+                .await?
             }
         };
         if !completed {
             return Ok((false, AggregateReport::default()));
         }
-        let aggregates = if has_aggregates(entity) { self.refresh_aggregates(org).await? } else { AggregateReport::default() };
+        let aggregates = if has_aggregates(entity) {
+            self.refresh_aggregates(org).await?
+        } else {
+            AggregateReport::default()
+        };
         let now = self.clock.unix();
         let finished = cursor.in_progress.take();
         cursor.committed = Some(match finished {
             Some(Checkpoint::Full { high_water, .. }) => {
                 cursor.last_full_at = Some(now);
                 // Records at the high-water second are read again next time, then skipped.
-                Position { ts: high_water, ids_at_ts: Vec::new() }
+                Position {
+                    ts: high_water,
+                    ids_at_ts: Vec::new(),
+                }
             }
             Some(Checkpoint::Incremental { at, .. }) => at,
             None => cursor.committed.clone().unwrap_or_default(),
@@ -263,7 +312,9 @@ impl Engine {
         ctl: &RunControl,
     ) -> Result<bool, EngineError> {
         let all_dirty = matches!(start, Checkpoint::Full { .. }) && has_aggregates(T::ENTITY);
-        let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<T>, EngineError>>(self.options.prefetch_pages.max(1));
+        let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<T>, EngineError>>(
+            self.options.prefetch_pages.max(1),
+        );
         let producer = tokio::spawn(pager.run::<T>(start, tx));
         let renew_every = (self.options.lease_ttl.as_secs() / 4).max(1) as i64;
         let mut renewed_at = self.clock.unix();
@@ -287,7 +338,11 @@ impl Engine {
                 renewed_at = self.clock.unix();
             }
             if let Some(p) = &ctl.progress {
-                p(super::sync::Progress { org, entity: T::ENTITY, fetched: state.counts.fetched });
+                p(super::sync::Progress {
+                    org,
+                    entity: T::ENTITY,
+                    fetched: state.counts.fetched,
+                });
             }
             if ctl.stop.is_stopped() {
                 completed = false;

@@ -43,7 +43,10 @@ pub fn email_key(email: &str) -> String {
 impl Synced for Supporter {
     const ENTITY: Entity = Entity::Supporters;
     fn gsi1(&self) -> Option<String> {
-        self.email_address.as_deref().filter(|e| !e.trim().is_empty()).map(email_key)
+        self.email_address
+            .as_deref()
+            .filter(|e| !e.trim().is_empty())
+            .map(email_key)
     }
 }
 
@@ -62,7 +65,10 @@ impl Synced for Transaction {
             out.push((keys::supporter_gift_sk(s, self.id), json.clone()));
         }
         if let Some(c) = self.campaign_id {
-            out.push((keys::campaign_gift_sk(c, self.supporter_id.unwrap_or(0), self.id), json));
+            out.push((
+                keys::campaign_gift_sk(c, self.supporter_id.unwrap_or(0), self.id),
+                json,
+            ));
         }
         out
     }
@@ -93,7 +99,10 @@ impl Synced for RecurringPlan {
     }
 
     fn dirty_markers(&self) -> Vec<String> {
-        self.supporter_id.map(keys::dirty_supporter_sk).into_iter().collect()
+        self.supporter_id
+            .map(keys::dirty_supporter_sk)
+            .into_iter()
+            .collect()
     }
 }
 
@@ -122,14 +131,24 @@ pub async fn write_page<T: Synced>(
     records: &[T],
     all_dirty: bool,
 ) -> Result<PageCounts, EngineError> {
-    let mut counts = PageCounts { fetched: records.len() as u64, ..Default::default() };
+    let mut counts = PageCounts {
+        fetched: records.len() as u64,
+        ..Default::default()
+    };
     if records.is_empty() {
         return Ok(counts);
     }
     let pk = org_pk(org);
-    let sks: Vec<String> = records.iter().map(|r| keys::record_sk(T::ENTITY, r.id())).collect();
-    let existing: HashMap<String, Item> =
-        store.batch_get(&pk, &sks).await?.into_iter().map(|i| (i.sk.clone(), i)).collect();
+    let sks: Vec<String> = records
+        .iter()
+        .map(|r| keys::record_sk(T::ENTITY, r.id()))
+        .collect();
+    let existing: HashMap<String, Item> = store
+        .batch_get(&pk, &sks)
+        .await?
+        .into_iter()
+        .map(|i| (i.sk.clone(), i))
+        .collect();
 
     let mut index_ops = Vec::new();
     let mut markers = BTreeSet::new();
@@ -151,7 +170,10 @@ pub async fn write_page<T: Synced>(
         if let Some(o) = &old_record {
             for (old_sk, _) in o.index_entries() {
                 if !new_entries.iter().any(|(s, _)| *s == old_sk) {
-                    index_ops.push(WriteOp::Delete { pk: pk.clone(), sk: old_sk });
+                    index_ops.push(WriteOp::Delete {
+                        pk: pk.clone(),
+                        sk: old_sk,
+                    });
                 }
             }
             let new_markers = record.dirty_markers();
@@ -164,7 +186,11 @@ pub async fn write_page<T: Synced>(
         if !all_dirty {
             markers.extend(record.dirty_markers());
         }
-        index_ops.extend(new_entries.into_iter().map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))));
+        index_ops.extend(
+            new_entries
+                .into_iter()
+                .map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))),
+        );
         let mut item = Item::new(pk.clone(), sk, data);
         item.gsi1 = record.gsi1();
         record_ops.push(WriteOp::Put(item));
@@ -173,7 +199,10 @@ pub async fn write_page<T: Synced>(
         store.batch_write(index_ops).await?;
     }
     if !record_ops.is_empty() {
-        let mut ops: Vec<WriteOp> = markers.into_iter().map(|m| WriteOp::Put(marker(&pk, m))).collect();
+        let mut ops: Vec<WriteOp> = markers
+            .into_iter()
+            .map(|m| WriteOp::Put(marker(&pk, m)))
+            .collect();
         ops.extend(record_ops);
         store.batch_write(ops).await?;
     }
