@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use std::fmt;
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,11 @@ use std::time::{Duration, Instant};
 const MAX_MESSAGE_CHARS: usize = 300;
 /// Guard against a server whose `next_page_url` never ends.
 const MAX_ORG_LIST_PAGES: u32 = 10_000;
+
+tokio::task_local! {
+    /// HTTP requests made on behalf of the current `list_page` call.
+    static REQUESTS: Cell<u32>;
+}
 
 /// Classy API 2.0 client. Cheap to clone (one `Arc`); create one per process so the
 /// connection pool, token cache and rate limiter are shared by every task.
@@ -328,6 +334,8 @@ impl ClassyClient {
     ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
         self.inner.limiter.wait(client_id).await;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
+        // Per-page accounting, for run records (the global counter mixes concurrent runs).
+        let _ = REQUESTS.try_with(|c| c.set(c.get() + 1));
         let started = Instant::now();
         let transport = |e: reqwest::Error| {
             let kind = if e.is_timeout() {
@@ -385,8 +393,15 @@ impl ClassySource for ClassyClient {
             what: format!("org {org} {entity} page {}", query.page.max(1)),
             path: &log_path,
         };
-        let envelope = self.get_envelope(creds, &url, &ctx).await?;
-        Ok(envelope.into_page(query.page.max(1)))
+        let (envelope, requests) = REQUESTS
+            .scope(Cell::new(0), async {
+                let envelope = self.get_envelope(creds, &url, &ctx).await;
+                (envelope, REQUESTS.with(Cell::get))
+            })
+            .await;
+        let mut page = envelope?.into_page(query.page.max(1));
+        page.requests = requests;
+        Ok(page)
     }
 
     fn calls_made(&self) -> u64 {

@@ -52,6 +52,7 @@ impl Envelope {
             current_page: current,
             last_page: last,
             has_next,
+            requests: 0,
         }
     }
 }

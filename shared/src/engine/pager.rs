@@ -14,6 +14,7 @@ use crate::ports::{AppCredentials, ClassySource, Filter, FilterOp, ListQuery, So
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -31,6 +32,8 @@ pub struct Pager {
     pub per_page: u32,
     /// Unix seconds now, to tell a settled second from one that may still receive records.
     pub now: i64,
+    /// Classy requests made by this walk (retries and tokens included).
+    pub requests: Arc<AtomicU64>,
 }
 
 /// A second whose records may still change is only closed once it is this old.
@@ -69,10 +72,9 @@ impl Pager {
     }
 
     async fn fetch(&self, query: ListQuery) -> Result<SourcePage, EngineError> {
-        Ok(self
-            .source
-            .list_page(&self.creds, self.org, self.entity, &query)
-            .await?)
+        let page = self.source.list_page(&self.creds, self.org, self.entity, &query).await?;
+        self.requests.fetch_add(u64::from(page.requests), Ordering::Relaxed);
+        Ok(page)
     }
 
     fn query(&self, filter: Filter, sort: Sort, page: u32) -> ListQuery {

@@ -129,7 +129,7 @@ impl Engine {
         let mut lease = self.acquire_lease(org_id, entity, &run_id).await?;
         let started = self.clock.now();
         let t0 = Instant::now();
-        let calls0 = self.source.calls_made();
+        let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut state = RunState {
             counts: PageCounts::default(),
             pages: 0,
@@ -138,7 +138,7 @@ impl Engine {
         };
         let result = self
             .run_locked(
-                org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl,
+                org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl, &requests,
             )
             .await;
         let (outcome, error, aggregates) = match &result {
@@ -162,7 +162,7 @@ impl Engine {
             updated: state.counts.updated,
             unchanged: state.counts.unchanged,
             pages: state.pages,
-            api_calls: self.source.calls_made().saturating_sub(calls0),
+            api_calls: requests.load(Ordering::Relaxed),
             started_at: started.to_rfc3339(),
             started_at_ms: started.timestamp_millis(),
             duration_ms: t0.elapsed().as_millis() as u64,
@@ -210,6 +210,7 @@ impl Engine {
         lease: &mut Lease,
         state: &mut RunState,
         ctl: &RunControl,
+        requests: &Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<(bool, AggregateReport), EngineError> {
         let (mut cursor, mut version) = self.load_cursor(org, entity).await?;
         let pager = Pager {
@@ -219,6 +220,7 @@ impl Engine {
             entity,
             per_page: self.options.per_page,
             now: self.clock.unix(),
+            requests: requests.clone(),
         };
         let want_full = mode == SyncMode::Full || cursor.committed.is_none();
         let start = match cursor.in_progress.clone() {

@@ -130,6 +130,8 @@ pub struct SourcePage {
     pub last_page: u32,
     pub total: u64,
     pub has_next: bool,
+    /// HTTP requests this page took: retries and any token request included.
+    pub requests: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
