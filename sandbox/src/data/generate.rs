@@ -641,8 +641,12 @@ fn gen_plans(
                 timezone_identifier: st.get("America/Los_Angeles"),
                 payment_type: Some(st.get(if card { "Credit Card" } else { "ACH" })),
                 payment_gateway: Some(st.get("Classy Pay")),
-                cc_type: card
-                    .then(|| st.get(*pick(&mut rng, &["Visa", "Mastercard", "Amex", "Discover"]))),
+                cc_type: card.then(|| {
+                    st.get(pick::<&str>(
+                        &mut rng,
+                        &["Visa", "Mastercard", "Amex", "Discover"],
+                    ))
+                }),
                 cc_last_four: Str::from(if card {
                     format!("{:04}", rng.gen_range(0..10_000))
                 } else {
@@ -677,7 +681,8 @@ fn gen_plans(
                 cancel_reason_text: canceled_at.map(|_| st.get("Can no longer afford it")),
                 next_processing_date: next,
                 pause_until: (status == "paused").then(|| Date(next_month + 31 + day)),
-                plan_paused_on_date: (status == "paused").then(|| Date((updated / 86_400) as i32)),
+                plan_paused_on_date: (status == "paused")
+                    .then_some(Date((updated / 86_400) as i32)),
                 recur_until: None,
                 started_at: Ts(created),
                 canceled_at: canceled_at.map(Ts),
@@ -819,8 +824,12 @@ fn gen_transactions(
             } else {
                 "Classy Pay"
             })),
-            card_type: (pay == "Credit Card")
-                .then(|| st.get(*pick(&mut rng, &["Visa", "Mastercard", "Amex", "Discover"]))),
+            card_type: (pay == "Credit Card").then(|| {
+                st.get(pick::<&str>(
+                    &mut rng,
+                    &["Visa", "Mastercard", "Amex", "Discover"],
+                ))
+            }),
             card_last_four: (pay == "Credit Card").then(|| rng.gen_range(1000..10_000)),
             billing_first_name: sup.first_name.clone(),
             billing_last_name: sup.last_name.clone(),
@@ -828,7 +837,7 @@ fn gen_transactions(
             billing_country: sup.country.clone(),
             comment: rng
                 .gen_bool(0.05)
-                .then(|| st.get(*pick(&mut rng, COMMENTS))),
+                .then(|| st.get(pick::<&str>(&mut rng, COMMENTS))),
             fee_on_top: dcf,
             hide_amount: rng.gen_bool(0.02),
             is_anonymous: rng.gen_bool(0.05),
