@@ -615,7 +615,7 @@ fn gen_plans(
                 organization_id: org_id,
                 supporter_id: Some(sup.id),
                 campaign_id: camp.id,
-                member_id: sup.member_id.unwrap_or(0),
+                member_id: sup.member_id.unwrap_or(2_000_000 + sup.id),
                 status: st.get(status),
                 frequency: st.get("monthly"),
                 donation_amount: amount,
