@@ -267,7 +267,7 @@ fn touch_entity<E: Entity>(org: &OrgStore, body: &TouchBody) -> Response {
             // Deterministic spread: every k-th record in id order.
             let n = table.records.len();
             let count = count.min(n);
-            let step = if count == 0 { 1 } else { n / count };
+            let step = n.checked_div(count).unwrap_or(1);
             (0..count).map(|i| i * step).collect()
         }
         _ => return bad_request("give exactly one of \"ids\" or \"count\""),

@@ -201,17 +201,29 @@ pub async fn cut_connection(resp: Response) -> Response {
         .await
         .unwrap_or_default();
     let half = bytes.slice(..bytes.len() / 2);
-    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-        Ok(half),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionAborted,
-            "sandbox drop fault",
-        )),
-    ];
     parts
         .headers
         .insert(header::CONTENT_LENGTH, bytes.len().max(1).into());
-    Response::from_parts(parts, Body::from_stream(futures::stream::iter(chunks)))
+    // A short pause lets hyper flush the headers and the first half before the error aborts
+    // the connection, so clients see a truncated body rather than an empty reply.
+    let stream = futures::stream::unfold(0u8, move |step| {
+        let half = half.clone();
+        async move {
+            match step {
+                0 => Some((Ok(half), 1)),
+                1 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let err = std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "sandbox drop fault",
+                    );
+                    Some((Err::<Bytes, _>(err), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
 }
 
 /// Status 200 with the body cut in half (never valid JSON).

@@ -141,7 +141,8 @@ pub fn write_envelope(
     write!(out, ",\"last_page\":{last},\"last_page_url\":").expect("vec write");
     write_str(out, &urls.url(last));
     out.extend_from_slice(b",\"links\":[");
-    let prev = (cur > 1).then(|| urls.url((cur - 1).min(last)));
+    // Like Laravel: past the end, "previous" is still current - 1.
+    let prev = (cur > 1).then(|| urls.url(cur - 1));
     let next = (cur < last).then(|| urls.url(cur + 1));
     out.extend_from_slice(b"{\"url\":");
     write_opt_url(out, prev.clone());

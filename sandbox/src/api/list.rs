@@ -7,8 +7,8 @@ use super::{bad_request, forbidden, json_bytes, not_found, Shared};
 use crate::data::record::{Record, SerOpts};
 use crate::data::store::{Entity, EntityKind, OrgStore, Table};
 use crate::with_entity;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ pub async fn org_list(
     State(state): State<Shared>,
     Extension(caller): Extension<Caller>,
     Path((org, entity)): Path<(String, String)>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
     let org = match authorize_org(&state, &caller, &org) {
@@ -141,7 +141,7 @@ pub async fn app_organizations(
     State(state): State<Shared>,
     Extension(caller): Extension<Caller>,
     Path(client_id): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> Response {
     if client_id != caller.client_id {

@@ -122,8 +122,10 @@ async fn guard(State(state): State<Shared>, mut req: Request, next: Next) -> Res
 /// Counts every API request (not admin ones) by endpoint and final status.
 async fn count(State(state): State<Shared>, req: Request, next: Next) -> Response {
     let endpoint = crate::counters::endpoint_of(req.uri().path());
+    let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = next.run(req).await;
     state.counters.record(endpoint, resp.status().as_u16());
+    tracing::debug!(%method, %uri, status = resp.status().as_u16(), "api request");
     resp
 }
 

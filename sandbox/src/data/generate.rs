@@ -615,7 +615,7 @@ fn gen_plans(
                 organization_id: org_id,
                 supporter_id: Some(sup.id),
                 campaign_id: camp.id,
-                member_id: sup.member_id.unwrap_or(0),
+                member_id: sup.member_id.unwrap_or(2_000_000 + sup.id),
                 status: st.get(status),
                 frequency: st.get("monthly"),
                 donation_amount: amount,
@@ -641,8 +641,12 @@ fn gen_plans(
                 timezone_identifier: st.get("America/Los_Angeles"),
                 payment_type: Some(st.get(if card { "Credit Card" } else { "ACH" })),
                 payment_gateway: Some(st.get("Classy Pay")),
-                cc_type: card
-                    .then(|| st.get(*pick(&mut rng, &["Visa", "Mastercard", "Amex", "Discover"]))),
+                cc_type: card.then(|| {
+                    st.get(pick::<&str>(
+                        &mut rng,
+                        &["Visa", "Mastercard", "Amex", "Discover"],
+                    ))
+                }),
                 cc_last_four: Str::from(if card {
                     format!("{:04}", rng.gen_range(0..10_000))
                 } else {
@@ -677,7 +681,8 @@ fn gen_plans(
                 cancel_reason_text: canceled_at.map(|_| st.get("Can no longer afford it")),
                 next_processing_date: next,
                 pause_until: (status == "paused").then(|| Date(next_month + 31 + day)),
-                plan_paused_on_date: (status == "paused").then(|| Date((updated / 86_400) as i32)),
+                plan_paused_on_date: (status == "paused")
+                    .then_some(Date((updated / 86_400) as i32)),
                 recur_until: None,
                 started_at: Ts(created),
                 canceled_at: canceled_at.map(Ts),
@@ -819,8 +824,12 @@ fn gen_transactions(
             } else {
                 "Classy Pay"
             })),
-            card_type: (pay == "Credit Card")
-                .then(|| st.get(*pick(&mut rng, &["Visa", "Mastercard", "Amex", "Discover"]))),
+            card_type: (pay == "Credit Card").then(|| {
+                st.get(pick::<&str>(
+                    &mut rng,
+                    &["Visa", "Mastercard", "Amex", "Discover"],
+                ))
+            }),
             card_last_four: (pay == "Credit Card").then(|| rng.gen_range(1000..10_000)),
             billing_first_name: sup.first_name.clone(),
             billing_last_name: sup.last_name.clone(),
@@ -828,7 +837,7 @@ fn gen_transactions(
             billing_country: sup.country.clone(),
             comment: rng
                 .gen_bool(0.05)
-                .then(|| st.get(*pick(&mut rng, COMMENTS))),
+                .then(|| st.get(pick::<&str>(&mut rng, COMMENTS))),
             fee_on_top: dcf,
             hide_amount: rng.gen_bool(0.02),
             is_anonymous: rng.gen_bool(0.05),
@@ -956,5 +965,196 @@ impl Blank for RecurringDonationPlan {
             updated_at: Ts(now),
             ..Default::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::record::SerOpts;
+    use std::collections::HashMap;
+
+    fn counts() -> Counts {
+        Counts {
+            supporters: 3000,
+            campaigns: 5,
+            transactions: 6000,
+            plans: 300,
+        }
+    }
+
+    fn json<R: Record>(records: &[R]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for r in records {
+            r.write_json(&mut out, &SerOpts::default());
+        }
+        out
+    }
+
+    /// (share of records whose second holds another record, largest group).
+    fn sharing<R: Record>(records: &[R]) -> (f64, usize) {
+        let mut per: HashMap<i64, usize> = HashMap::new();
+        for r in records {
+            *per.entry(r.updated_at()).or_default() += 1;
+        }
+        let shared: usize = per.values().filter(|c| **c > 1).sum();
+        (
+            shared as f64 / records.len() as f64,
+            per.values().copied().max().unwrap_or(0),
+        )
+    }
+
+    #[test]
+    fn same_seed_same_data_other_seed_other_data() {
+        let a = generate_org(42, 0, &counts());
+        let b = generate_org(42, 0, &counts());
+        let c = generate_org(43, 0, &counts());
+        assert_eq!(json(&a.supporters), json(&b.supporters));
+        assert_eq!(json(&a.transactions), json(&b.transactions));
+        assert_eq!(json(&a.plans), json(&b.plans));
+        assert_ne!(json(&a.supporters), json(&c.supporters));
+    }
+
+    #[test]
+    fn updated_at_seconds_are_shared_but_capped() {
+        let d = generate_org(7, 1, &counts());
+        for (name, (share, max)) in [
+            ("supporters", sharing(&d.supporters)),
+            ("transactions", sharing(&d.transactions)),
+            ("plans", sharing(&d.plans)),
+            ("campaigns", sharing(&d.campaigns)),
+        ] {
+            assert!(share >= 0.30, "{name}: only {share:.2} share a second");
+            assert!(max <= MAX_PER_SECOND, "{name}: {max} records in one second");
+        }
+    }
+
+    #[test]
+    fn timestamps_ids_and_amounts_are_consistent() {
+        let d = generate_org(42, 0, &counts());
+        let (start, end) = span();
+        for t in &d.transactions {
+            assert!(t.updated_at >= t.created_at);
+            assert!((start..=end).contains(&t.created_at.0));
+            let (gross, fees, net) = (
+                t.donation_gross_amount.unwrap(),
+                t.fees_amount.unwrap(),
+                t.donation_net_amount.unwrap(),
+            );
+            assert!(
+                (gross - fees - net).abs() < 0.011,
+                "{gross} - {fees} != {net}"
+            );
+            if t.status.as_ref() == "refunded" {
+                assert!(t.refunded_at.is_some_and(|r| r <= t.updated_at));
+            }
+        }
+        assert!(d.supporters.windows(2).all(|w| w[0].id < w[1].id));
+        assert!(d.transactions.windows(2).all(|w| w[0].id < w[1].id));
+        let other = generate_org(42, 1, &counts());
+        assert!(
+            other.supporters[0].id > d.supporters.last().unwrap().id,
+            "ids are unique across orgs"
+        );
+        let large = d
+            .transactions
+            .iter()
+            .filter(|t| t.total_gross_amount.unwrap() >= 5000.0)
+            .count();
+        assert!(large > 20 && large < 150, "{large} large gifts");
+        let monthly = d
+            .transactions
+            .iter()
+            .filter(|t| t.recurring_donation_plan_id.is_some())
+            .count();
+        assert!(monthly > 300 && monthly < 900, "{monthly} monthly gifts");
+        let foreign = d
+            .transactions
+            .iter()
+            .filter(|t| t.raw_currency_code.as_deref() != Some("USD"))
+            .count();
+        assert!(foreign > 300, "{foreign} foreign-currency gifts");
+        assert!(d
+            .transactions
+            .iter()
+            .all(|t| t.currency_code.as_deref() == Some("USD")));
+        let ids: std::collections::HashSet<i64> = d.supporters.iter().map(|s| s.id).collect();
+        let orphans = d
+            .transactions
+            .iter()
+            .filter(|t| !ids.contains(&t.supporter_id.unwrap()))
+            .count();
+        assert!((1..=30).contains(&orphans), "{orphans} orphans");
+        let success = d
+            .transactions
+            .iter()
+            .filter(|t| t.status.as_ref() == "success")
+            .count();
+        assert!(success as f64 / d.transactions.len() as f64 > 0.85);
+    }
+
+    #[test]
+    fn supporters_include_duplicates_bad_emails_and_null_names() {
+        let d = generate_org(42, 0, &counts());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for s in &d.supporters {
+            *seen.entry(s.email_address.to_lowercase()).or_default() += 1;
+        }
+        let dup = d
+            .supporters
+            .iter()
+            .filter(|s| seen[&s.email_address.to_lowercase()] > 1)
+            .count();
+        let n = d.supporters.len() as f64;
+        assert!(
+            dup as f64 / n > 0.02 && (dup as f64 / n) < 0.08,
+            "{dup} duplicated"
+        );
+        let valid = |e: &str| {
+            let parts: Vec<&str> = e.split('@').collect();
+            parts.len() == 2
+                && !parts[0].is_empty()
+                && !e.contains(' ')
+                && !e.contains("..")
+                && parts[1].contains('.')
+        };
+        let invalid = d
+            .supporters
+            .iter()
+            .filter(|s| !valid(&s.email_address))
+            .count();
+        assert!(
+            invalid as f64 / n > 0.005 && (invalid as f64 / n) < 0.02,
+            "{invalid} invalid"
+        );
+        assert!(d.supporters.iter().any(|s| s.first_name.is_none()));
+        assert!(d.supporters.iter().any(|s| s.last_name.is_none()));
+        let opt_in = d.supporters.iter().filter(|s| s.opt_in).count() as f64 / n;
+        assert!((0.55..0.65).contains(&opt_in));
+        assert!(d
+            .supporters
+            .iter()
+            .any(|s| s.postal_code.is_some() && s.city.is_none()));
+    }
+
+    #[test]
+    fn plans_have_statuses_and_dates() {
+        let d = generate_org(42, 0, &counts());
+        assert!(d
+            .plans
+            .iter()
+            .any(|p| p.status.as_ref() == "canceled" && p.canceled_at.is_some()));
+        assert!(
+            d.plans
+                .iter()
+                .filter(|p| p.status.as_ref() == "active")
+                .count()
+                > d.plans.len() / 2
+        );
+        assert!(d
+            .plans
+            .iter()
+            .filter(|p| p.status.as_ref() == "active")
+            .all(|p| p.next_processing_date.is_some()));
     }
 }

@@ -252,11 +252,13 @@ impl<R: Record> Table<R> {
                     desc: sort.desc,
                 };
             }
-            (None, "updated_at") => {
+            // Descending updated_at must still break ties by ascending id, which a backwards
+            // walk of the index would not do: those queries take the (cached) scan path.
+            (None, "updated_at") if !sort.desc => {
                 return Selection::ByUpdated {
                     start: 0,
                     end: self.by_updated.len(),
-                    desc: sort.desc,
+                    desc: false,
                 };
             }
             (Some(f), "id") if f.field == "id" && range_op(f) => {
@@ -270,14 +272,14 @@ impl<R: Record> Table<R> {
                     };
                 }
             }
-            (Some(f), "updated_at") if f.field == "updated_at" && range_op(f) => {
+            (Some(f), "updated_at") if f.field == "updated_at" && range_op(f) && !sort.desc => {
                 if let Operand::Time(v) = f.value {
                     let get = |i: usize| self.records[self.by_updated[i] as usize].updated_at();
                     let (start, end) = bounds(self.by_updated.len(), f.op, v, get);
                     return Selection::ByUpdated {
                         start,
                         end,
-                        desc: sort.desc,
+                        desc: false,
                     };
                 }
             }
