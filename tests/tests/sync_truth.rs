@@ -493,3 +493,92 @@ async fn two_syncs_of_one_pair_never_overlap() {
         .unwrap();
     assert_eq!(c.outcome, SyncOutcome::Succeeded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_full_sync_rebuilds_indexes_after_gifts_move_between_supporters() {
+    let mut h = Harness::start(SandboxConfig {
+        orgs: 1,
+        ..config()
+    })
+    .await;
+    // Spill the index sort to disk even on this small organization.
+    h.engine = h
+        .engine
+        .clone()
+        .with_options(classy_sync::engine::EngineOptions {
+            sort_chunk: 97,
+            ..Default::default()
+        });
+    let org = h.orgs[0];
+    sync_all(&h, org, SyncMode::Auto).await;
+    assert_aggregates(&h, org).await;
+
+    let txns = h.truth(org, Entity::Transactions).await;
+    let ok: Vec<&Value> = txns
+        .iter()
+        .filter(|t| t["status"] == "success" && t["supporter_id"].is_u64())
+        .collect();
+    let (a, b) = (ok[0], ok[1]);
+    // A gift moves to another donor, another is refunded, a third gets a new campaign.
+    h.patch(
+        org,
+        Entity::Transactions,
+        a["id"].as_u64().unwrap(),
+        json!({"supporter_id": b["supporter_id"]}),
+    )
+    .await;
+    h.patch(
+        org,
+        Entity::Transactions,
+        b["id"].as_u64().unwrap(),
+        json!({"status": "refunded"}),
+    )
+    .await;
+    let camp = h.truth(org, Entity::Campaigns).await[1]["id"].clone();
+    h.patch(
+        org,
+        Entity::Transactions,
+        ok[2]["id"].as_u64().unwrap(),
+        json!({"campaign_id": camp}),
+    )
+    .await;
+    let plans = h.truth(org, Entity::RecurringPlans).await;
+    let active = plans.iter().find(|p| p["status"] == "active").unwrap();
+    h.patch(
+        org,
+        Entity::RecurringPlans,
+        active["id"].as_u64().unwrap(),
+        json!({"status": "canceled"}),
+    )
+    .await;
+
+    for entity in [Entity::Transactions, Entity::RecurringPlans] {
+        let r = h
+            .engine
+            .sync_entity(org, entity, SyncMode::Full, &RunControl::default())
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
+        assert_eq!(r.mode, "full");
+    }
+    h.assert_matches_truth(org, Entity::Transactions).await;
+    assert_aggregates(&h, org).await;
+
+    // And the same kinds of change through an incremental run.
+    h.patch(
+        org,
+        Entity::Transactions,
+        a["id"].as_u64().unwrap(),
+        json!({"supporter_id": a["supporter_id"]}),
+    )
+    .await;
+    h.patch(
+        org,
+        Entity::Transactions,
+        ok[3]["id"].as_u64().unwrap(),
+        json!({"status": "failed"}),
+    )
+    .await;
+    sync_all(&h, org, SyncMode::Auto).await;
+    assert_aggregates(&h, org).await;
+}

@@ -87,5 +87,8 @@ pub fn dirty_campaign_sk(campaign: u64) -> String {
     format!("DIRTY#C#{}", pad(campaign))
 }
 
-/// Marks that every aggregate of the organization must be recomputed (after a full sync).
-pub const DIRTY_ALL_SK: &str = "DIRTY#ALL";
+/// Marks that the index entries and aggregates fed by `entity` must be rebuilt from its
+/// stored records (after a full sync, which writes records only).
+pub fn dirty_all_sk(entity: Entity) -> String {
+    format!("DIRTY#ALL#{}", entity.name())
+}

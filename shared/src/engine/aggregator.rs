@@ -1,15 +1,20 @@
-//! Recomputes the aggregates the API lacks from the slim index entries: a supporter's giving
-//! from `SIDX#<supporter>#…`, a campaign's totals from `CIDX#<campaign>#…`. Work comes from
-//! dirty markers; after a full sync one `DIRTY#ALL` marker asks for a single streaming pass
-//! over both indexes instead of a million small queries. Recomputing is idempotent, so a
-//! crash anywhere only means the work is done again.
+//! Keeps the aggregates the API lacks. Incremental runs mark the supporters and campaigns
+//! they touch (`DIRTY#S#…`, `DIRTY#C#…`) and each is recomputed from its slim index entries
+//! (`SIDX#<supporter>#…`, `CIDX#<campaign>#…`). A full sync writes records only and leaves
+//! `DIRTY#ALL#<entity>`: the entity's index entries are then rebuilt from its stored records
+//! in key order (an external sort, then a merge with what is stored, writing only the
+//! differences) and the aggregates are folded in the same pass. Everything here is
+//! idempotent: a crash only means the work is done again.
 
+use super::sorter::ExternalSorter;
+use super::writer::Synced;
 use super::{Engine, EngineError};
 use crate::domain::aggregates::{CampaignFold, GiftRef, PlanRef, SupporterFold};
-use crate::domain::keys::{self, org_pk, DIRTY_ALL_SK};
-use crate::domain::OrgId;
-use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
-use std::collections::HashMap;
+use crate::domain::keys::{self, org_pk};
+use crate::domain::{Entity, OrgId, RecurringPlan, Transaction};
+use crate::ports::store::{for_each_page, Condition, Item, SkRange, Store, WriteOp};
+use crate::ports::StoreError;
+use std::collections::{HashMap, VecDeque};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct AggregateReport {
@@ -18,18 +23,19 @@ pub struct AggregateReport {
     pub written: u64,
 }
 
-/// Aggregates written per batch during a streaming pass.
-const FLUSH_EVERY: usize = 500;
+/// Markers handled, and writes batched, this many at a time.
+const BATCH: usize = 500;
 
 fn id_segment(sk: &str, index: usize) -> Option<u64> {
     sk.split('#').nth(index)?.parse().ok()
 }
 
-fn fold_supporter_entry(fold: &mut SupporterFold, item: &Item) -> Result<(), EngineError> {
-    if item.sk.contains("#T#") {
-        fold.gift(&item.parse::<GiftRef>()?);
-    } else if item.sk.contains("#P#") {
-        fold.plan(&item.parse::<PlanRef>()?);
+fn fold_supporter_entry(fold: &mut SupporterFold, sk: &str, data: &str) -> Result<(), EngineError> {
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("index entry {sk}: {e}"));
+    if sk.contains("#T#") {
+        fold.gift(&serde_json::from_str::<GiftRef>(data).map_err(corrupt)?);
+    } else if sk.contains("#P#") {
+        fold.plan(&serde_json::from_str::<PlanRef>(data).map_err(corrupt)?);
     }
     Ok(())
 }
@@ -39,15 +45,18 @@ impl Engine {
     pub async fn refresh_aggregates(&self, org: OrgId) -> Result<AggregateReport, EngineError> {
         let pk = org_pk(org);
         let mut report = AggregateReport::default();
-        if let Some(all) = self.store.get(&pk, DIRTY_ALL_SK).await? {
-            self.recompute_all(org, &mut report).await?;
-            match self
-                .store
-                .delete(&pk, DIRTY_ALL_SK, Condition::VersionIs(all.version))
-                .await
-            {
-                Err(e) if !e.is_condition_failed() => return Err(e.into()),
-                _ => {}
+        for entity in [Entity::Transactions, Entity::RecurringPlans] {
+            let sk = keys::dirty_all_sk(entity);
+            if let Some(all) = self.store.get(&pk, &sk).await? {
+                self.rebuild(org, entity, &mut report).await?;
+                match self
+                    .store
+                    .delete(&pk, &sk, Condition::VersionIs(all.version))
+                    .await
+                {
+                    Err(e) if !e.is_condition_failed() => return Err(e.into()),
+                    _ => {}
+                }
             }
         }
         self.recompute_marked(org, "DIRTY#S#", true, &mut report)
@@ -57,9 +66,9 @@ impl Engine {
         Ok(report)
     }
 
-    /// Asks for every aggregate of the organization to be recomputed.
-    pub async fn mark_all_dirty(&self, org: OrgId) -> Result<(), EngineError> {
-        let m = super::writer::marker(&org_pk(org), DIRTY_ALL_SK.to_string());
+    /// Asks for `entity`'s index entries and aggregates to be rebuilt from stored records.
+    pub async fn mark_all_dirty(&self, org: OrgId, entity: Entity) -> Result<(), EngineError> {
+        let m = super::writer::marker(&org_pk(org), keys::dirty_all_sk(entity));
         self.store.put(m, Condition::Always).await?;
         Ok(())
     }
@@ -77,7 +86,7 @@ impl Engine {
         loop {
             let page = self
                 .store
-                .query(&pk, &range, after.as_deref(), FLUSH_EVERY)
+                .query(&pk, &range, after.as_deref(), BATCH)
                 .await?;
             let mut computed = Vec::with_capacity(page.items.len());
             for m in &page.items {
@@ -133,9 +142,9 @@ impl Engine {
             &range,
             self.options.scan_page,
             |items| {
-                items
-                    .iter()
-                    .try_for_each(|i| fold_supporter_entry(&mut fold, i).map_err(store_err))
+                items.iter().try_for_each(|i| {
+                    fold_supporter_entry(&mut fold, &i.sk, &i.data).map_err(store_err)
+                })
             },
         )
         .await?;
@@ -159,94 +168,6 @@ impl Engine {
         )
         .await?;
         Ok(fold)
-    }
-
-    /// One streaming pass over each index, grouped by supporter and by campaign.
-    async fn recompute_all(
-        &self,
-        org: OrgId,
-        report: &mut AggregateReport,
-    ) -> Result<(), EngineError> {
-        let pk = org_pk(org);
-        // Supporters.
-        let mut pending: Vec<Item> = Vec::new();
-        let mut current: Option<(u64, SupporterFold)> = None;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .query(
-                    &pk,
-                    &SkRange::prefix("SIDX#"),
-                    after.as_deref(),
-                    self.options.scan_page,
-                )
-                .await?;
-            for item in &page.items {
-                let Some(sid) = id_segment(&item.sk, 1) else {
-                    continue;
-                };
-                if current.as_ref().is_some_and(|(id, _)| *id != sid) {
-                    let (id, fold) = current.take().expect("checked");
-                    pending.push(Item::json(&pk, keys::supporter_agg_sk(id), &fold.finish()));
-                    report.supporters_recomputed += 1;
-                }
-                let (_, fold) = current.get_or_insert_with(|| (sid, SupporterFold::default()));
-                fold_supporter_entry(fold, item)?;
-            }
-            if pending.len() >= FLUSH_EVERY {
-                report.written += self.put_changed(&pk, std::mem::take(&mut pending)).await?;
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
-        if let Some((id, fold)) = current.take() {
-            pending.push(Item::json(&pk, keys::supporter_agg_sk(id), &fold.finish()));
-            report.supporters_recomputed += 1;
-        }
-        report.written += self.put_changed(&pk, std::mem::take(&mut pending)).await?;
-
-        // Campaigns.
-        let mut current: Option<(u64, CampaignFold)> = None;
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .query(
-                    &pk,
-                    &SkRange::prefix("CIDX#"),
-                    after.as_deref(),
-                    self.options.scan_page,
-                )
-                .await?;
-            for item in &page.items {
-                let Some(cid) = id_segment(&item.sk, 1) else {
-                    continue;
-                };
-                if current.as_ref().is_some_and(|(id, _)| *id != cid) {
-                    let (id, fold) = current.take().expect("checked");
-                    pending.push(Item::json(&pk, keys::campaign_agg_sk(id), &fold.finish()));
-                    report.campaigns_recomputed += 1;
-                }
-                let (_, fold) = current.get_or_insert_with(|| (cid, CampaignFold::default()));
-                fold.gift(&item.parse::<GiftRef>()?);
-            }
-            if pending.len() >= FLUSH_EVERY {
-                report.written += self.put_changed(&pk, std::mem::take(&mut pending)).await?;
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => break,
-            }
-        }
-        if let Some((id, fold)) = current.take() {
-            pending.push(Item::json(&pk, keys::campaign_agg_sk(id), &fold.finish()));
-            report.campaigns_recomputed += 1;
-        }
-        report.written += self.put_changed(&pk, pending).await?;
-        Ok(())
     }
 
     /// Writes the items whose stored body differs; returns how many were written.
@@ -273,11 +194,286 @@ impl Engine {
         }
         Ok(n)
     }
+
+    /// Rebuilds `entity`'s index entries from its stored records and refolds the aggregates
+    /// they feed, in one ordered pass.
+    async fn rebuild(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        report: &mut AggregateReport,
+    ) -> Result<(), EngineError> {
+        let sorted = match entity {
+            Entity::Transactions => self.sorted_entries::<Transaction>(org).await?,
+            Entity::RecurringPlans => self.sorted_entries::<RecurringPlan>(org).await?,
+            _ => return Ok(()),
+        };
+        let pk = org_pk(org);
+        let store = self.store.as_ref();
+        let scan = self.options.scan_page;
+        let owned_kind = if entity == Entity::Transactions {
+            "#T#"
+        } else {
+            "#P#"
+        };
+        let mut cidx = RangeDiff::new(store, &pk, "CIDX#", scan, |_| true);
+        let mut sidx = RangeDiff::new(store, &pk, "SIDX#", scan, move |sk| sk.contains(owned_kind));
+        let mut camp_aggs = RangeDiff::new(store, &pk, "CAMPAGG#", scan, |_| true);
+        let mut sup_aggs = RangeDiff::new(store, &pk, "SUPAGG#", scan, |_| true);
+        let mut campaign: Option<(u64, CampaignFold)> = None;
+        let mut supporter: Option<(u64, SupporterFold)> = None;
+
+        for pair in sorted {
+            let (sk, data) =
+                pair.map_err(|e| StoreError::Unavailable(format!("sorting index entries: {e}")))?;
+            if sk.starts_with("CIDX#") {
+                let id = id_segment(&sk, 1).unwrap_or_default();
+                if campaign.as_ref().is_some_and(|(c, _)| *c != id) {
+                    let (c, fold) = campaign.take().expect("checked");
+                    report.campaigns_recomputed += 1;
+                    camp_aggs
+                        .offer(keys::campaign_agg_sk(c), json(&fold.finish()))
+                        .await?;
+                }
+                let fold = &mut campaign
+                    .get_or_insert_with(|| (id, CampaignFold::default()))
+                    .1;
+                fold.gift(
+                    &serde_json::from_str(&data)
+                        .map_err(|e| StoreError::Corrupt(format!("{sk}: {e}")))?,
+                );
+                cidx.offer(sk, data).await?;
+            } else {
+                // Entries of the other kind (plans while rebuilding gifts) pass through in order.
+                for other in sidx.offer(sk.clone(), data.clone()).await? {
+                    self.fold_supporter(
+                        &mut supporter,
+                        &mut sup_aggs,
+                        &other.sk,
+                        &other.data,
+                        report,
+                    )
+                    .await?;
+                }
+                self.fold_supporter(&mut supporter, &mut sup_aggs, &sk, &data, report)
+                    .await?;
+            }
+        }
+        if let Some((c, fold)) = campaign.take() {
+            report.campaigns_recomputed += 1;
+            camp_aggs
+                .offer(keys::campaign_agg_sk(c), json(&fold.finish()))
+                .await?;
+        }
+        for other in sidx.finish().await? {
+            self.fold_supporter(
+                &mut supporter,
+                &mut sup_aggs,
+                &other.sk,
+                &other.data,
+                report,
+            )
+            .await?;
+        }
+        if let Some((s, fold)) = supporter.take() {
+            report.supporters_recomputed += 1;
+            sup_aggs
+                .offer(keys::supporter_agg_sk(s), json(&fold.finish()))
+                .await?;
+        }
+        sup_aggs.finish().await?;
+        // Plans feed no campaign totals: leave those as they are.
+        if entity == Entity::Transactions {
+            cidx.finish().await?;
+            camp_aggs.finish().await?;
+        }
+        report.written += cidx.written + sidx.written + camp_aggs.written + sup_aggs.written;
+        Ok(())
+    }
+
+    async fn fold_supporter(
+        &self,
+        current: &mut Option<(u64, SupporterFold)>,
+        aggs: &mut RangeDiff<'_>,
+        sk: &str,
+        data: &str,
+        report: &mut AggregateReport,
+    ) -> Result<(), EngineError> {
+        let id = id_segment(sk, 1).unwrap_or_default();
+        if current.as_ref().is_some_and(|(s, _)| *s != id) {
+            let (s, fold) = current.take().expect("checked");
+            report.supporters_recomputed += 1;
+            aggs.offer(keys::supporter_agg_sk(s), json(&fold.finish()))
+                .await?;
+        }
+        fold_supporter_entry(
+            &mut current
+                .get_or_insert_with(|| (id, SupporterFold::default()))
+                .1,
+            sk,
+            data,
+        )
+    }
+
+    /// Every index entry the stored records of `T` imply, in key order.
+    async fn sorted_entries<T: Synced>(
+        &self,
+        org: OrgId,
+    ) -> Result<super::sorter::Sorted, EngineError> {
+        let mut sorter = ExternalSorter::new(self.options.sort_chunk);
+        let io = |e: std::io::Error| StoreError::Unavailable(format!("sorting index entries: {e}"));
+        let range = SkRange::prefix(T::ENTITY.sk_prefix());
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .store
+                .query(
+                    &org_pk(org),
+                    &range,
+                    after.as_deref(),
+                    self.options.scan_page,
+                )
+                .await?;
+            for item in &page.items {
+                let record: T = item.parse()?;
+                for (sk, data) in record.index_entries() {
+                    sorter.push(sk, data).map_err(io)?;
+                }
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        Ok(sorter.finish().map_err(io)?)
+    }
 }
 
-fn store_err(e: EngineError) -> crate::ports::StoreError {
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("aggregates serialize")
+}
+
+fn store_err(e: EngineError) -> StoreError {
     match e {
         EngineError::Store(s) => s,
-        other => crate::ports::StoreError::Corrupt(other.to_string()),
+        other => StoreError::Corrupt(other.to_string()),
+    }
+}
+
+/// Makes one sort-key range of the store equal to a stream of wanted items offered in key
+/// order: unchanged items are left alone, changed and new ones written, owned items that
+/// are no longer wanted deleted. Items the range holds but this diff does not own are
+/// handed back, in order, so the caller can fold them too. Writes go out in batches.
+struct RangeDiff<'a> {
+    store: &'a dyn Store,
+    pk: &'a str,
+    range: SkRange,
+    page: usize,
+    owned: Box<dyn Fn(&str) -> bool + Send + Sync + 'a>,
+    stored: VecDeque<Item>,
+    after: Option<String>,
+    exhausted: bool,
+    ops: Vec<WriteOp>,
+    written: u64,
+}
+
+impl<'a> RangeDiff<'a> {
+    fn new(
+        store: &'a dyn Store,
+        pk: &'a str,
+        prefix: &str,
+        page: usize,
+        owned: impl Fn(&str) -> bool + Send + Sync + 'a,
+    ) -> Self {
+        RangeDiff {
+            store,
+            pk,
+            range: SkRange::prefix(prefix),
+            page,
+            owned: Box::new(owned),
+            stored: VecDeque::new(),
+            after: None,
+            exhausted: false,
+            ops: Vec::new(),
+            written: 0,
+        }
+    }
+
+    async fn peek(&mut self) -> Result<Option<&Item>, EngineError> {
+        if self.stored.is_empty() && !self.exhausted {
+            let p = self
+                .store
+                .query(self.pk, &self.range, self.after.as_deref(), self.page)
+                .await?;
+            self.exhausted = p.next.is_none();
+            self.after = p.next;
+            self.stored.extend(p.items);
+        }
+        Ok(self.stored.front())
+    }
+
+    async fn push(&mut self, op: WriteOp) -> Result<(), EngineError> {
+        self.ops.push(op);
+        self.written += 1;
+        if self.ops.len() >= BATCH * 2 {
+            self.store
+                .batch_write(std::mem::take(&mut self.ops))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Offers the next wanted item; returns the not-owned stored items that precede it.
+    async fn offer(&mut self, sk: String, data: String) -> Result<Vec<Item>, EngineError> {
+        let mut passed = Vec::new();
+        while let Some(head) = self.peek().await? {
+            if head.sk < sk {
+                let item = self.stored.pop_front().expect("peeked");
+                if (self.owned)(&item.sk) {
+                    self.push(WriteOp::Delete {
+                        pk: self.pk.to_string(),
+                        sk: item.sk,
+                    })
+                    .await?;
+                } else {
+                    passed.push(item);
+                }
+            } else if head.sk == sk {
+                let item = self.stored.pop_front().expect("peeked");
+                if item.data != data {
+                    self.push(WriteOp::Put(Item::new(self.pk, sk, data)))
+                        .await?;
+                }
+                return Ok(passed);
+            } else {
+                break;
+            }
+        }
+        self.push(WriteOp::Put(Item::new(self.pk, sk, data)))
+            .await?;
+        Ok(passed)
+    }
+
+    /// Deletes the owned items nobody offered; returns the remaining not-owned ones.
+    async fn finish(&mut self) -> Result<Vec<Item>, EngineError> {
+        let mut passed = Vec::new();
+        while self.peek().await?.is_some() {
+            let item = self.stored.pop_front().expect("peeked");
+            if (self.owned)(&item.sk) {
+                self.push(WriteOp::Delete {
+                    pk: self.pk.to_string(),
+                    sk: item.sk,
+                })
+                .await?;
+            } else {
+                passed.push(item);
+            }
+        }
+        if !self.ops.is_empty() {
+            self.store
+                .batch_write(std::mem::take(&mut self.ops))
+                .await?;
+        }
+        Ok(passed)
     }
 }

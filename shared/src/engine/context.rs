@@ -16,6 +16,9 @@ pub struct EngineOptions {
     pub prefetch_pages: usize,
     /// Items per store query page when scanning.
     pub scan_page: usize,
+    /// Index entries held in memory while a full sync's indexes are rebuilt in key order
+    /// (about 250 bytes each); more are spilled to temporary files.
+    pub sort_chunk: usize,
     /// Whether a lease held by a dead process on this host may be taken over at once
     /// (local mode; on Lambda leases simply expire).
     pub local_liveness: bool,
@@ -29,6 +32,7 @@ impl Default for EngineOptions {
             run_retention: Duration::from_secs(90 * 24 * 3600),
             prefetch_pages: 4,
             scan_page: 1000,
+            sort_chunk: 100_000,
             local_liveness: true,
         }
     }

@@ -12,6 +12,7 @@ pub mod orgs;
 pub mod pager;
 pub mod runs;
 pub mod scheduler;
+pub mod sorter;
 pub mod state;
 pub mod status;
 pub mod sync;

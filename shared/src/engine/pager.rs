@@ -72,8 +72,12 @@ impl Pager {
     }
 
     async fn fetch(&self, query: ListQuery) -> Result<SourcePage, EngineError> {
-        let page = self.source.list_page(&self.creds, self.org, self.entity, &query).await?;
-        self.requests.fetch_add(u64::from(page.requests), Ordering::Relaxed);
+        let page = self
+            .source
+            .list_page(&self.creds, self.org, self.entity, &query)
+            .await?;
+        self.requests
+            .fetch_add(u64::from(page.requests), Ordering::Relaxed);
         Ok(page)
     }
 

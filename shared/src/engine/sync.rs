@@ -232,7 +232,7 @@ impl Engine {
             _ if want_full => {
                 let high_water = pager.high_water().await?;
                 if has_aggregates(entity) {
-                    self.mark_all_dirty(org).await?;
+                    self.mark_all_dirty(org, entity).await?;
                 }
                 Checkpoint::Full {
                     run_id: run_id.to_string(),
@@ -313,7 +313,7 @@ impl Engine {
         state: &mut RunState,
         ctl: &RunControl,
     ) -> Result<bool, EngineError> {
-        let all_dirty = matches!(start, Checkpoint::Full { .. }) && has_aggregates(T::ENTITY);
+        let rebuild_later = matches!(start, Checkpoint::Full { .. }) && has_aggregates(T::ENTITY);
         let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<T>, EngineError>>(
             self.options.prefetch_pages.max(1),
         );
@@ -330,7 +330,7 @@ impl Engine {
                     return Err(e);
                 }
             };
-            let counts = write_page(self.store.as_ref(), org, &page.records, all_dirty).await?;
+            let counts = write_page(self.store.as_ref(), org, &page.records, rebuild_later).await?;
             state.counts.add(counts);
             state.pages += 1;
             cursor.in_progress = Some(page.checkpoint);

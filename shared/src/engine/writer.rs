@@ -123,13 +123,13 @@ impl PageCounts {
     }
 }
 
-/// Writes one page. With `all_dirty` (a full sync has marked every aggregate dirty) only
-/// the aggregates a record moved away from get their own marker.
+/// Writes one page. With `rebuild_later` (a full sync, whose index entries and aggregates
+/// are rebuilt in key order once it completes) only the records are written.
 pub async fn write_page<T: Synced>(
     store: &dyn Store,
     org: OrgId,
     records: &[T],
-    all_dirty: bool,
+    rebuild_later: bool,
 ) -> Result<PageCounts, EngineError> {
     let mut counts = PageCounts {
         fetched: records.len() as u64,
@@ -164,33 +164,28 @@ pub async fn write_page<T: Synced>(
             Some(_) => counts.updated += 1,
             None => counts.created += 1,
         }
-        // A stored version that no longer parses contributes nothing to remove.
-        let old_record: Option<T> = old.and_then(|o| serde_json::from_str(&o.data).ok());
-        let new_entries = record.index_entries();
-        if let Some(o) = &old_record {
-            for (old_sk, _) in o.index_entries() {
-                if !new_entries.iter().any(|(s, _)| *s == old_sk) {
-                    index_ops.push(WriteOp::Delete {
-                        pk: pk.clone(),
-                        sk: old_sk,
-                    });
+        if !rebuild_later {
+            // A stored version that no longer parses contributes nothing to remove.
+            let old_record: Option<T> = old.and_then(|o| serde_json::from_str(&o.data).ok());
+            let new_entries = record.index_entries();
+            if let Some(o) = &old_record {
+                for (old_sk, _) in o.index_entries() {
+                    if !new_entries.iter().any(|(s, _)| *s == old_sk) {
+                        index_ops.push(WriteOp::Delete {
+                            pk: pk.clone(),
+                            sk: old_sk,
+                        });
+                    }
                 }
+                markers.extend(o.dirty_markers());
             }
-            let new_markers = record.dirty_markers();
-            for m in o.dirty_markers() {
-                if !all_dirty || !new_markers.contains(&m) {
-                    markers.insert(m);
-                }
-            }
-        }
-        if !all_dirty {
             markers.extend(record.dirty_markers());
+            index_ops.extend(
+                new_entries
+                    .into_iter()
+                    .map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))),
+            );
         }
-        index_ops.extend(
-            new_entries
-                .into_iter()
-                .map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))),
-        );
         let mut item = Item::new(pk.clone(), sk, data);
         item.gsi1 = record.gsi1();
         record_ops.push(WriteOp::Put(item));
