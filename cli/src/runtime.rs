@@ -53,8 +53,8 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 
 pub fn open(data_dir: &Path) -> Result<Local> {
     ensure_dir(data_dir)?;
-    let store = SqliteStore::open(&data_dir.join("store.db"))?;
-    let secrets = SecretsFile::open(&data_dir.join("secrets.json"))?;
+    let store = SqliteStore::open(data_dir.join("store.db"))?;
+    let secrets = SecretsFile::open(data_dir.join("secrets.json"))?;
     let config = ClassyConfig::from_env()?;
     let client = ClassyClient::new(config)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -73,7 +73,7 @@ pub fn open(data_dir: &Path) -> Result<Local> {
 
 pub fn open_queue(local: &Local) -> Result<LocalQueue> {
     Ok(LocalQueue::open(
-        &local.data_dir.join("queue.db"),
+        local.data_dir.join("queue.db"),
         QueueOptions::default(),
         local.engine.clock.clone(),
     )?)

@@ -73,8 +73,8 @@ impl Harness {
 
     /// Another engine over the same data directory (as a second process would have).
     pub fn engine_on(dir: &std::path::Path, client: &ClassyClient) -> Engine {
-        let store = SqliteStore::open(&dir.join("store.db")).expect("store");
-        let secrets = SecretsFile::open(&dir.join("secrets.json")).expect("secrets");
+        let store = SqliteStore::open(dir.join("store.db")).expect("store");
+        let secrets = SecretsFile::open(dir.join("secrets.json")).expect("secrets");
         Engine::new(
             Arc::new(store),
             Arc::new(client.clone()),

@@ -45,12 +45,12 @@ fn cents(v: &Value) -> i64 {
     (x * 100.0).round() as i64
 }
 
+/// Gross and net cents, gifts, largest gift cents, first and last gift, active plan.
+type Expected = (i64, i64, u64, i64, String, String, bool);
+
 /// Supporter aggregates computed here from the raw transactions and plans, not by the engine.
-fn expected_supporter_aggregates(
-    txns: &[Value],
-    plans: &[Value],
-) -> BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> {
-    let mut out: BTreeMap<u64, (i64, i64, u64, i64, String, String, bool)> = BTreeMap::new();
+fn expected_supporter_aggregates(txns: &[Value], plans: &[Value]) -> BTreeMap<u64, Expected> {
+    let mut out: BTreeMap<u64, Expected> = BTreeMap::new();
     for t in txns.iter().filter(|t| t["status"] == "success") {
         let Some(s) = t["supporter_id"].as_u64() else {
             continue;
@@ -222,17 +222,53 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
     let org = h.orgs[0];
     sync_all(&h, org, SyncMode::Auto).await;
 
+    // A first round of changes now: the cursor then stands on this (recent) second.
+    let first = h
+        .post(
+            &format!("/orgs/{org}/supporters/touch"),
+            json!({"count": 5}),
+        )
+        .await;
+    let cursor_second = first["updated_at"].as_str().unwrap().to_string();
+    let r = h
+        .engine
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.updated, 5, "{r:?}");
+    let (cursor, _) = h.engine.load_cursor(org, Entity::Supporters).await.unwrap();
+    let at = cursor.committed.unwrap();
+    assert!(at.ts <= Timestamp::parse(&cursor_second).unwrap().unix());
+    assert!(
+        !at.complete,
+        "a second this recent may still receive records: it is read again"
+    );
+    let before: BTreeMap<u64, Value> = h
+        .truth(org, Entity::Supporters)
+        .await
+        .into_iter()
+        .map(|s| (s["id"].as_u64().unwrap(), s))
+        .collect();
+
     // Updates stamped in the very second the cursor stands on, plus ordinary ones.
     let supporters = h.truth(org, Entity::Supporters).await;
-    let newest = supporters
+    let newest = cursor_second;
+    let already: BTreeSet<u64> = first["ids"]
+        .as_array()
+        .unwrap()
         .iter()
-        .map(|s| s["updated_at"].as_str().unwrap().to_string())
-        .max()
-        .unwrap();
+        .map(|v| v.as_u64().unwrap())
+        .collect();
     let same_second: Vec<u64> = supporters
         .iter()
-        .take(3)
         .map(|s| s["id"].as_u64().unwrap())
+        .filter(|id| !already.contains(id))
+        .take(3)
         .collect();
     for id in &same_second {
         h.patch(
@@ -243,12 +279,21 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
         )
         .await;
     }
-    let touched = h
-        .post(
-            &format!("/orgs/{org}/supporters/touch"),
-            json!({"count": 40}),
+    // Records already read in this second change again within it.
+    for id in &already {
+        h.patch(
+            org,
+            Entity::Supporters,
+            *id,
+            json!({"city": "Again", "updated_at": newest}),
         )
         .await;
+    }
+    h.post(
+        &format!("/orgs/{org}/supporters/touch"),
+        json!({"count": 40}),
+    )
+    .await;
     let created = h
         .post(&format!("/orgs/{org}/supporters"), json!({"first_name": "New", "last_name": "Donor", "email_address": "new.donor@example.org", "opt_in": true}))
         .await;
@@ -274,17 +319,23 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
         .iter()
         .find(|r| r.entity == Entity::Supporters)
         .unwrap();
-    let expected_updates: BTreeSet<u64> = same_second
-        .iter()
-        .copied()
-        .chain(
-            touched["ids"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_u64().unwrap()),
-        )
+    // Exactly the records whose content changed, judged from the sandbox's own data.
+    let expected_updates: BTreeSet<u64> = h
+        .truth(org, Entity::Supporters)
+        .await
+        .into_iter()
+        .filter(|s| {
+            before
+                .get(&s["id"].as_u64().unwrap())
+                .is_some_and(|b| b != s)
+        })
+        .map(|s| s["id"].as_u64().unwrap())
         .collect();
+    assert!(same_second
+        .iter()
+        .chain(&already)
+        .all(|id| expected_updates.contains(id)));
+    assert!(expected_updates.len() >= 40, "{}", expected_updates.len());
     assert_eq!(sup.mode, "incremental");
     assert_eq!(sup.created, 1, "{sup:?}");
     assert_eq!(sup.updated, expected_updates.len() as u64, "{sup:?}");

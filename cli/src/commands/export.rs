@@ -26,7 +26,7 @@ fn io_err(e: impl std::fmt::Display) -> EngineError {
 enum Out {
     Json(BufWriter<Box<dyn Write>>),
     /// The header comes from the first row: every row of an entity has the same fields.
-    Csv(csv::Writer<Box<dyn Write>>, Option<Vec<String>>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>, Option<Vec<String>>),
 }
 
 impl Out {
@@ -74,9 +74,11 @@ pub async fn run(data_dir: &Path, args: ExportArgs) -> Result<ExitCode> {
     let mut out = match args.format {
         ExportFormat::Jsonl => Out::Json(BufWriter::with_capacity(1 << 16, sink)),
         ExportFormat::Csv => Out::Csv(
-            csv::WriterBuilder::new()
-                .buffer_capacity(1 << 16)
-                .from_writer(sink),
+            Box::new(
+                csv::WriterBuilder::new()
+                    .buffer_capacity(1 << 16)
+                    .from_writer(sink),
+            ),
             None,
         ),
     };

@@ -6,7 +6,7 @@
 //! ascending order, skipping the ids already seen at the cursor second. A second holding a
 //! full page of records is read separately by page number (see `read_hot_second`).
 
-use super::state::{Checkpoint, Position};
+use super::state::{Checkpoint, Position, SETTLED_AFTER_SECS};
 use super::EngineError;
 use crate::domain::entities::Record;
 use crate::domain::{Entity, OrgId, Timestamp};
@@ -36,8 +36,6 @@ pub struct Pager {
     pub requests: Arc<AtomicU64>,
 }
 
-/// A second whose records may still change is only closed once it is this old.
-const SETTLED_AFTER_SECS: i64 = 120;
 /// A hot second is re-read until two passes agree, at most this often.
 const HOT_SECOND_PASSES: usize = 4;
 
@@ -132,8 +130,8 @@ impl Pager {
             Checkpoint::Full {
                 run_id,
                 after_id,
-                high_water,
-            } => self.walk_ids(&run_id, after_id, high_water, &tx).await,
+                then,
+            } => self.walk_ids(&run_id, after_id, then, &tx).await,
             Checkpoint::Incremental { run_id, at } => self.walk_updates(&run_id, at, &tx).await,
         };
         if let Err(e) = result {
@@ -145,7 +143,7 @@ impl Pager {
         &self,
         run_id: &str,
         mut after_id: u64,
-        high_water: i64,
+        then: Position,
         tx: &mpsc::Sender<Result<FetchedPage<T>, EngineError>>,
     ) -> Result<(), EngineError> {
         loop {
@@ -171,7 +169,7 @@ impl Pager {
             let checkpoint = Checkpoint::Full {
                 run_id: run_id.to_string(),
                 after_id,
-                high_water,
+                then: then.clone(),
             };
             if tx
                 .send(Ok(FetchedPage {
@@ -193,8 +191,8 @@ impl Pager {
         mut at: Position,
         tx: &mpsc::Sender<Result<FetchedPage<T>, EngineError>>,
     ) -> Result<(), EngineError> {
-        // Once a hot second has been read whole, the walk continues strictly after it.
-        let mut strictly_after: Option<i64> = None;
+        // A second known to be stored whole is not read again: the walk goes strictly after.
+        let mut strictly_after: Option<i64> = at.complete.then_some(at.ts);
         loop {
             let filter = match strictly_after {
                 Some(ts) => Filter::new(
@@ -247,6 +245,7 @@ impl Pager {
                     // The second may still receive records: stop here; the next run rereads it.
                     return Ok(());
                 }
+                at.complete = true;
                 strictly_after = Some(at.ts);
                 continue;
             }

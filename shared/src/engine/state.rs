@@ -7,14 +7,50 @@ use crate::domain::{Entity, OrgId};
 use crate::ports::store::{Condition, Item};
 use serde::{Deserialize, Serialize};
 
-/// Everything with `updated_at` before `ts` is stored, and so are `ids_at_ts`, the records
-/// stored so far whose `updated_at` is exactly `ts`. Classy timestamps have one-second
-/// precision, so a boundary second can hold many records: the next run asks for
-/// `updated_at >= ts` and skips exactly these ids, so nothing is missed and nothing twice.
+/// A position in an organization×entity's stream of changes, ordered by `updated_at`.
+///
+/// Mid-run (a checkpoint) it means: everything before second `ts` is stored, and so are the
+/// records `ids_at_ts` of that second, so a resumed walk skips exactly those.
+///
+/// Committed (between runs) it is where the next run starts reading. Classy stamps
+/// `updated_at` with one-second precision when it writes, and a record can change twice in
+/// one second, or become visible a little after its timestamp. So a run that ends on a
+/// recent second does not commit that second: it commits `now - SETTLED_AFTER_SECS` and the
+/// next run reads that window again (changed records are written, unchanged ones only
+/// compared). Once the newest second is older than that, it commits the second with
+/// `complete` and the next run reads strictly after it. Nothing is missed, nothing is
+/// written twice.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {
     pub ts: i64,
     pub ids_at_ts: Vec<u64>,
+    /// Read strictly after `ts`.
+    #[serde(default)]
+    pub complete: bool,
+}
+
+/// A second this old can no longer receive records (Classy stamps at write time).
+pub const SETTLED_AFTER_SECS: i64 = 120;
+
+impl Position {
+    /// Where the next run starts after a walk that saw everything up to `newest` (unix
+    /// seconds), decided at `now`.
+    pub fn committed_after(newest: i64, now: i64) -> Position {
+        let settled = now - SETTLED_AFTER_SECS;
+        if newest <= settled {
+            Position {
+                ts: newest,
+                ids_at_ts: Vec::new(),
+                complete: true,
+            }
+        } else {
+            Position {
+                ts: settled,
+                ids_at_ts: Vec::new(),
+                complete: false,
+            }
+        }
+    }
 }
 
 impl Position {
@@ -28,6 +64,7 @@ impl Position {
         if ts > self.ts {
             self.ts = ts;
             self.ids_at_ts.clear();
+            self.complete = false;
         }
         if ts == self.ts && !self.ids_at_ts.contains(&id) {
             self.ids_at_ts.push(id);
@@ -39,13 +76,13 @@ impl Position {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum Checkpoint {
-    /// Full sync walks ids upwards. `high_water` is the newest `updated_at` seen before it
-    /// began: anything changed during the walk is at or after it, so the incremental cursor
-    /// starts there afterwards.
+    /// Full sync walks ids upwards. `then` is where incremental runs start once it is done,
+    /// fixed before it began from the newest `updated_at` at that time: anything changed
+    /// during the walk is stamped later, so it is read again afterwards.
     Full {
         run_id: String,
         after_id: u64,
-        high_water: i64,
+        then: Position,
     },
     Incremental {
         run_id: String,
@@ -182,7 +219,8 @@ mod tests {
             p,
             Position {
                 ts: 101,
-                ids_at_ts: vec![3]
+                ids_at_ts: vec![3],
+                complete: false
             }
         );
         assert!(p.covers(100, 3));

@@ -237,7 +237,7 @@ impl Engine {
                 Checkpoint::Full {
                     run_id: run_id.to_string(),
                     after_id: 0,
-                    high_water,
+                    then: Position::committed_after(high_water, self.clock.unix()),
                 }
             }
             _ => Checkpoint::Incremental {
@@ -286,15 +286,11 @@ impl Engine {
         let now = self.clock.unix();
         let finished = cursor.in_progress.take();
         cursor.committed = Some(match finished {
-            Some(Checkpoint::Full { high_water, .. }) => {
+            Some(Checkpoint::Full { then, .. }) => {
                 cursor.last_full_at = Some(now);
-                // Records at the high-water second are read again next time, then skipped.
-                Position {
-                    ts: high_water,
-                    ids_at_ts: Vec::new(),
-                }
+                then
             }
-            Some(Checkpoint::Incremental { at, .. }) => at,
+            Some(Checkpoint::Incremental { at, .. }) => Position::committed_after(at.ts, now),
             None => cursor.committed.clone().unwrap_or_default(),
         });
         cursor.last_success_at = Some(now);
