@@ -5,6 +5,7 @@
 pub mod aggregator;
 pub mod context;
 pub mod error;
+pub mod events;
 pub mod export;
 pub mod jobs;
 pub mod lease;

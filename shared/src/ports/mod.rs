@@ -2,12 +2,14 @@
 //! never sees an SDK.
 
 pub mod clock;
+pub mod events;
 pub mod queue;
 pub mod secrets;
 pub mod source;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use events::{Event, EventBus, EventError};
 pub use queue::{JobQueue, OutMessage, QueueError, QueueStats, Received};
 pub use secrets::{SecretError, SecretStore};
 pub use source::{
