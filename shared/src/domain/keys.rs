@@ -33,6 +33,12 @@ pub fn lease_sk(entity: Entity) -> String {
     format!("LEASE#{}", entity.name())
 }
 
+/// A job for this organization×entity is queued or running (dispatch sets it, the worker
+/// clears it when the job ends; it expires on its own if a worker dies).
+pub fn queued_sk(entity: Entity) -> String {
+    format!("QUEUED#{}", entity.name())
+}
+
 pub fn fail_sk(entity: Entity) -> String {
     format!("FAIL#{}", entity.name())
 }

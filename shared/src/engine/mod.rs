@@ -4,6 +4,7 @@
 
 pub mod aggregator;
 pub mod context;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -21,7 +21,11 @@ pub enum EventError {
     #[error("event bus unavailable: {0}")]
     Unavailable(String),
     #[error("{failed} of {total} events were not accepted: {reason}")]
-    Rejected { failed: usize, total: usize, reason: String },
+    Rejected {
+        failed: usize,
+        total: usize,
+        reason: String,
+    },
 }
 
 /// EventBridge's batch limit.

@@ -1,0 +1,11 @@
+//! The Lambda functions' logic, kept out of the binaries so tests can drive it directly:
+//! each binary builds its AWS clients once per container and hands events to these
+//! handlers.
+
+pub mod dispatch;
+pub mod logging;
+pub mod metrics;
+pub mod services;
+pub mod worker;
+
+pub use services::Services;

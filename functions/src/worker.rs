@@ -1,0 +1,145 @@
+//! `sync-worker`: consumes sync jobs from SQS. Each job runs the engine (checkpoint per
+//! page); shortly before the invocation deadline the run stops at a checkpoint and the job
+//! continues in a new message. A failed run is reported in `batchItemFailures`, so SQS
+//! retries it and, after the redrive limit, moves it to the dead-letter queue.
+
+use crate::metrics::emf_line;
+use crate::Services;
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use classy_sync::engine::events::sync_event;
+use classy_sync::engine::jobs::SyncJob;
+use classy_sync::engine::{EngineError, RunControl, SyncOutcome};
+use std::time::{Duration, SystemTime};
+use tracing::Instrument;
+
+/// What happened to one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobResult {
+    Completed,
+    /// Stopped before the deadline; a continuation message was sent.
+    Continued,
+    /// Another worker holds this pair, or the organization is gone/disabled: nothing to do.
+    Dropped(String),
+    /// Report as a batch item failure (SQS retries it, then dead-letters it).
+    Failed(String),
+}
+
+pub async fn handle(
+    services: &Services,
+    event: SqsEvent,
+    deadline: SystemTime,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for message in event.records {
+        let id = message.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("job", message_id = %id);
+        let result = run_message(services, &message, deadline)
+            .instrument(span)
+            .await;
+        if let JobResult::Failed(reason) = &result {
+            tracing::warn!(message_id = %id, reason = %reason, "job failed; SQS will retry it");
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+pub async fn run_message(
+    services: &Services,
+    message: &SqsMessage,
+    deadline: SystemTime,
+) -> JobResult {
+    let job = match message.body.as_deref().map(SyncJob::parse) {
+        Some(Ok(job)) => job,
+        Some(Err(e)) => return JobResult::Failed(e.to_string()),
+        None => return JobResult::Failed("message has no body".into()),
+    };
+    let span = tracing::info_span!("sync", org = job.org, entity = %job.entity);
+    run_job(services, job, deadline).instrument(span).await
+}
+
+async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> JobResult {
+    let engine = &services.engine;
+    let ctl = RunControl::default();
+    // Stop at the next checkpoint once the deadline comes near.
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        .saturating_sub(services.settings.deadline_margin);
+    let stop = ctl.stop.clone();
+    let timer = tokio::spawn(async move {
+        tokio::time::sleep(left).await;
+        stop.stop();
+    });
+    let result = engine
+        .sync_entity(job.org, job.entity, job.mode, &ctl)
+        .await;
+    timer.abort();
+
+    let report = match result {
+        Ok(report) => report,
+        Err(e @ EngineError::LeaseHeld { .. }) => return JobResult::Dropped(e.to_string()),
+        Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_))) => {
+            let _ = engine.job_finished(job.org, job.entity).await;
+            return JobResult::Dropped(e.to_string());
+        }
+        Err(e) => return JobResult::Failed(e.to_string()),
+    };
+    println!(
+        "{}",
+        emf_line(&report, engine.clock.now().timestamp_millis())
+    );
+    if let Some(event) = sync_event(&report, engine.clock.now()) {
+        if let Err(e) = services.bus.publish(vec![event]).await {
+            // The run itself is recorded; a lost notification must not redo the sync.
+            tracing::error!(error = %e, "could not publish the sync event");
+        }
+    }
+    match report.outcome {
+        SyncOutcome::Succeeded => {
+            tracing::info!(
+                fetched = report.fetched,
+                created = report.created,
+                updated = report.updated,
+                "sync completed"
+            );
+            if let Err(e) = engine.job_finished(job.org, job.entity).await {
+                tracing::warn!(error = %e, "could not clear the queued marker; it expires on its own");
+            }
+            JobResult::Completed
+        }
+        SyncOutcome::Interrupted => {
+            let next = SyncJob {
+                mode: classy_sync::engine::SyncMode::Auto,
+                ..job
+            };
+            let sent = async {
+                engine
+                    .job_continues(&next, services.settings.marker_ttl)
+                    .await?;
+                // A fresh deduplication id: the message being handled is still live.
+                let mut message = next.to_message();
+                message.dedup_id = Some(format!("{}:{}", next.dedup_id(), report.run_id));
+                services.queue.send_batch(vec![message]).await?;
+                Ok::<_, EngineError>(())
+            }
+            .await;
+            match sent {
+                Ok(()) => {
+                    tracing::info!(
+                        fetched = report.fetched,
+                        "deadline near: continues in a new message"
+                    );
+                    JobResult::Continued
+                }
+                // Retrying this message resumes from the checkpoint just the same.
+                Err(e) => JobResult::Failed(format!("could not enqueue the continuation: {e}")),
+            }
+        }
+        SyncOutcome::Failed => {
+            JobResult::Failed(report.error.unwrap_or_else(|| "sync failed".into()))
+        }
+    }
+}
