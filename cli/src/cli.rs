@@ -23,8 +23,20 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub log_json: bool,
 
+    /// `local`: embedded store, queue and secrets under --data-dir. `aws`: manage a deployed
+    /// stack (DynamoDB, SQS, Secrets Manager named by CLASSY_SYNC_TABLE, CLASSY_SYNC_QUEUE_URL,
+    /// ...; AWS_ENDPOINT_URL overrides the endpoint).
+    #[arg(long, global = true, value_enum, env = "CLASSY_SYNC_BACKEND", default_value_t = Backend::Local)]
+    pub backend: Backend,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Aws,
 }
 
 #[derive(Subcommand, Debug)]
@@ -32,7 +44,7 @@ pub enum Command {
     /// Onboard and manage organizations.
     #[command(subcommand)]
     Org(OrgCommand),
-    /// Sync one organization or all of them now.
+    /// Sync one organization or all of them now (with --backend aws: enqueue the jobs).
     Sync(SyncArgs),
     /// Last run, cursor, counts and failures per organization and entity.
     Status(StatusArgs),

@@ -1,14 +1,17 @@
-//! The local runtime: the engine on embedded parts under the data directory (SQLite store,
-//! durable queue, secrets file) and the Classy client configured from the environment.
+//! Where the CLI's engine runs: on embedded parts under the data directory (SQLite store,
+//! durable queue, secrets file), or against a deployed AWS stack (DynamoDB, SQS, Secrets
+//! Manager). The Classy client is configured from the environment either way.
 
-use anyhow::{Context, Result};
+use crate::cli::Backend;
+use anyhow::{bail, Context, Result};
+use classy_sync::adapters::aws::{sdk_config, AwsSettings, DynamoStore, SecretsManagerStore, SqsQueue};
 use classy_sync::adapters::local_queue::{LocalQueue, QueueOptions};
 use classy_sync::adapters::secrets_file::SecretsFile;
 use classy_sync::adapters::sqlite_store::SqliteStore;
 use classy_sync::classy::{ClassyClient, ClassyConfig};
-use classy_sync::engine::Engine;
-use classy_sync::ports::{Clock, SystemClock};
-use std::path::Path;
+use classy_sync::engine::{Engine, EngineOptions};
+use classy_sync::ports::{Clock, JobQueue, SystemClock};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub fn init_logging(verbose: u8, json: bool) {
@@ -19,9 +22,7 @@ pub fn init_logging(verbose: u8, json: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLASSY_SYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -29,16 +30,22 @@ pub fn init_logging(verbose: u8, json: bool) {
     }
 }
 
+pub struct Target {
+    pub data_dir: PathBuf,
+    pub backend: Backend,
+}
+
 pub struct Local {
     pub engine: Engine,
     pub client: ClassyClient,
-    pub data_dir: std::path::PathBuf,
+    pub backend: Backend,
+    data_dir: PathBuf,
+    aws_queue: Option<Arc<SqsQueue>>,
 }
 
 fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -46,35 +53,47 @@ fn ensure_dir(dir: &Path) -> Result<()> {
                 .with_context(|| format!("cannot restrict data dir {}", dir.display()))?;
         }
     } else if !dir.is_dir() {
-        anyhow::bail!("data dir {} is not a directory", dir.display());
+        bail!("data dir {} is not a directory", dir.display());
     }
     Ok(())
 }
 
-pub fn open(data_dir: &Path) -> Result<Local> {
-    ensure_dir(data_dir)?;
-    let store = SqliteStore::open(data_dir.join("store.db"))?;
-    let secrets = SecretsFile::open(data_dir.join("secrets.json"))?;
-    let config = ClassyConfig::from_env()?;
-    let client = ClassyClient::new(config)?;
+pub async fn open(target: &Target) -> Result<Local> {
+    let client = ClassyClient::new(ClassyConfig::from_env()?)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let engine = Engine::new(
-        Arc::new(store),
-        Arc::new(client.clone()),
-        Arc::new(secrets),
-        clock,
-    );
-    Ok(Local {
-        engine,
-        client,
-        data_dir: data_dir.to_path_buf(),
-    })
+    match target.backend {
+        Backend::Local => {
+            let dir = &target.data_dir;
+            ensure_dir(dir)?;
+            let store = SqliteStore::open(dir.join("store.db"))?;
+            let secrets = SecretsFile::open(dir.join("secrets.json"))?;
+            let engine = Engine::new(Arc::new(store), Arc::new(client.clone()), Arc::new(secrets), clock);
+            Ok(Local { engine, client, backend: target.backend, data_dir: dir.clone(), aws_queue: None })
+        }
+        Backend::Aws => {
+            let settings = AwsSettings::from_env()?;
+            let sdk = sdk_config().await;
+            let engine = Engine::new(
+                Arc::new(DynamoStore::from_settings(&sdk, &settings)),
+                Arc::new(client.clone()),
+                Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
+                clock,
+            )
+            .with_options(EngineOptions { local_liveness: false, ..EngineOptions::default() });
+            let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings));
+            Ok(Local { engine, client, backend: target.backend, data_dir: target.data_dir.clone(), aws_queue: Some(queue) })
+        }
+    }
 }
 
-pub fn open_queue(local: &Local) -> Result<LocalQueue> {
-    Ok(LocalQueue::open(
-        local.data_dir.join("queue.db"),
-        QueueOptions::default(),
-        local.engine.clock.clone(),
-    )?)
+/// The job queue: the durable local queue, or the stack's SQS queue.
+pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
+    match &local.aws_queue {
+        Some(q) => Ok(q.clone()),
+        None => Ok(Arc::new(LocalQueue::open(
+            local.data_dir.join("queue.db"),
+            QueueOptions::default(),
+            local.engine.clock.clone(),
+        )?)),
+    }
 }

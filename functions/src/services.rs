@@ -54,3 +54,32 @@ impl FunctionSettings {
         Ok(s)
     }
 }
+
+/// The AWS wiring: DynamoDB, SQS, Secrets Manager, EventBridge and the Classy client, from
+/// the environment the SAM template sets. Called once per container, before the first event.
+pub async fn aws_services() -> anyhow::Result<Services> {
+    use classy_sync::adapters::aws::{
+        sdk_config, AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
+    };
+    use classy_sync::classy::{ClassyClient, ClassyConfig};
+    use classy_sync::engine::EngineOptions;
+    use classy_sync::ports::SystemClock;
+
+    let settings = AwsSettings::from_env()?;
+    let sdk = sdk_config().await;
+    let client = ClassyClient::new(ClassyConfig::from_env()?)?;
+    let engine = Engine::new(
+        Arc::new(DynamoStore::from_settings(&sdk, &settings)),
+        Arc::new(client),
+        Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
+        Arc::new(SystemClock),
+    )
+    // Containers are not processes on one host: a lease simply expires.
+    .with_options(EngineOptions { local_liveness: false, ..EngineOptions::default() });
+    Ok(Services {
+        engine,
+        queue: Arc::new(SqsQueue::from_settings(&sdk, &settings)),
+        bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
+        settings: FunctionSettings::from_env()?,
+    })
+}

@@ -8,7 +8,6 @@ use classy_sync::engine::export::Row;
 use classy_sync::engine::EngineError;
 use serde_json::Value;
 use std::io::{BufWriter, Write};
-use std::path::Path;
 use std::process::ExitCode;
 
 fn csv_cell(v: &Value) -> String {
@@ -60,8 +59,8 @@ impl Out {
     }
 }
 
-pub async fn run(data_dir: &Path, args: ExportArgs) -> Result<ExitCode> {
-    let local = runtime::open(data_dir)?;
+pub async fn run(target: &runtime::Target, args: ExportArgs) -> Result<ExitCode> {
+    let local = runtime::open(target).await?;
     // Write next to the target and rename at the end: no half-written export on failure.
     let (mut tmp, sink): (Option<tempfile_path::Temp>, Box<dyn Write>) = match &args.output {
         Some(path) => {

@@ -8,7 +8,6 @@ use classy_sync::domain::{OrgStatus, Organization};
 use classy_sync::ports::AppCredentials;
 use secrecy::SecretString;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 
 /// The client secret: from CLASSY_CLIENT_SECRET, else a hidden prompt. Never from argv.
@@ -51,8 +50,8 @@ fn org_row(o: &Organization) -> Vec<String> {
     ]
 }
 
-pub async fn run(data_dir: &Path, cmd: OrgCommand) -> Result<ExitCode> {
-    let local = runtime::open(data_dir)?;
+pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> {
+    let local = runtime::open(target).await?;
     let engine = &local.engine;
     match cmd {
         OrgCommand::Add {

@@ -6,14 +6,18 @@ use crate::runtime;
 use anyhow::Result;
 use classy_sync::engine::scheduler::{run_scheduler, SchedulerOptions};
 use classy_sync::engine::{RunControl, SyncReport};
-use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
-pub async fn run(data_dir: &Path, args: RunArgs) -> Result<ExitCode> {
-    let local = runtime::open(data_dir)?;
-    let queue = Arc::new(runtime::open_queue(&local)?);
+pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
+    if target.backend == crate::cli::Backend::Aws {
+        anyhow::bail!(
+            "`run` is the local scheduler; on AWS, EventBridge Scheduler invokes the dispatch function \
+             (use `sync` to enqueue jobs now)"
+        );
+    }
+    let local = runtime::open(target).await?;
+    let queue = runtime::open_queue(&local)?;
     let ctl = RunControl::default();
     let stop = ctl.stop.clone();
     tokio::spawn(async move {

@@ -4,11 +4,10 @@ use crate::cli::StatusArgs;
 use crate::output::{opt, print_json, table, thousands};
 use crate::runtime;
 use anyhow::Result;
-use std::path::Path;
 use std::process::ExitCode;
 
-pub async fn run(data_dir: &Path, args: StatusArgs) -> Result<ExitCode> {
-    let local = runtime::open(data_dir)?;
+pub async fn run(target: &runtime::Target, args: StatusArgs) -> Result<ExitCode> {
+    let local = runtime::open(target).await?;
     let status = local.engine.status(args.org_id).await?;
     if args.json {
         print_json(&status)?;

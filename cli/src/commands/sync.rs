@@ -11,7 +11,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
@@ -46,8 +45,8 @@ fn progress_bars(enabled: bool) -> Option<(MultiProgress, ProgressFn)> {
     Some((multi, f))
 }
 
-pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
-    let local = runtime::open(data_dir)?;
+pub async fn run(target: &runtime::Target, args: SyncArgs) -> Result<ExitCode> {
+    let local = runtime::open(target).await?;
     let engine = local.engine.clone();
     let mode = if args.full {
         SyncMode::Full
@@ -66,6 +65,9 @@ pub async fn run(data_dir: &Path, args: SyncArgs) -> Result<ExitCode> {
     };
     if orgs.is_empty() {
         anyhow::bail!("no enabled organizations: add one with `classy-sync org add`");
+    }
+    if local.backend == crate::cli::Backend::Aws {
+        return enqueue(&local, &orgs, &args).await;
     }
     let bars = progress_bars(!args.json && std::io::stderr().is_terminal());
     let ctl = RunControl {
@@ -196,4 +198,31 @@ fn print_summary(reports: &[SyncReport]) {
         thousands(fetched),
         thousands(calls)
     );
+}
+
+/// Against a deployed stack the workers sync: enqueue one job per organization×entity.
+async fn enqueue(local: &runtime::Local, orgs: &[OrgId], args: &SyncArgs) -> Result<ExitCode> {
+    let queue = runtime::open_queue(local)?;
+    let entities: Vec<Entity> = match args.entity {
+        Some(e) => vec![e],
+        None => Entity::ALL.to_vec(),
+    };
+    let mode = if args.full { SyncMode::Full } else { SyncMode::Auto };
+    let mut jobs = Vec::new();
+    for &org in orgs {
+        for &entity in &entities {
+            let job = classy_sync::engine::jobs::SyncJob { org, entity, mode };
+            local.engine.job_continues(&job, std::time::Duration::from_secs(2 * 3600)).await?;
+            jobs.push(job);
+        }
+    }
+    for chunk in jobs.chunks(classy_sync::ports::queue::MAX_SEND_BATCH) {
+        queue.send_batch(chunk.iter().map(|j| j.to_message()).collect()).await?;
+    }
+    if args.json {
+        print_json(&serde_json::json!({ "enqueued": jobs }))?;
+    } else {
+        println!("enqueued {} sync jobs; the sync-worker function runs them (see `classy-sync --backend aws status`)", jobs.len());
+    }
+    Ok(ExitCode::SUCCESS)
 }
