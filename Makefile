@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench clean
+.PHONY: help setup build run test test-rust lint fmt contract bench clean lint-infra build-aws deploy lambda-metrics
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
 	@echo "make test   - formatting, clippy, every Rust test, the Classy contract check"
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
+	@echo "make build-aws / deploy / lint-infra / lambda-metrics - the AWS stack (see docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
 $(VENV)/.installed: requirements-dev.txt
@@ -39,7 +40,21 @@ test-rust:
 contract: setup
 	bash scripts/classy-contract.sh $(PY)
 
-test: setup lint test-rust contract
+lint-infra: setup
+	bash scripts/lint-infra.sh $(VENV)/bin
+
+# Lambda functions with cargo-lambda (`ARCH=--x86-64` on machines without the arm64 target).
+ARCH ?= --arm64
+build-aws: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release $(ARCH) --bin dispatch --bin sync-worker
+
+deploy: setup
+	cd infra && PATH="$(abspath $(VENV))/bin:$$PATH" sam build && PATH="$(abspath $(VENV))/bin:$$PATH" sam deploy
+
+lambda-metrics: setup
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/lambda_metrics.py
+
+test: setup lint test-rust contract lint-infra
 
 bench: setup
 	$(PY) scripts/bench.py
