@@ -4,7 +4,9 @@
 
 use crate::cli::Backend;
 use anyhow::{bail, Context, Result};
-use classy_sync::adapters::aws::{sdk_config, AwsSettings, DynamoStore, SecretsManagerStore, SqsQueue};
+use classy_sync::adapters::aws::{
+    sdk_config, AwsSettings, DynamoStore, SecretsManagerStore, SqsQueue,
+};
 use classy_sync::adapters::local_queue::{LocalQueue, QueueOptions};
 use classy_sync::adapters::secrets_file::SecretsFile;
 use classy_sync::adapters::sqlite_store::SqliteStore;
@@ -22,7 +24,9 @@ pub fn init_logging(verbose: u8, json: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLASSY_SYNC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -45,7 +49,8 @@ pub struct Local {
 
 fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -67,8 +72,19 @@ pub async fn open(target: &Target) -> Result<Local> {
             ensure_dir(dir)?;
             let store = SqliteStore::open(dir.join("store.db"))?;
             let secrets = SecretsFile::open(dir.join("secrets.json"))?;
-            let engine = Engine::new(Arc::new(store), Arc::new(client.clone()), Arc::new(secrets), clock);
-            Ok(Local { engine, client, backend: target.backend, data_dir: dir.clone(), aws_queue: None })
+            let engine = Engine::new(
+                Arc::new(store),
+                Arc::new(client.clone()),
+                Arc::new(secrets),
+                clock,
+            );
+            Ok(Local {
+                engine,
+                client,
+                backend: target.backend,
+                data_dir: dir.clone(),
+                aws_queue: None,
+            })
         }
         Backend::Aws => {
             let settings = AwsSettings::from_env()?;
@@ -79,9 +95,18 @@ pub async fn open(target: &Target) -> Result<Local> {
                 Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
                 clock,
             )
-            .with_options(EngineOptions { local_liveness: false, ..EngineOptions::default() });
+            .with_options(EngineOptions {
+                local_liveness: false,
+                ..EngineOptions::default()
+            });
             let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings));
-            Ok(Local { engine, client, backend: target.backend, data_dir: target.data_dir.clone(), aws_queue: Some(queue) })
+            Ok(Local {
+                engine,
+                client,
+                backend: target.backend,
+                data_dir: target.data_dir.clone(),
+                aws_queue: Some(queue),
+            })
         }
     }
 }

@@ -75,7 +75,10 @@ pub async fn aws_services() -> anyhow::Result<Services> {
         Arc::new(SystemClock),
     )
     // Containers are not processes on one host: a lease simply expires.
-    .with_options(EngineOptions { local_liveness: false, ..EngineOptions::default() });
+    .with_options(EngineOptions {
+        local_liveness: false,
+        ..EngineOptions::default()
+    });
     Ok(Services {
         engine,
         queue: Arc::new(SqsQueue::from_settings(&sdk, &settings)),

@@ -2,6 +2,8 @@
 //! the real SQLite store, secrets file and HTTP client, and independent readers of the
 //! sandbox's truth.
 
+pub mod moto;
+
 use classy_sandbox::{RunningSandbox, SandboxConfig};
 use classy_sync::adapters::secrets_file::SecretsFile;
 use classy_sync::adapters::sqlite_store::SqliteStore;

@@ -6,7 +6,9 @@
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use classy_sandbox::{RunningSandbox, SandboxConfig};
-use classy_sync::adapters::aws::{AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue};
+use classy_sync::adapters::aws::{
+    AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
+};
 use classy_sync::classy::ClassyClient;
 use classy_sync::domain::Entity;
 use classy_sync::engine::{Engine, EngineOptions};
@@ -58,14 +60,29 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config().await;
     let table = "classy-sync-test";
-    DynamoStore::create_table_for_tests(&moto.dynamodb().await, table).await.unwrap();
+    DynamoStore::create_table_for_tests(&moto.dynamodb().await, table)
+        .await
+        .unwrap();
     let sqs = moto.sqs().await;
     let (queue_url, dlq_url) =
-        SqsQueue::create_queues_for_tests(&sqs, "sync", MAX_RECEIVES, VISIBILITY.as_secs() as u32).await.unwrap();
+        SqsQueue::create_queues_for_tests(&sqs, "sync", MAX_RECEIVES, VISIBILITY.as_secs() as u32)
+            .await
+            .unwrap();
     // Events go to a bus whose rule forwards classy-sync events to a queue we can read.
     let eb = moto.eventbridge().await;
-    eb.create_event_bus().name("classy-sync-test").send().await.unwrap();
-    let events_url = sqs.create_queue().queue_name("events").send().await.unwrap().queue_url.unwrap();
+    eb.create_event_bus()
+        .name("classy-sync-test")
+        .send()
+        .await
+        .unwrap();
+    let events_url = sqs
+        .create_queue()
+        .queue_name("events")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
     let events_arn = sqs
         .get_queue_attributes()
         .queue_url(&events_url)
@@ -86,7 +103,13 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
     eb.put_targets()
         .rule("to-queue")
         .event_bus_name("classy-sync-test")
-        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(events_arn).build().unwrap())
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(events_arn)
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .unwrap();
@@ -101,7 +124,10 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
     };
     let sandbox = classy_sandbox::start(sandbox).await.unwrap();
     let client = ClassyClient::new(test_client_config(&sandbox)).unwrap();
-    let secrets = Arc::new(Recording { inner: SecretsManagerStore::from_settings(&sdk, &settings), reads: Mutex::default() });
+    let secrets = Arc::new(Recording {
+        inner: SecretsManagerStore::from_settings(&sdk, &settings),
+        reads: Mutex::default(),
+    });
     let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings).with_wait_time(Duration::ZERO));
     let engine = Engine::new(
         Arc::new(DynamoStore::from_settings(&sdk, &settings)),
@@ -109,13 +135,21 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
         secrets.clone(),
         Arc::new(SystemClock),
     )
-    .with_options(EngineOptions { local_liveness: false, ..EngineOptions::default() });
+    .with_options(EngineOptions {
+        local_liveness: false,
+        ..EngineOptions::default()
+    });
     let mut orgs = Vec::new();
     for app in sandbox.apps() {
         for org in &app.organizations {
             let org = *org as u64;
             engine
-                .add_org(org, &format!("Org {org}"), &app.client_id, SecretString::from(app.client_secret.clone()))
+                .add_org(
+                    org,
+                    &format!("Org {org}"),
+                    &app.client_id,
+                    SecretString::from(app.client_secret.clone()),
+                )
                 .await
                 .unwrap();
             orgs.push(org);
@@ -125,9 +159,21 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
         engine,
         queue: queue.clone(),
         bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
-        settings: FunctionSettings { deadline_margin: Duration::from_secs(30), marker_ttl: Duration::from_secs(3600) },
+        settings: FunctionSettings {
+            deadline_margin: Duration::from_secs(30),
+            marker_ttl: Duration::from_secs(3600),
+        },
     };
-    Stack { _moto: moto, sandbox, services, queue, secrets, sqs, events_url, orgs }
+    Stack {
+        _moto: moto,
+        sandbox,
+        services,
+        queue,
+        secrets,
+        sqs,
+        events_url,
+        orgs,
+    }
 }
 
 fn deadline_in(d: Duration) -> SystemTime {
@@ -146,11 +192,18 @@ async fn deliver_once(s: &Stack, services: &Services, deadline: SystemTime) -> (
         m.message_id = Some(r.id.clone());
         m.receipt_handle = Some(r.receipt.clone());
         m.body = Some(r.body.clone());
-        m.attributes.insert("ApproximateReceiveCount".into(), r.receive_count.to_string());
+        m.attributes.insert(
+            "ApproximateReceiveCount".into(),
+            r.receive_count.to_string(),
+        );
         event.records.push(m);
     }
     let response = worker::handle(services, event, deadline).await;
-    let failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
     for r in &received {
         if failed.contains(&r.id) {
             // Back to the queue after its visibility timeout, as SQS does.
@@ -179,7 +232,11 @@ async fn drain(s: &Stack, services: &Services) -> usize {
 }
 
 async fn truth(sandbox: &RunningSandbox, org: u64, entity: Entity) -> Vec<Value> {
-    let url = format!("{}/admin/orgs/{org}/{}", sandbox.base_url(), entity.api_path());
+    let url = format!(
+        "{}/admin/orgs/{org}/{}",
+        sandbox.base_url(),
+        entity.api_path()
+    );
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
@@ -201,55 +258,112 @@ async fn assert_truth(s: &Stack, org: u64) {
 async fn events(s: &Stack) -> Vec<Value> {
     let mut out = Vec::new();
     loop {
-        let r = s.sqs.receive_message().queue_url(&s.events_url).max_number_of_messages(10).send().await.unwrap();
+        let r = s
+            .sqs
+            .receive_message()
+            .queue_url(&s.events_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
         let msgs = r.messages.unwrap_or_default();
         if msgs.is_empty() {
             return out;
         }
         for m in msgs {
             out.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
-            s.sqs.delete_message().queue_url(&s.events_url).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+            s.sqs
+                .delete_message()
+                .queue_url(&s.events_url)
+                .receipt_handle(m.receipt_handle.unwrap())
+                .send()
+                .await
+                .unwrap();
         }
     }
 }
 
 fn small() -> SandboxConfig {
-    SandboxConfig { seed: 21, orgs: 2, supporters: 400, campaigns: 6, transactions: 800, plans: 60, ..SandboxConfig::default() }
+    SandboxConfig {
+        seed: 21,
+        orgs: 2,
+        supporters: 400,
+        campaigns: 6,
+        transactions: 800,
+        plans: 60,
+        ..SandboxConfig::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedule_to_dispatch_to_worker_lands_exactly_the_truth_then_an_incremental_round() {
     let s = stack(small()).await;
     for e in Entity::ALL {
-        let r = dispatch::handle(&s.services, json!({"entity": e.name()})).await.unwrap();
+        let r = dispatch::handle(&s.services, json!({"entity": e.name()}))
+            .await
+            .unwrap();
         assert_eq!(r["enqueued"].as_array().unwrap().len(), s.orgs.len(), "{r}");
     }
     // Dispatching again while the jobs are queued enqueues nothing.
-    let again = dispatch::handle(&s.services, json!({"detail": {"entity": "supporters"}})).await.unwrap();
+    let again = dispatch::handle(&s.services, json!({"detail": {"entity": "supporters"}}))
+        .await
+        .unwrap();
     assert!(again["enqueued"].as_array().unwrap().is_empty(), "{again}");
-    assert_eq!(again["already_queued"].as_array().unwrap().len(), s.orgs.len());
+    assert_eq!(
+        again["already_queued"].as_array().unwrap().len(),
+        s.orgs.len()
+    );
 
     assert_eq!(drain(&s, &s.services).await, s.orgs.len() * 4);
     for &org in &s.orgs {
         assert_truth(&s, org).await;
     }
     let completed = events(&s).await;
-    assert_eq!(completed.iter().filter(|e| e["detail-type"] == "SyncCompleted").count(), s.orgs.len() * 4);
+    assert_eq!(
+        completed
+            .iter()
+            .filter(|e| e["detail-type"] == "SyncCompleted")
+            .count(),
+        s.orgs.len() * 4
+    );
     assert_eq!(completed[0]["source"], "classy-sync");
 
     // Incremental round: change records, make the schedule due, dispatch, work.
     let org = s.orgs[0];
     let http = reqwest::Client::new();
-    http.post(format!("{}/admin/orgs/{org}/supporters/touch", s.sandbox.base_url())).json(&json!({"count": 12})).send().await.unwrap();
+    http.post(format!(
+        "{}/admin/orgs/{org}/supporters/touch",
+        s.sandbox.base_url()
+    ))
+    .json(&json!({"count": 12}))
+    .send()
+    .await
+    .unwrap();
     for e in Entity::ALL {
-        s.services.engine.set_org_interval(org, e, Some(1)).await.unwrap();
+        s.services
+            .engine
+            .set_org_interval(org, e, Some(1))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = dispatch::handle(&s.services, json!({"entity": "supporters"})).await.unwrap();
+    let r = dispatch::handle(&s.services, json!({"entity": "supporters"}))
+        .await
+        .unwrap();
     assert_eq!(r["enqueued"], json!([org]));
     drain(&s, &s.services).await;
-    let run = s.services.engine.last_run(org, Entity::Supporters).await.unwrap().unwrap();
-    assert_eq!((run.mode.as_str(), run.updated), ("incremental", 12), "{run:?}");
+    let run = s
+        .services
+        .engine
+        .last_run(org, Entity::Supporters)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (run.mode.as_str(), run.updated),
+        ("incremental", 12),
+        "{run:?}"
+    );
     assert_truth(&s, org).await;
 }
 
@@ -265,25 +379,54 @@ async fn a_message_delivered_twice_or_to_two_workers_at_once_has_one_effect() {
     event.records.push(m);
     // Two workers receive the same message at the same moment.
     let (a, b) = tokio::join!(
-        worker::handle(&s.services, event.clone(), deadline_in(Duration::from_secs(900))),
-        worker::handle(&s.services, event.clone(), deadline_in(Duration::from_secs(900)))
+        worker::handle(
+            &s.services,
+            event.clone(),
+            deadline_in(Duration::from_secs(900))
+        ),
+        worker::handle(
+            &s.services,
+            event.clone(),
+            deadline_in(Duration::from_secs(900))
+        )
     );
     assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
-    let runs = s.services.engine.runs(org, Entity::Transactions, 10).await.unwrap();
-    assert_eq!(runs.len(), 1, "exactly one of the two ran; the other saw the lease: {runs:?}");
+    let runs = s
+        .services
+        .engine
+        .runs(org, Entity::Transactions, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "exactly one of the two ran; the other saw the lease: {runs:?}"
+    );
     // Delivered again later: an incremental run that changes nothing.
     let c = worker::handle(&s.services, event, deadline_in(Duration::from_secs(900))).await;
     assert!(c.batch_item_failures.is_empty());
-    let last = s.services.engine.last_run(org, Entity::Transactions).await.unwrap().unwrap();
+    let last = s
+        .services
+        .engine
+        .last_run(org, Entity::Transactions)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((last.created, last.updated), (0, 0), "{last:?}");
     let mut rows = Vec::new();
-    s.services.engine.export(org, Entity::Transactions, |r| {
-        rows.push(r);
-        Ok(())
-    })
-    .await
-    .unwrap();
-    assert_same_records(Entity::Transactions, &truth(&s.sandbox, org, Entity::Transactions).await, &rows);
+    s.services
+        .engine
+        .export(org, Entity::Transactions, |r| {
+            rows.push(r);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_same_records(
+        Entity::Transactions,
+        &truth(&s.sandbox, org, Entity::Transactions).await,
+        &rows,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +435,12 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
     let app = &s.sandbox.apps()[0];
     s.services
         .engine
-        .add_org(777, "Broken credentials", &app.client_id, SecretString::from("not-the-secret".to_string()))
+        .add_org(
+            777,
+            "Broken credentials",
+            &app.client_id,
+            SecretString::from("not-the-secret".to_string()),
+        )
         .await
         .unwrap();
     s.queue
@@ -306,7 +454,8 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
         .unwrap();
     let mut attempts = 0;
     for _ in 0..60 {
-        let (n, failed) = deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+        let (n, failed) =
+            deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
         attempts += failed;
         assert_eq!(n, failed, "the job never succeeds");
         if s.queue.stats().await.unwrap().dead > 0 {
@@ -314,20 +463,40 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(attempts, MAX_RECEIVES as usize, "retried up to the redrive limit");
+    assert_eq!(
+        attempts, MAX_RECEIVES as usize,
+        "retried up to the redrive limit"
+    );
     let dead = s.queue.dead_letters(10).await.unwrap();
     assert_eq!(dead.len(), 1);
     assert!(dead[0].body.contains("777"));
-    let failed: Vec<Value> = events(&s).await.into_iter().filter(|e| e["detail-type"] == "SyncFailed").collect();
+    let failed: Vec<Value> = events(&s)
+        .await
+        .into_iter()
+        .filter(|e| e["detail-type"] == "SyncFailed")
+        .collect();
     assert_eq!(failed.len(), MAX_RECEIVES as usize);
     assert_eq!(failed[0]["detail"]["organization_id"], 777);
     assert!(!failed[0].to_string().contains("not-the-secret"));
-    assert_eq!(s.services.engine.load_failures(777, Entity::Supporters).await.unwrap().consecutive_failures, MAX_RECEIVES);
+    assert_eq!(
+        s.services
+            .engine
+            .load_failures(777, Entity::Supporters)
+            .await
+            .unwrap()
+            .consecutive_failures,
+        MAX_RECEIVES
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
-    let s = stack(SandboxConfig { orgs: 1, supporters: 3000, ..small() }).await;
+    let s = stack(SandboxConfig {
+        orgs: 1,
+        supporters: 3000,
+        ..small()
+    })
+    .await;
     let org = s.orgs[0];
     reqwest::Client::new()
         .put(format!("{}/admin/faults", s.sandbox.base_url()))
@@ -338,38 +507,65 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
     // Invocations that may run for only about half a second before the margin.
     let mut services = s.services.clone();
     services.settings.deadline_margin = Duration::from_secs(30);
-    dispatch::handle(&services, json!({"entity": "supporters"})).await.unwrap();
+    dispatch::handle(&services, json!({"entity": "supporters"}))
+        .await
+        .unwrap();
     let mut continued = 0;
     for _ in 0..200 {
-        let (n, failed) = deliver_once(&s, &services, deadline_in(Duration::from_millis(30_500))).await;
+        let (n, failed) =
+            deliver_once(&s, &services, deadline_in(Duration::from_millis(30_500))).await;
         assert_eq!(failed, 0);
         if n == 0 {
             break;
         }
-        let last = services.engine.last_run(org, Entity::Supporters).await.unwrap().unwrap();
+        let last = services
+            .engine
+            .last_run(org, Entity::Supporters)
+            .await
+            .unwrap()
+            .unwrap();
         if last.outcome == classy_sync::engine::SyncOutcome::Interrupted {
             continued += 1;
         }
     }
     assert!(continued >= 2, "the sync was continued {continued} times");
-    let last = services.engine.last_run(org, Entity::Supporters).await.unwrap().unwrap();
+    let last = services
+        .engine
+        .last_run(org, Entity::Supporters)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(last.outcome, classy_sync::engine::SyncOutcome::Succeeded);
     let mut rows = Vec::new();
-    services.engine.export(org, Entity::Supporters, |r| {
-        rows.push(r);
-        Ok(())
-    })
-    .await
-    .unwrap();
-    assert_same_records(Entity::Supporters, &truth(&s.sandbox, org, Entity::Supporters).await, &rows);
+    services
+        .engine
+        .export(org, Entity::Supporters, |r| {
+            rows.push(r);
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_same_records(
+        Entity::Supporters,
+        &truth(&s.sandbox, org, Entity::Supporters).await,
+        &rows,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_job_reads_only_its_own_organizations_secret() {
-    let s = stack(SandboxConfig { orgs: 2, apps: 2, ..small() }).await;
+    let s = stack(SandboxConfig {
+        orgs: 2,
+        apps: 2,
+        ..small()
+    })
+    .await;
     let (a, b) = (s.orgs[0], s.orgs[1]);
     // B's credential is gone: B fails, A is unaffected and never touches B's secret.
-    s.secrets.delete(&format!("classy-sync/{b}/classy")).await.unwrap();
+    s.secrets
+        .delete(&format!("classy-sync/{b}/classy"))
+        .await
+        .unwrap();
     for org in [a, b] {
         s.queue
             .send_batch(vec![classy_sync::engine::jobs::SyncJob {
@@ -392,11 +588,19 @@ async fn each_job_reads_only_its_own_organizations_secret() {
         m.body = Some(r.body.clone());
         let out = worker::run_message(&s.services, &m, deadline_in(Duration::from_secs(900))).await;
         let reads = s.secrets.reads.lock().unwrap().clone();
-        assert!(reads.iter().all(|n| *n == format!("classy-sync/{}/classy", job.org)), "{reads:?}");
+        assert!(
+            reads
+                .iter()
+                .all(|n| *n == format!("classy-sync/{}/classy", job.org)),
+            "{reads:?}"
+        );
         if job.org == a {
             assert_eq!(out, worker::JobResult::Completed);
         } else {
-            assert!(matches!(out, worker::JobResult::Failed(ref e) if e.contains("not found")), "{out:?}");
+            assert!(
+                matches!(out, worker::JobResult::Failed(ref e) if e.contains("not found")),
+                "{out:?}"
+            );
         }
     }
 }

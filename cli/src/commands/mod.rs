@@ -11,7 +11,10 @@ use crate::cli::{Cli, Command};
 use std::process::ExitCode;
 
 pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
-    let target = crate::runtime::Target { data_dir: args.data_dir.clone(), backend: args.backend };
+    let target = crate::runtime::Target {
+        data_dir: args.data_dir.clone(),
+        backend: args.backend,
+    };
     match args.command {
         Command::Org(cmd) => org::run(&target, cmd).await,
         Command::Sync(a) => sync::run(&target, a).await,

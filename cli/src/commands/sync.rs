@@ -207,17 +207,26 @@ async fn enqueue(local: &runtime::Local, orgs: &[OrgId], args: &SyncArgs) -> Res
         Some(e) => vec![e],
         None => Entity::ALL.to_vec(),
     };
-    let mode = if args.full { SyncMode::Full } else { SyncMode::Auto };
+    let mode = if args.full {
+        SyncMode::Full
+    } else {
+        SyncMode::Auto
+    };
     let mut jobs = Vec::new();
     for &org in orgs {
         for &entity in &entities {
             let job = classy_sync::engine::jobs::SyncJob { org, entity, mode };
-            local.engine.job_continues(&job, std::time::Duration::from_secs(2 * 3600)).await?;
+            local
+                .engine
+                .job_continues(&job, std::time::Duration::from_secs(2 * 3600))
+                .await?;
             jobs.push(job);
         }
     }
     for chunk in jobs.chunks(classy_sync::ports::queue::MAX_SEND_BATCH) {
-        queue.send_batch(chunk.iter().map(|j| j.to_message()).collect()).await?;
+        queue
+            .send_batch(chunk.iter().map(|j| j.to_message()).collect())
+            .await?;
     }
     if args.json {
         print_json(&serde_json::json!({ "enqueued": jobs }))?;

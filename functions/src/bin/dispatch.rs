@@ -13,7 +13,12 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let services = services.clone();
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
-        async move { dispatch::handle(&services, event.payload).await.map_err(Error::from) }.instrument(span)
+        async move {
+            dispatch::handle(&services, event.payload)
+                .await
+                .map_err(Error::from)
+        }
+        .instrument(span)
     }))
     .await
 }

@@ -4,7 +4,9 @@
 //! (a durable SQS-like queue on its own SQLite file) and [`SecretsFile`] (a 0600 JSON file).
 //! [`conformance`] holds the behavioural suites every adapter of a port must pass.
 
+pub mod aws;
 pub mod conformance;
+pub mod event_log;
 pub mod local_queue;
 pub mod secrets_file;
 pub mod sqlite_store;

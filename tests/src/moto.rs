@@ -1,0 +1,154 @@
+//! moto (`moto_server`) on a loopback port: DynamoDB, SQS, Secrets Manager and EventBridge
+//! over the real AWS wire protocol, for the AWS adapters' tests.
+//!
+//! The binary is found as: `$MOTO_SERVER`, else `$(dirname $PYTHON)/moto_server` (the
+//! Makefile passes `PYTHON=<repo>/.venv/bin/python`), else `<workspace>/.venv/bin/moto_server`,
+//! else `moto_server` on `PATH`. Without one, [`MotoServer::start`] panics saying so: the AWS
+//! tests fail rather than skip.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+pub const ACCESS_KEY: &str = "AKIDTEST";
+pub const SECRET_KEY: &str = "secret";
+
+/// A running `moto_server`, killed when dropped. Every server has its own state.
+pub struct MotoServer {
+    child: Child,
+    port: u16,
+}
+
+/// Where `moto_server` is, or why it was not found.
+pub fn find_moto_server() -> Result<PathBuf, String> {
+    let mut tried = Vec::new();
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        let p = PathBuf::from(p);
+        if p.is_file() {
+            return Ok(p);
+        }
+        return Err(format!(
+            "MOTO_SERVER={} does not exist; install moto with `make setup` \
+             (pip install -r requirements-dev.txt)",
+            p.display()
+        ));
+    }
+    if let Some(python) = std::env::var_os("PYTHON") {
+        if let Some(dir) = Path::new(&python).parent() {
+            tried.push(dir.join("moto_server"));
+        }
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."));
+    tried.push(workspace.join(".venv/bin/moto_server"));
+    if let Some(path) = std::env::var_os("PATH") {
+        tried.extend(std::env::split_paths(&path).map(|d| d.join("moto_server")));
+    }
+    if let Some(found) = tried.iter().find(|p| p.is_file()) {
+        return Ok(found.clone());
+    }
+    Err(format!(
+        "moto_server not found (looked at $MOTO_SERVER, $(dirname $PYTHON)/moto_server, {} \
+         and PATH). The AWS adapter tests need it: run `make setup` (a .venv with \
+         requirements-dev.txt, which pins moto[server]) and `make test`, or set MOTO_SERVER \
+         to the moto_server binary.",
+        workspace.join(".venv/bin/moto_server").display()
+    ))
+}
+
+impl MotoServer {
+    /// Starts a fresh server and waits until it answers. Panics if moto is not installed.
+    pub fn start() -> MotoServer {
+        let bin = find_moto_server().unwrap_or_else(|e| panic!("{e}"));
+        let mut last_error = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let mut child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    // Most likely the port was taken between our probe and the bind.
+                    last_error = format!("moto_server exited with {status} on port {port}");
+                    break;
+                }
+                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                    return MotoServer { child, port };
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_error = format!("moto_server did not listen on port {port} within 30 s");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("{} could not be started: {last_error}", bin.display());
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SDK configuration for this server: its endpoint, static test credentials, us-east-1.
+    /// These explicit settings win over anything in the process environment, which is not
+    /// changed.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let creds = aws_sdk_dynamodb::config::Credentials::new(
+            ACCESS_KEY,
+            SECRET_KEY,
+            None,
+            None,
+            "moto-test",
+        );
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(creds)
+            .endpoint_url(self.endpoint())
+            .load()
+            .await
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
+    }
+
+    pub async fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::new(&self.sdk_config().await)
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
