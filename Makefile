@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench clean lint-infra build-aws deploy lambda-metrics
+.PHONY: help setup build run test test-rust lint fmt contract bench clean lint-infra build-aws deploy lambda-metrics test-lambda
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
@@ -54,7 +54,11 @@ deploy: setup
 lambda-metrics: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/lambda_metrics.py
 
-test: setup lint test-rust contract lint-infra
+# The real Lambda runtime path: cargo lambda watch + invoke with the sample events.
+test-lambda: setup
+	bash scripts/lambda-invoke-test.sh $(PY)
+
+test: setup lint test-rust contract lint-infra test-lambda
 
 bench: setup
 	$(PY) scripts/bench.py

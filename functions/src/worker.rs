@@ -9,7 +9,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use classy_sync::engine::events::sync_event;
 use classy_sync::engine::jobs::SyncJob;
 use classy_sync::engine::{EngineError, RunControl, SyncOutcome};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tracing::Instrument;
 
 /// What happened to one message.
@@ -63,20 +63,32 @@ pub async fn run_message(
 async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> JobResult {
     let engine = &services.engine;
     let ctl = RunControl::default();
-    // Stop at the next checkpoint once the deadline comes near.
-    let left = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-        .saturating_sub(services.settings.deadline_margin);
-    let stop = ctl.stop.clone();
-    let timer = tokio::spawn(async move {
-        tokio::time::sleep(left).await;
-        stop.stop();
-    });
+    // Stop at the next checkpoint once the deadline comes near. A deadline already past
+    // means the runtime gave none (local emulators): run to completion.
+    let timer = match deadline.duration_since(SystemTime::now()) {
+        Ok(until) => {
+            let left = until.saturating_sub(services.settings.deadline_margin);
+            tracing::debug!(
+                run_for_ms = left.as_millis() as u64,
+                "time this job may run before continuing"
+            );
+            let stop = ctl.stop.clone();
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(left).await;
+                stop.stop();
+            }))
+        }
+        Err(_) => {
+            tracing::debug!("no invocation deadline given: the job runs to completion");
+            None
+        }
+    };
     let result = engine
         .sync_entity(job.org, job.entity, job.mode, &ctl)
         .await;
-    timer.abort();
+    if let Some(t) = timer {
+        t.abort();
+    }
 
     let report = match result {
         Ok(report) => report,

@@ -22,6 +22,8 @@ pub struct FetchedPage<T> {
     pub records: Vec<T>,
     /// Where the run stands once these records are stored.
     pub checkpoint: Checkpoint,
+    /// Nothing follows: a stop requested now still completes the run.
+    pub last: bool,
 }
 
 pub struct Pager {
@@ -175,6 +177,7 @@ impl Pager {
                 .send(Ok(FetchedPage {
                     records,
                     checkpoint,
+                    last: !more,
                 }))
                 .await
                 .is_err()
@@ -232,6 +235,7 @@ impl Pager {
                 .send(Ok(FetchedPage {
                     records: fresh,
                     checkpoint,
+                    last: !full && !stuck,
                 }))
                 .await
                 .is_err()
@@ -298,6 +302,7 @@ impl Pager {
                     .send(Ok(FetchedPage {
                         records: fresh,
                         checkpoint,
+                        last: false,
                     }))
                     .await
                     .is_err()

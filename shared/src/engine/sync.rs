@@ -329,6 +329,7 @@ impl Engine {
             let counts = write_page(self.store.as_ref(), org, &page.records, rebuild_later).await?;
             state.counts.add(counts);
             state.pages += 1;
+            let last = page.last;
             cursor.in_progress = Some(page.checkpoint);
             *version = self.save_cursor(org, T::ENTITY, cursor, *version).await?;
             if self.clock.unix() - renewed_at >= renew_every {
@@ -342,7 +343,7 @@ impl Engine {
                     fetched: state.counts.fetched,
                 });
             }
-            if ctl.stop.is_stopped() {
+            if ctl.stop.is_stopped() && !last {
                 completed = false;
                 break;
             }
