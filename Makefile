@@ -5,13 +5,13 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench clean lint-infra build-aws deploy lambda-metrics test-lambda
+.PHONY: help setup build run test test-rust lint fmt contract bench clean lint-infra build-cli deploy lambda-metrics test-lambda
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
-	@echo "make test   - formatting, clippy, every Rust test, the Classy contract check"
+	@echo "make test   - fmt, clippy, every Rust test (sandbox, moto), Classy contract, infra lint, Lambda invoke test"
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
-	@echo "make build-aws / deploy / lint-infra / lambda-metrics - the AWS stack (see docs/deploy.md)"
+	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics - the AWS stack (docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
 $(VENV)/.installed: requirements-dev.txt
@@ -21,10 +21,20 @@ $(VENV)/.installed: requirements-dev.txt
 
 setup: $(VENV)/.installed
 
-build:
+# The CLI (with the sandbox) for local runs.
+build-cli:
 	$(CARGO) build --release --locked -p classy-sync-cli
 
-run: setup build
+# Every Lambda function with cargo-lambda, and the CLI. arm64 by default (what the stack
+# deploys); these build machines have only the x86_64 standard library: ARCH=--x86-64.
+# The functions favour size (opt-level s, fat LTO, one codegen unit); `sam build` in
+# `make deploy` gets the same settings.
+ARCH ?= --arm64
+LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+build: setup build-cli
+	$(LAMBDA_PROFILE) PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --locked $(ARCH) --bin dispatch --bin sync-worker
+
+run: setup build-cli
 	PYTHON=$(PY) bash scripts/demo.sh
 
 fmt:
@@ -43,13 +53,8 @@ contract: setup
 lint-infra: setup
 	bash scripts/lint-infra.sh $(VENV)/bin
 
-# Lambda functions with cargo-lambda (`ARCH=--x86-64` on machines without the arm64 target).
-ARCH ?= --arm64
-build-aws: setup
-	PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release $(ARCH) --bin dispatch --bin sync-worker
-
 deploy: setup
-	cd infra && PATH="$(abspath $(VENV))/bin:$$PATH" sam build && PATH="$(abspath $(VENV))/bin:$$PATH" sam deploy
+	cd infra && $(LAMBDA_PROFILE) PATH="$(abspath $(VENV))/bin:$$PATH" sam build && PATH="$(abspath $(VENV))/bin:$$PATH" sam deploy
 
 lambda-metrics: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/lambda_metrics.py
