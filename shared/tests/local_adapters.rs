@@ -53,6 +53,8 @@ async fn local_queue_file_passes_conformance() {
         QueueProfile {
             max_receives: 3,
             exact: true,
+            per_message_delay: true,
+            dedup: true,
         },
     )
     .await;
@@ -69,6 +71,8 @@ async fn local_queue_in_memory_with_default_options_passes_conformance() {
         QueueProfile {
             max_receives: 5,
             exact: true,
+            per_message_delay: true,
+            dedup: true,
         },
     )
     .await;
@@ -487,6 +491,8 @@ async fn local_queue_passes_conformance_in_real_time() {
         QueueProfile {
             max_receives: 3,
             exact: true,
+            per_message_delay: true,
+            dedup: true,
         },
     )
     .await;

@@ -961,6 +961,15 @@ pub struct QueueProfile {
     /// superseded or used receipt is `StaleReceipt`, and a dedup id is free again once its
     /// message is deleted. SQS is approximate on all three: pass `false`.
     pub exact: bool,
+    /// The queue honours `OutMessage::delay` (the local queue, SQS standard queues). When
+    /// `false` the suite checks instead that a batch holding a delayed message is refused
+    /// with `QueueError::Invalid` and enqueues nothing (SQS FIFO queues have no per-message
+    /// delays; `SqsQueue` refuses such a batch before sending it).
+    pub per_message_delay: bool,
+    /// The queue drops a message whose dedup id matches a live message's (the local queue,
+    /// SQS FIFO queues). When `false` the suite checks instead that dedup ids are ignored and
+    /// every message is delivered (SQS standard queues cannot deduplicate).
+    pub dedup: bool,
 }
 
 /// Visibility timeout used throughout; whole seconds so SQS can honour it.
@@ -993,9 +1002,17 @@ pub async fn queue_conformance(
     );
     queue_limits(queue).await;
     queue_visibility(queue, time, profile, &ns).await;
-    queue_delay(queue, time, &ns).await;
+    if profile.per_message_delay {
+        queue_delay(queue, time, &ns).await;
+    } else {
+        queue_delay_refused(queue, &ns).await;
+    }
     queue_release(queue, time, profile, &ns).await;
-    queue_dedup(queue, profile, &ns).await;
+    if profile.dedup {
+        queue_dedup(queue, profile, &ns).await;
+    } else {
+        queue_no_dedup(queue, &ns).await;
+    }
     queue_dead_letters(queue, profile, &ns).await;
     queue_age(queue, time, profile, &ns).await;
     queue_concurrent_receives(queue, &ns).await;
@@ -1147,6 +1164,14 @@ async fn queue_visibility(
             queue.delete("no-such-receipt").await,
             "delete with a made-up receipt",
         );
+    } else {
+        // SQS may accept an unknown receipt silently; when it refuses one, it says so.
+        match queue.delete("no-such-receipt").await {
+            Ok(()) | Err(QueueError::StaleReceipt(_)) => {}
+            other => {
+                panic!("delete with a made-up receipt: expected Ok or StaleReceipt, got {other:?}")
+            }
+        }
     }
     time.advance(PAST_VIS).await;
     assert!(
@@ -1184,6 +1209,27 @@ async fn queue_delay(queue: &dyn JobQueue, time: &dyn TimeControl, ns: &str) {
     assert_eq!(later[0].receive_count, 1);
     delete_all(queue, &got).await;
     delete_all(queue, &later).await;
+}
+
+/// For a queue without per-message delays: a batch holding a delayed message is refused
+/// whole, and the refused batch enqueues nothing.
+async fn queue_delay_refused(queue: &dyn JobQueue, ns: &str) {
+    expect_queue_invalid(
+        queue
+            .send_batch(vec![
+                OutMessage::new(format!("{ns} undelayed")),
+                OutMessage {
+                    delay: VIS,
+                    ..OutMessage::new(format!("{ns} delayed"))
+                },
+            ])
+            .await,
+        "a per-message delay on a queue without per-message delays",
+    );
+    assert!(
+        receive(queue, 10, LONG_VIS).await.is_empty(),
+        "a batch refused for its delay enqueues nothing"
+    );
 }
 
 async fn queue_release(
@@ -1269,6 +1315,40 @@ async fn queue_dedup(queue: &dyn JobQueue, profile: QueueProfile, ns: &str) {
         );
         delete_all(queue, &again).await;
     }
+}
+
+/// For a queue without deduplication: messages sharing a dedup id, in one batch or in
+/// two, are all delivered, each once.
+async fn queue_no_dedup(queue: &dyn JobQueue, ns: &str) {
+    let dedup = |body: String| OutMessage {
+        dedup_id: Some(format!("{ns}-d1")),
+        group_id: Some(format!("{ns}-org")),
+        ..OutMessage::new(body)
+    };
+    send(
+        queue,
+        vec![
+            dedup(format!("{ns} d1 first")),
+            dedup(format!("{ns} d1 again")),
+        ],
+    )
+    .await;
+    send(queue, vec![dedup(format!("{ns} d1 later"))]).await;
+    let got = receive_n(queue, 3, LONG_VIS).await;
+    let bodies: BTreeSet<String> = got.iter().map(|r| r.body.clone()).collect();
+    assert_eq!(
+        bodies,
+        ["first", "again", "later"]
+            .map(|b| format!("{ns} d1 {b}"))
+            .into_iter()
+            .collect(),
+        "a queue without deduplication delivers every message despite equal dedup ids"
+    );
+    assert!(
+        receive(queue, 10, LONG_VIS).await.is_empty(),
+        "each message is delivered once"
+    );
+    delete_all(queue, &got).await;
 }
 
 async fn queue_dead_letters(queue: &dyn JobQueue, profile: QueueProfile, ns: &str) {
