@@ -5,6 +5,7 @@
 //! transaction, so a lease taken with `NotExistsOrExpired` is taken by exactly one of them.
 
 use super::sqlite_util::{self, prefix_successor, Db, OpenError};
+use crate::ports::store::validate_key;
 use crate::ports::store::MAX_TRANSACT_ITEMS;
 use crate::ports::{Condition, Item, Page, SkRange, Store, StoreError, WriteOp};
 use async_trait::async_trait;
@@ -28,11 +29,8 @@ const MIGRATIONS: &[&str] = &["
     CREATE INDEX items_gsi1 ON items (gsi1) WHERE gsi1 IS NOT NULL;
 "];
 
-/// DynamoDB's limits, enforced here too so that local runs fail where AWS would.
-const MAX_PK_BYTES: usize = 2048;
-const MAX_SK_BYTES: usize = 1024;
-/// DynamoDB's item limit is 400 KB including attribute names; this counts keys and data.
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Items up to this size are accepted (the limits are the port's, shared by every adapter).
+pub use crate::ports::store::MAX_ITEM_BYTES;
 
 const COLUMNS: &str = "pk, sk, data, version, expires_at, gsi1";
 const SELECT_ONE: &str =
@@ -144,64 +142,6 @@ impl Fail {
             }
             Fail::Sql(e) => StoreError::Unavailable(format!("{location}: {e}")),
         }
-    }
-}
-
-fn validate_key(pk: &str, sk: &str) -> Result<(), StoreError> {
-    if pk.is_empty() || sk.is_empty() {
-        return Err(StoreError::Invalid(format!(
-            "empty key {pk:?}/{sk:?}: keys must be non-empty"
-        )));
-    }
-    if pk.len() > MAX_PK_BYTES || sk.len() > MAX_SK_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "key too long ({} / {} bytes; limits {MAX_PK_BYTES} / {MAX_SK_BYTES})",
-            pk.len(),
-            sk.len()
-        )));
-    }
-    Ok(())
-}
-
-fn validate_item(item: &Item) -> Result<(), StoreError> {
-    validate_key(&item.pk, &item.sk)?;
-    let size =
-        item.pk.len() + item.sk.len() + item.data.len() + item.gsi1.as_ref().map_or(0, String::len);
-    if size > MAX_ITEM_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "item {}/{} is {size} bytes; the limit is {MAX_ITEM_BYTES}",
-            item.pk, item.sk
-        )));
-    }
-    if item.version > i64::MAX as u64 {
-        return Err(StoreError::Invalid(format!(
-            "item {}/{}: version {} is larger than {}",
-            item.pk,
-            item.sk,
-            item.version,
-            i64::MAX
-        )));
-    }
-    if item.gsi1.as_deref() == Some("") {
-        return Err(StoreError::Invalid(format!(
-            "item {}/{}: gsi1 must be non-empty when present",
-            item.pk, item.sk
-        )));
-    }
-    Ok(())
-}
-
-fn op_key(op: &WriteOp) -> (&str, &str) {
-    match op {
-        WriteOp::Put(item) => (&item.pk, &item.sk),
-        WriteOp::Delete { pk, sk } => (pk, sk),
-    }
-}
-
-fn validate_op(op: &WriteOp) -> Result<(), StoreError> {
-    match op {
-        WriteOp::Put(item) => validate_item(item),
-        WriteOp::Delete { pk, sk } => validate_key(pk, sk),
     }
 }
 
@@ -334,14 +274,14 @@ impl Store for SqliteStore {
     }
 
     async fn put(&self, item: Item, cond: Condition) -> Result<(), StoreError> {
-        validate_item(&item)?;
+        item.validate()?;
         self.call(move |conn| {
             let op = WriteOp::Put(item);
             if cond == Condition::Always {
                 return apply(conn, &op);
             }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (pk, sk) = op_key(&op);
+            let (pk, sk) = op.key();
             check(&tx, pk, sk, cond)?;
             apply(&tx, &op)?;
             tx.commit()?;
@@ -361,7 +301,7 @@ impl Store for SqliteStore {
                 return apply(conn, &op);
             }
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let (pk, sk) = op_key(&op);
+            let (pk, sk) = op.key();
             check(&tx, pk, sk, cond)?;
             apply(&tx, &op)?;
             tx.commit()?;
@@ -427,7 +367,7 @@ impl Store for SqliteStore {
             return Ok(());
         }
         for op in &ops {
-            validate_op(op)?;
+            op.validate()?;
         }
         self.call(move |conn| {
             // One transaction for the whole batch: one WAL commit instead of one per item.
@@ -450,8 +390,8 @@ impl Store for SqliteStore {
         }
         let mut keys = HashSet::new();
         for (op, _) in &ops {
-            validate_op(op)?;
-            let (pk, sk) = op_key(op);
+            op.validate()?;
+            let (pk, sk) = op.key();
             if !keys.insert((pk, sk)) {
                 // DynamoDB refuses two operations on one item in a transaction.
                 return Err(StoreError::Invalid(format!(
@@ -467,7 +407,7 @@ impl Store for SqliteStore {
             // All conditions against the state before the transaction, then all writes;
             // dropping `tx` on a failed condition rolls everything back.
             for (op, cond) in &ops {
-                let (pk, sk) = op_key(op);
+                let (pk, sk) = op.key();
                 check(&tx, pk, sk, *cond)?;
             }
             for (op, _) in &ops {

@@ -118,6 +118,79 @@ impl StoreError {
 /// Largest transaction the store accepts (DynamoDB's limit).
 pub const MAX_TRANSACT_ITEMS: usize = 100;
 
+/// DynamoDB's key limits, enforced by every adapter so local runs fail where AWS would.
+pub const MAX_PK_BYTES: usize = 2048;
+pub const MAX_SK_BYTES: usize = 1024;
+/// DynamoDB's item limit is 400 KB including attribute names; this counts keys and data.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+
+/// Checks a key against the limits every adapter enforces.
+pub fn validate_key(pk: &str, sk: &str) -> Result<(), StoreError> {
+    if pk.is_empty() || sk.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "empty key {pk:?}/{sk:?}: keys must be non-empty"
+        )));
+    }
+    if pk.len() > MAX_PK_BYTES || sk.len() > MAX_SK_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "key too long ({} / {} bytes; limits {MAX_PK_BYTES} / {MAX_SK_BYTES})",
+            pk.len(),
+            sk.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Item {
+    /// Checks the item against the limits every adapter enforces.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        validate_key(&self.pk, &self.sk)?;
+        let size = self.pk.len()
+            + self.sk.len()
+            + self.data.len()
+            + self.gsi1.as_ref().map_or(0, String::len);
+        if size > MAX_ITEM_BYTES {
+            return Err(StoreError::Invalid(format!(
+                "item {}/{} is {size} bytes; the limit is {MAX_ITEM_BYTES}",
+                self.pk, self.sk
+            )));
+        }
+        if self.version > i64::MAX as u64 {
+            return Err(StoreError::Invalid(format!(
+                "item {}/{}: version {} is larger than {}",
+                self.pk,
+                self.sk,
+                self.version,
+                i64::MAX
+            )));
+        }
+        if self.gsi1.as_deref() == Some("") {
+            return Err(StoreError::Invalid(format!(
+                "item {}/{}: gsi1 must be non-empty when present",
+                self.pk, self.sk
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl WriteOp {
+    /// The key the write touches.
+    pub fn key(&self) -> (&str, &str) {
+        match self {
+            WriteOp::Put(item) => (&item.pk, &item.sk),
+            WriteOp::Delete { pk, sk } => (pk, sk),
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), StoreError> {
+        match self {
+            WriteOp::Put(item) => item.validate(),
+            WriteOp::Delete { pk, sk } => validate_key(pk, sk),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError>;

@@ -10,7 +10,7 @@
 //! which DynamoDB only reads eventually consistently), and paging is exact.
 
 use super::{describe, RetryPolicy};
-use crate::adapters::sqlite_store::MAX_ITEM_BYTES;
+use crate::ports::store::validate_key;
 use crate::ports::store::MAX_TRANSACT_ITEMS;
 use crate::ports::{Condition, Item, Page, SkRange, Store, StoreError, WriteOp};
 use async_trait::async_trait;
@@ -40,8 +40,6 @@ const BATCH_GET_MAX: usize = 100;
 const BATCH_WRITE_MAX: usize = 25;
 /// Batch requests in flight at once for one call.
 const BATCH_CONCURRENCY: usize = 4;
-const MAX_PK_BYTES: usize = 2048;
-const MAX_SK_BYTES: usize = 1024;
 
 type Attrs = HashMap<String, AttributeValue>;
 
@@ -314,7 +312,7 @@ where
 pub(crate) fn plan_batch_write(ops: Vec<WriteOp>) -> Vec<Vec<WriteOp>> {
     let mut last: HashMap<(String, String), usize> = HashMap::new();
     for (i, op) in ops.iter().enumerate() {
-        let (pk, sk) = op_key(op);
+        let (pk, sk) = op.key();
         last.insert((pk.to_owned(), sk.to_owned()), i);
     }
     let keep: HashSet<usize> = last.into_values().collect();
@@ -476,65 +474,6 @@ fn query_plan(
     Some((expr, start))
 }
 
-fn op_key(op: &WriteOp) -> (&str, &str) {
-    match op {
-        WriteOp::Put(item) => (&item.pk, &item.sk),
-        WriteOp::Delete { pk, sk } => (pk, sk),
-    }
-}
-
-fn validate_key(pk: &str, sk: &str) -> Result<(), StoreError> {
-    if pk.is_empty() || sk.is_empty() {
-        return Err(StoreError::Invalid(format!(
-            "empty key {pk:?}/{sk:?}: keys must be non-empty"
-        )));
-    }
-    if pk.len() > MAX_PK_BYTES || sk.len() > MAX_SK_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "key too long ({} / {} bytes; limits {MAX_PK_BYTES} / {MAX_SK_BYTES})",
-            pk.len(),
-            sk.len()
-        )));
-    }
-    Ok(())
-}
-
-/// The same limits as the SQLite store, so both refuse the same items.
-fn validate_item(item: &Item) -> Result<(), StoreError> {
-    validate_key(&item.pk, &item.sk)?;
-    let size =
-        item.pk.len() + item.sk.len() + item.data.len() + item.gsi1.as_ref().map_or(0, String::len);
-    if size > MAX_ITEM_BYTES {
-        return Err(StoreError::Invalid(format!(
-            "item {}/{} is {size} bytes; the limit is {MAX_ITEM_BYTES}",
-            item.pk, item.sk
-        )));
-    }
-    if item.version > i64::MAX as u64 {
-        return Err(StoreError::Invalid(format!(
-            "item {}/{}: version {} is larger than {}",
-            item.pk,
-            item.sk,
-            item.version,
-            i64::MAX
-        )));
-    }
-    if item.gsi1.as_deref() == Some("") {
-        return Err(StoreError::Invalid(format!(
-            "item {}/{}: gsi1 must be non-empty when present",
-            item.pk, item.sk
-        )));
-    }
-    Ok(())
-}
-
-fn validate_op(op: &WriteOp) -> Result<(), StoreError> {
-    match op {
-        WriteOp::Put(item) => validate_item(item),
-        WriteOp::Delete { pk, sk } => validate_key(pk, sk),
-    }
-}
-
 fn to_attrs(item: Item) -> Attrs {
     let mut m = HashMap::with_capacity(6);
     m.insert(ATTR_PK.to_owned(), AttributeValue::S(item.pk));
@@ -656,7 +595,7 @@ impl Store for DynamoStore {
     }
 
     async fn put(&self, item: Item, cond: Condition) -> Result<(), StoreError> {
-        validate_item(&item)?;
+        item.validate()?;
         let (pk, sk) = (item.pk.clone(), item.sk.clone());
         let expr = condition_expr(cond);
         let out = self
@@ -738,7 +677,7 @@ impl Store for DynamoStore {
 
     async fn batch_write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         for op in &ops {
-            validate_op(op)?;
+            op.validate()?;
         }
         futures::stream::iter(plan_batch_write(ops))
             .map(|chunk| self.batch_write_chunk(chunk))
@@ -757,8 +696,8 @@ impl Store for DynamoStore {
         }
         let mut keys = HashSet::new();
         for (op, _) in &ops {
-            validate_op(op)?;
-            let (pk, sk) = op_key(op);
+            op.validate()?;
+            let (pk, sk) = op.key();
             if !keys.insert((pk, sk)) {
                 return Err(StoreError::Invalid(format!(
                     "transaction touches {pk}/{sk} more than once"
@@ -771,7 +710,7 @@ impl Store for DynamoStore {
         let keys: Vec<(String, String)> = ops
             .iter()
             .map(|(op, _)| {
-                let (pk, sk) = op_key(op);
+                let (pk, sk) = op.key();
                 (pk.to_owned(), sk.to_owned())
             })
             .collect();
@@ -892,7 +831,7 @@ mod tests {
             vec![25, 25, 10]
         );
         let all: Vec<&WriteOp> = chunks.iter().flatten().collect();
-        let keys: HashSet<(&str, &str)> = all.iter().map(|op| op_key(op)).collect();
+        let keys: HashSet<(&str, &str)> = all.iter().map(|op| op.key()).collect();
         assert_eq!(keys.len(), 60, "one write per key");
         assert!(all.contains(&&WriteOp::Delete {
             pk: "P".into(),
@@ -901,7 +840,7 @@ mod tests {
         assert!(all.contains(&&put("S05", "third")), "the last write wins");
         assert!(!all.contains(&&put("S05", "second")));
         for chunk in &chunks {
-            let keys: HashSet<(&str, &str)> = chunk.iter().map(op_key).collect();
+            let keys: HashSet<(&str, &str)> = chunk.iter().map(WriteOp::key).collect();
             assert_eq!(keys.len(), chunk.len(), "no key twice in a request");
         }
         assert!(plan_batch_write(Vec::new()).is_empty());
