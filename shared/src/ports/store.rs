@@ -174,6 +174,28 @@ impl Item {
     }
 }
 
+/// Checks a transaction against the rules every adapter enforces (DynamoDB's): at most
+/// [`MAX_TRANSACT_ITEMS`] operations, valid items, no item touched twice.
+pub fn validate_transaction(ops: &[(WriteOp, Condition)]) -> Result<(), StoreError> {
+    if ops.len() > MAX_TRANSACT_ITEMS {
+        return Err(StoreError::Invalid(format!(
+            "transaction of {} operations; the limit is {MAX_TRANSACT_ITEMS}",
+            ops.len()
+        )));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for (op, _) in ops {
+        op.validate()?;
+        let (pk, sk) = op.key();
+        if !keys.insert((pk, sk)) {
+            return Err(StoreError::Invalid(format!(
+                "transaction touches {pk}/{sk} more than once"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl WriteOp {
     /// The key the write touches.
     pub fn key(&self) -> (&str, &str) {

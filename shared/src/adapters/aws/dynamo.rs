@@ -11,7 +11,6 @@
 
 use super::{describe, RetryPolicy};
 use crate::ports::store::validate_key;
-use crate::ports::store::MAX_TRANSACT_ITEMS;
 use crate::ports::{Condition, Item, Page, SkRange, Store, StoreError, WriteOp};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -688,22 +687,7 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, ops: Vec<(WriteOp, Condition)>) -> Result<(), StoreError> {
-        if ops.len() > MAX_TRANSACT_ITEMS {
-            return Err(StoreError::Invalid(format!(
-                "transaction of {} operations; the limit is {MAX_TRANSACT_ITEMS}",
-                ops.len()
-            )));
-        }
-        let mut keys = HashSet::new();
-        for (op, _) in &ops {
-            op.validate()?;
-            let (pk, sk) = op.key();
-            if !keys.insert((pk, sk)) {
-                return Err(StoreError::Invalid(format!(
-                    "transaction touches {pk}/{sk} more than once"
-                )));
-            }
-        }
+        crate::ports::store::validate_transaction(&ops)?;
         if ops.is_empty() {
             return Ok(());
         }
