@@ -15,7 +15,10 @@ WORK=$(mktemp -d)
 SANDBOX_PID=
 
 cleanup() {
-  [ -n "$SANDBOX_PID" ] && kill "$SANDBOX_PID" 2>/dev/null && wait "$SANDBOX_PID" 2>/dev/null
+  if [ -n "$SANDBOX_PID" ]; then
+    kill "$SANDBOX_PID" 2>/dev/null || true
+    wait "$SANDBOX_PID" 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -35,7 +35,12 @@ pub async fn run(a: SandboxArgs) -> Result<ExitCode> {
         "apps": sandbox.apps(),
     });
     println!("{ready}");
-    tokio::signal::ctrl_c().await?;
+    // Until Ctrl-C or SIGTERM, then a graceful shutdown.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
     sandbox.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
