@@ -70,7 +70,9 @@ def one_size(supporters, transactions):
         run_cli(env, "sync", org, "--json")
         admin(ready["base_url"], "/counters/reset", "POST")
         run_cli(env, "sync", org, "--json")
-        idle_calls = admin(ready["base_url"], "/counters")["total"]
+        counters = admin(ready["base_url"], "/counters")
+        # A new process asks for a token first; the list calls are what the cursor costs.
+        idle_calls = counters["total"] - counters["by_endpoint"].get("oauth2/auth", 0)
         db = os.path.getsize(os.path.join(data, "store.db"))
         subprocess.run(["rm", "-rf", data])
         return {"supporters": supporters, "transactions": transactions, "records": records,

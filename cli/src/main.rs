@@ -9,11 +9,22 @@ mod runtime;
 use clap::Parser;
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = cli::Cli::parse();
     runtime::init_logging(args.verbose, args.log_json);
-    match commands::dispatch(args).await {
+    // Store calls run on blocking threads; a few suffice.
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(commands::dispatch(args)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
