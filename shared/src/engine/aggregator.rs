@@ -423,21 +423,31 @@ impl<'a> RangeDiff<'a> {
         Ok(())
     }
 
+    /// A stored item nobody wants: deleted if this diff owns it, else handed back.
+    async fn delete_or_pass(
+        &mut self,
+        item: Item,
+        passed: &mut Vec<Item>,
+    ) -> Result<(), EngineError> {
+        if (self.owned)(&item.sk) {
+            self.push(WriteOp::Delete {
+                pk: self.pk.to_string(),
+                sk: item.sk,
+            })
+            .await
+        } else {
+            passed.push(item);
+            Ok(())
+        }
+    }
+
     /// Offers the next wanted item; returns the not-owned stored items that precede it.
     async fn offer(&mut self, sk: String, data: String) -> Result<Vec<Item>, EngineError> {
         let mut passed = Vec::new();
         while let Some(head) = self.peek().await? {
             if head.sk < sk {
                 let item = self.stored.pop_front().expect("peeked");
-                if (self.owned)(&item.sk) {
-                    self.push(WriteOp::Delete {
-                        pk: self.pk.to_string(),
-                        sk: item.sk,
-                    })
-                    .await?;
-                } else {
-                    passed.push(item);
-                }
+                self.delete_or_pass(item, &mut passed).await?;
             } else if head.sk == sk {
                 let item = self.stored.pop_front().expect("peeked");
                 if item.data != data {
@@ -459,15 +469,7 @@ impl<'a> RangeDiff<'a> {
         let mut passed = Vec::new();
         while self.peek().await?.is_some() {
             let item = self.stored.pop_front().expect("peeked");
-            if (self.owned)(&item.sk) {
-                self.push(WriteOp::Delete {
-                    pk: self.pk.to_string(),
-                    sk: item.sk,
-                })
-                .await?;
-            } else {
-                passed.push(item);
-            }
+            self.delete_or_pass(item, &mut passed).await?;
         }
         if !self.ops.is_empty() {
             self.store
