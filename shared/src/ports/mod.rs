@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod events;
+pub mod notifier;
 pub mod queue;
 pub mod secrets;
 pub mod source;
@@ -10,6 +11,9 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{Event, EventBus, EventError};
+pub use notifier::{
+    DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, NotifyError, Severity,
+};
 pub use queue::{JobQueue, OutMessage, QueueError, QueueStats, Received};
 pub use secrets::{SecretError, SecretStore};
 pub use source::{
