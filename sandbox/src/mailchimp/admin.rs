@@ -135,7 +135,7 @@ async fn patch_member(
     m.status = status;
     m.last_changed = now_rfc3339();
     let m = m.clone();
-    ok(l.member_json(&m))
+    problem::json_bytes(StatusCode::OK, l.member_bytes(&m))
 }
 
 async fn add_key(State(state): State<McShared>, body: Bytes) -> Response {

@@ -191,68 +191,6 @@ impl Member {
         before != self.tags.len()
     }
 
-    fn merge_str(&self, tag: &str) -> &str {
-        self.merge_fields
-            .get(tag)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    }
-
-    /// The API form: every list merge field (blank when unset), tags with their ids.
-    pub fn to_api_json(
-        &self,
-        list_id: &str,
-        merge_tags: &[&str],
-        tag_id: &dyn Fn(&str) -> u64,
-    ) -> Value {
-        let mut merge = Map::with_capacity(merge_tags.len());
-        for tag in merge_tags {
-            let v = self
-                .merge_fields
-                .get(*tag)
-                .cloned()
-                .unwrap_or_else(|| Value::String(String::new()));
-            merge.insert((*tag).to_string(), v);
-        }
-        let full_name = format!("{} {}", self.merge_str("FNAME"), self.merge_str("LNAME"))
-            .trim()
-            .to_string();
-        let tags: Vec<Value> = self
-            .tags
-            .iter()
-            .map(|t| json!({"id": tag_id(t), "name": t}))
-            .collect();
-        json!({
-            "id": self.id,
-            "email_address": self.email_address,
-            "unique_email_id": self.unique_email_id,
-            "contact_id": self.unique_email_id,
-            "full_name": full_name,
-            "web_id": self.web_id,
-            "email_type": "html",
-            "status": self.status.as_str(),
-            "consents_to_one_to_one_messaging": true,
-            "merge_fields": merge,
-            "interests": {},
-            "stats": {"avg_open_rate": 0, "avg_click_rate": 0},
-            "ip_signup": "",
-            "timestamp_signup": self.timestamp_signup,
-            "ip_opt": "",
-            "timestamp_opt": self.timestamp_opt,
-            "member_rating": 2,
-            "last_changed": self.last_changed,
-            "language": "",
-            "vip": false,
-            "email_client": "",
-            "location": {"latitude": 0, "longitude": 0, "gmtoff": 0, "dstoff": 0,
-                         "country_code": "", "timezone": "", "region": ""},
-            "source": "API - Generic",
-            "tags_count": self.tags.len(),
-            "tags": tags,
-            "list_id": list_id,
-        })
-    }
-
     /// The admin (ground truth) form: stored merge fields only, tag names.
     pub fn to_admin_json(&self) -> Value {
         json!({

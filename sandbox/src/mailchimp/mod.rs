@@ -11,6 +11,7 @@ pub mod member;
 pub mod problem;
 pub mod routes;
 pub mod store;
+pub mod view;
 
 use axum::extract::{Request, State};
 use axum::http::header;

@@ -23,6 +23,10 @@ pub fn json(status: StatusCode, v: &Value) -> Response {
     )
 }
 
+pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    body_response(status, "application/json; charset=utf-8", body)
+}
+
 /// A problem document; `extra` fields (e.g. `errors`) are merged in.
 pub fn problem(status: u16, title: &str, detail: &str, extra: Option<Value>) -> Response {
     let mut v = json!({

@@ -3,6 +3,7 @@
 use super::member::{subscriber_hash, MemberInput};
 use super::problem::{self, json as json_ok};
 use super::store::{List, Mode, UpsertError, Written, MAX_BATCH};
+use super::view::ApiMember;
 use super::McShared;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -99,10 +100,10 @@ fn write_member(state: &McShared, list: &str, hash: &str, body: &Bytes, mode: Mo
     let hash = hash_param(hash);
     let result = with_list(state, list, |l| {
         l.upsert(Some(&hash), &input, mode)
-            .map(|(_, id)| l.member_json(&l.members[&id]))
+            .map(|(_, id)| l.member_bytes(&l.members[&id]))
     });
     match result {
-        Ok(Ok(v)) => json_ok(StatusCode::OK, &v),
+        Ok(Ok(bytes)) => problem::json_bytes(StatusCode::OK, bytes),
         Ok(Err(e)) => upsert_error(state, e),
         Err(r) => r,
     }
@@ -130,9 +131,9 @@ async fn get_member(
 ) -> Response {
     let hash = hash_param(&hash);
     match with_list(&state, &list, |l| {
-        l.members.get(&hash).map(|m| l.member_json(m))
+        l.members.get(&hash).map(|m| l.member_bytes(m))
     }) {
-        Ok(Some(v)) => json_ok(StatusCode::OK, &v),
+        Ok(Some(bytes)) => problem::json_bytes(StatusCode::OK, bytes),
         Ok(None) => problem::not_found(),
         Err(r) => r,
     }
@@ -152,6 +153,17 @@ fn bool_field(body: &Value, field: &str) -> Result<bool, Response> {
 fn batch_error(email: &str, error: String, code: &str, field: &str, field_message: &str) -> Value {
     json!({"email_address": email, "error": error, "error_code": code,
            "field": field, "field_message": field_message})
+}
+
+#[derive(serde::Serialize)]
+struct BatchReply<'a> {
+    new_members: Vec<ApiMember<'a>>,
+    updated_members: Vec<ApiMember<'a>>,
+    errors: Vec<Value>,
+    total_created: usize,
+    total_updated: usize,
+    error_count: usize,
+    _links: Vec<Value>,
 }
 
 /// `POST /lists/{id}`: up to 500 members; each failure becomes an entry in `errors` and the
@@ -197,8 +209,8 @@ async fn batch(State(state): State<McShared>, Path(list): Path<String>, body: By
                 .map_err(UpsertError::Invalid)
                 .and_then(|input| l.upsert(None, &input, mode));
             match outcome {
-                Ok((Written::Created, id)) => created.push(l.member_json(&l.members[&id])),
-                Ok((Written::Updated, id)) => updated.push(l.member_json(&l.members[&id])),
+                Ok((Written::Created, id)) => created.push(id),
+                Ok((Written::Updated, id)) => updated.push(id),
                 Err(UpsertError::Invalid(f)) => errors.push(batch_error(
                     &email,
                     f.message.clone(),
@@ -232,19 +244,24 @@ async fn batch(State(state): State<McShared>, Path(list): Path<String>, body: By
                 )),
             }
         }
-        json!({
-            "total_created": created.len(),
-            "total_updated": updated.len(),
-            "error_count": errors.len(),
-            "new_members": created,
-            "updated_members": updated,
-            "errors": errors,
-            "_links": [],
-        })
+        // A member named twice in one batch is reported once per write, as written last.
+        let view = |ids: &[String]| -> Vec<ApiMember<'_>> {
+            ids.iter().map(|id| l.api_member(&l.members[id])).collect()
+        };
+        let reply = BatchReply {
+            new_members: view(&created),
+            updated_members: view(&updated),
+            total_created: created.len(),
+            total_updated: updated.len(),
+            error_count: errors.len(),
+            errors,
+            _links: Vec::new(),
+        };
+        serde_json::to_vec(&reply).expect("batch json")
     });
     state.counters.compliance(compliance);
     match result {
-        Ok(v) => json_ok(StatusCode::OK, &v),
+        Ok(bytes) => problem::json_bytes(StatusCode::OK, bytes),
         Err(r) => r,
     }
 }

@@ -2,6 +2,7 @@
 //! (compliance, update_existing, sync_tags, unknown merge tags dropped) live here, free of HTTP.
 
 use super::member::{subscriber_hash, valid_email, FieldError, Member, MemberInput, Status};
+use super::view::ApiMember;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -177,10 +178,6 @@ impl List {
         Ok(self.merge_fields.last().expect("just pushed"))
     }
 
-    pub fn merge_tags(&self) -> Vec<&str> {
-        self.merge_fields.iter().map(|m| m.tag.as_str()).collect()
-    }
-
     pub fn tag_id(&self, name: &str) -> u64 {
         self.tag_ids.get(name).copied().unwrap_or(0)
     }
@@ -192,9 +189,13 @@ impl List {
         }
     }
 
-    pub fn member_json(&self, m: &Member) -> Value {
-        let tags = self.merge_tags();
-        m.to_api_json(&self.id, &tags, &|t| self.tag_id(t))
+    pub fn api_member<'a>(&'a self, member: &'a Member) -> ApiMember<'a> {
+        ApiMember { list: self, member }
+    }
+
+    /// The member as the API shows it, as bytes.
+    pub fn member_bytes(&self, m: &Member) -> Vec<u8> {
+        serde_json::to_vec(&self.api_member(m)).expect("member json")
     }
 
     /// Known merge tags only (matched case-insensitively), values checked against the type.
