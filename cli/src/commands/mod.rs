@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod export;
+mod notify;
 mod org;
 mod run;
 mod sandbox;
@@ -22,5 +23,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Notify(cmd) => notify::run(&target, cmd).await,
     }
 }
