@@ -49,8 +49,12 @@ impl Engine {
             {
                 let (cursor, _) = self.load_cursor(org.id, e).await?;
                 let f = self.load_failures(org.id, e).await?;
-                // An unfinished run is due at once: it resumes from its checkpoint.
-                let due = cursor.in_progress.is_some()
+                if f.is_disabled() {
+                    continue;
+                }
+                // An unfinished run is due at once (it resumes from its checkpoint), unless
+                // it failed: then the failure backoff applies.
+                let due = (cursor.in_progress.is_some() && f.consecutive_failures == 0)
                     || is_due(
                         &org,
                         e,
