@@ -122,3 +122,41 @@ pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
         )?)),
     }
 }
+
+/// Where alerts go from the CLI. Until the notification service (branch `notify`) is merged
+/// this is the console channel: each message printed once to standard error. The integrator
+/// replaces the body of this function with the configured `NotificationService`.
+pub fn notifier(_local: &Local) -> Arc<dyn classy_sync::ports::Notifier> {
+    Arc::new(ConsoleNotifier)
+}
+
+/// Destination health (Mailchimp `/ping` and list access) comes from the destination
+/// plugins (branch `plugins`); none are plugged in yet.
+pub fn destination_probe(
+    _local: &Local,
+) -> Option<Arc<dyn classy_sync::engine::health::DestinationProbe>> {
+    None
+}
+
+struct ConsoleNotifier;
+
+#[async_trait::async_trait]
+impl classy_sync::ports::Notifier for ConsoleNotifier {
+    async fn notify(
+        &self,
+        message: &classy_sync::ports::Message,
+        channels: &[String],
+    ) -> Result<Vec<classy_sync::ports::DeliveryReport>, classy_sync::ports::NotifyError> {
+        eprintln!("== {} ==\n{}", message.subject, message.text.trim_end());
+        Ok(channels
+            .iter()
+            .map(|c| classy_sync::ports::DeliveryReport {
+                message_id: message.id.clone(),
+                channel: c.clone(),
+                status: classy_sync::ports::DeliveryStatus::Sent,
+                attempts: 1,
+                error: None,
+            })
+            .collect())
+    }
+}

@@ -57,7 +57,7 @@ pub struct Rule {
     pub channels: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// While still firing and not acknowledged, notify again after this long.
+    /// While still firing and not acknowledged, notify again after this long (0: never).
     pub repeat_secs: u64,
 }
 
@@ -93,11 +93,12 @@ pub fn default_rules() -> Vec<Rule> {
         ),
         r("dead-letters", RuleKind::DeadLetters, Severity::High, 12),
         r("data-stale", RuleKind::DataStale, Severity::Medium, 24),
+        // Each stage (30, 7, 1 days, expired) is announced once: no repeats in between.
         r(
             "credential-expiry",
             RuleKind::CredentialExpiry,
             Severity::High,
-            24,
+            0,
         ),
         r("error-rate", RuleKind::ErrorRate, Severity::High, 4),
         r(
@@ -406,6 +407,7 @@ pub fn step(
                 s.acked_by = None;
                 Some(Transition::Escalate)
             } else if p.acked_at.is_none()
+                && rule.repeat_secs > 0
                 && p.last_notified_at
                     .is_some_and(|t| now - t >= rule.repeat_secs as i64)
             {
@@ -442,11 +444,15 @@ impl Silence {
     }
 }
 
+/// One notification to send: the alert, what happened, the rule's channels.
+pub type Step = (AlertState, Transition, Vec<String>);
+
+/// Organization, resolved or not, channels.
+pub type GroupKey = (Option<u64>, bool, Vec<String>);
+
 /// Notifications of one evaluation grouped per organization, transition kind and channels:
 /// five entities of one organization failing at once are one message.
-pub fn group<'a>(
-    steps: &'a [(AlertState, Transition, Vec<String>)],
-) -> BTreeMap<(Option<u64>, bool, Vec<String>), Vec<&'a (AlertState, Transition, Vec<String>)>> {
+pub fn group(steps: &[Step]) -> BTreeMap<GroupKey, Vec<&Step>> {
     let mut groups: BTreeMap<_, Vec<_>> = BTreeMap::new();
     for s in steps {
         let resolved = s.1 == Transition::Resolve;

@@ -9,7 +9,7 @@
 
 use super::{Engine, EngineError};
 use crate::domain::alerts::{
-    fingerprint, group, observe, AlertState, AlertStatus, Rule, Silence, Transition,
+    fingerprint, group, observe, AlertState, AlertStatus, GroupKey, Rule, Silence, Step, Transition,
 };
 use crate::domain::health::HealthReport;
 use crate::ports::store::{Condition, Item, SkRange, WriteOp};
@@ -80,7 +80,7 @@ impl Alerts {
             .collect();
         let silences = self.silences().await?;
         let mut changed: Vec<AlertState> = Vec::new();
-        let mut steps: Vec<(AlertState, Transition, Vec<String>)> = Vec::new();
+        let mut steps: Vec<Step> = Vec::new();
         let mut history: Vec<AlertEvent> = Vec::new();
         for obs in observe(&self.rules, report) {
             let Some(rule) = self.rules.iter().find(|r| r.id == obs.rule) else {
@@ -324,10 +324,7 @@ fn history_put(h: &AlertEvent, now: i64) -> WriteOp {
 }
 
 /// One message for a group of steps of one organization.
-fn render(
-    key: &(Option<u64>, bool, Vec<String>),
-    members: &[&(AlertState, Transition, Vec<String>)],
-) -> Message {
+fn render(key: &GroupKey, members: &[&Step]) -> Message {
     let (org, resolved, _) = key;
     let ids: Vec<String> = members.iter().map(|(s, t, _)| s.message_id(*t)).collect();
     let id = if ids.len() == 1 {

@@ -73,3 +73,51 @@ impl Engine {
         Ok(changed)
     }
 }
+
+/// Dead letters, oldest first, with the job each carries when it parses.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub receive_count: u32,
+    pub job: Option<super::jobs::SyncJob>,
+    pub body: String,
+}
+
+pub async fn dead_letters(
+    queue: &dyn crate::ports::JobQueue,
+    limit: usize,
+) -> Result<Vec<DeadLetter>, EngineError> {
+    Ok(queue
+        .dead_letters(limit)
+        .await?
+        .into_iter()
+        .map(|m| DeadLetter {
+            job: super::jobs::SyncJob::parse(&m.body).ok(),
+            id: m.id,
+            receive_count: m.receive_count,
+            body: m.body,
+        })
+        .collect())
+}
+
+/// Moves dead letters back to the queue: the given ids, or all of them (up to 10,000).
+/// Replaying twice is harmless: a message already moved is no longer a dead letter.
+pub async fn replay_dead_letters(
+    queue: &dyn crate::ports::JobQueue,
+    ids: &[String],
+) -> Result<usize, EngineError> {
+    let ids: Vec<String> = if ids.is_empty() {
+        queue
+            .dead_letters(10_000)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect()
+    } else {
+        ids.to_vec()
+    };
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(queue.redrive(&ids).await?)
+}

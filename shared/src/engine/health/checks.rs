@@ -344,6 +344,11 @@ impl HealthCheck for OrgStateCheck {
     fn key(&self) -> String {
         "sync:freshness".into()
     }
+    fn components(&self) -> Vec<String> {
+        ["sync", "credential", "mailchimp"]
+            .map(String::from)
+            .to_vec()
+    }
     fn component_id(&self) -> Option<String> {
         Some(format!("org {}", self.org.id))
     }

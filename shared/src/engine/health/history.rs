@@ -81,6 +81,14 @@ impl Engine {
         Ok((previous, is_transition(previous, report.status)))
     }
 
+    /// The most recently recorded summary.
+    pub async fn last_health(&self) -> Result<Option<HealthSummary>, EngineError> {
+        match self.store.get(HEALTH_PK, LAST_SK).await? {
+            Some(i) => Ok(Some(i.parse()?)),
+            None => Ok(None),
+        }
+    }
+
     /// Recorded summaries, newest first, at most `limit`, no older than 90 days.
     pub async fn health_history(&self, limit: usize) -> Result<Vec<HealthSummary>, EngineError> {
         let since = (self.clock.unix() - HISTORY_RETENTION_SECS) * 1000;

@@ -24,6 +24,10 @@ pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 pub trait HealthCheck: Send + Sync {
     /// The key reported if the check times out (`classy:responseTime`).
     fn key(&self) -> String;
+    /// The components whose observations it reports (for `health <component>`).
+    fn components(&self) -> Vec<String> {
+        vec![component_of(&self.key()).to_string()]
+    }
     /// Which instance (`org 7`), if any.
     fn component_id(&self) -> Option<String> {
         None
@@ -98,7 +102,7 @@ impl HealthMonitor {
             .registry()
             .await
             .into_iter()
-            .filter(|c| component.is_none_or(|w| component_of(&c.key()) == w))
+            .filter(|c| component.is_none_or(|w| c.components().iter().any(|x| x == w)))
             .collect();
         let now = Timestamp(self.engine.clock.now()).to_rfc3339();
         let runs = checks.iter().map(|c| {
