@@ -101,7 +101,7 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
         AlertsCommand::List { all, json } => {
             let mut states = alerts.states().await?;
             states.retain(|s| all || s.status == AlertStatus::Firing);
-            states.sort_by(|a, b| (a.severity, a.started_at).cmp(&(b.severity, b.started_at)));
+            states.sort_by_key(|s| (s.severity, s.started_at));
             if json {
                 print_json(&states)?;
                 return Ok(ExitCode::SUCCESS);
