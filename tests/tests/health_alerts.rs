@@ -408,3 +408,38 @@ async fn dead_letters_alert_and_replay() {
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].kind, MessageKind::AlertResolved);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_failed_mid_walk_waits_for_its_backoff_before_resuming() {
+    let h = Harness::start(SandboxConfig {
+        supporters: 300,
+        ..small(1)
+    })
+    .await;
+    let org = h.orgs[0];
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let engine = engine_with_clock(&h, clock.clone());
+    // The high-water read and the first page answer; every later request fails.
+    let mut script = vec![json!({"status": 200}), json!({"status": 200})];
+    script.extend((0..40).map(|_| json!({"status": 500})));
+    h.post("/faults/script", json!({ "next": script })).await;
+    let r = engine
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            classy_sync::engine::SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, SyncOutcome::Failed, "{r:?}");
+    assert_eq!(r.pages, 1);
+    let (cursor, _) = engine.load_cursor(org, Entity::Supporters).await.unwrap();
+    assert!(cursor.in_progress.is_some(), "a checkpoint to resume from");
+    let due = |jobs: Vec<classy_sync::engine::jobs::SyncJob>| {
+        jobs.iter().any(|j| j.entity == Entity::Supporters)
+    };
+    assert!(!due(engine.due_jobs(None).await.unwrap()), "backoff first");
+    clock.advance(chrono::Duration::minutes(5));
+    assert!(due(engine.due_jobs(None).await.unwrap()), "then it resumes");
+}
