@@ -209,3 +209,33 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How often `classy-sync run` checks health and applies the alert rules.
+pub const WATCHDOG_EVERY: Duration = Duration::from_secs(300);
+
+/// The local counterpart of the `health-check` and `alert` functions, run beside the
+/// scheduler: every 5 minutes, record health and apply the rules. Errors are reported and the
+/// next round tries again.
+pub fn spawn_watchdog(
+    local: &runtime::Local,
+    target: &runtime::Target,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let rules = load_rules(&target.data_dir)?;
+    let alerts = Alerts::new(local.engine.clone(), runtime::notifier(local), rules);
+    let queue = runtime::open_queue(local)?;
+    let monitor =
+        classy_sync::engine::health::HealthMonitor::new(local.engine.clone()).with_queue(queue);
+    Ok(tokio::spawn(async move {
+        loop {
+            match monitor.run_and_record().await {
+                Ok((report, _, _)) => {
+                    if let Err(e) = alerts.evaluate(&report).await {
+                        eprintln!("alert evaluation failed: {e}");
+                    }
+                }
+                Err(e) => eprintln!("health check failed: {e}"),
+            }
+            tokio::time::sleep(WATCHDOG_EVERY).await;
+        }
+    }))
+}
