@@ -145,7 +145,12 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
             clock.advance(chrono::Duration::minutes(1));
         }
         let reports = run_due(&engine, queue.clone()).await;
-        assert_eq!(reports.len(), 4, "attempt {}: every entity ran", i + 1);
+        assert_eq!(
+            reports.len(),
+            4,
+            "attempt {}: every entity ran once: {reports:#?}",
+            i + 1
+        );
         assert!(reports.iter().all(|r| r.outcome == SyncOutcome::Failed));
         for e in Entity::ALL {
             let f = engine.load_failures(org, e).await.unwrap();

@@ -145,7 +145,14 @@ impl Alerts {
         }
         let mut ops: Vec<WriteOp> = changed
             .iter()
-            .map(|s| WriteOp::Put(Item::json(ALERTS_PK, state_sk(&s.fingerprint), s)))
+            .map(|s| {
+                let item = Item::json(ALERTS_PK, state_sk(&s.fingerprint), s);
+                // A resolved alert is kept as long as its history, then forgotten.
+                WriteOp::Put(match s.status {
+                    AlertStatus::Resolved => item.with_expiry(now + HISTORY_RETENTION_SECS),
+                    AlertStatus::Firing => item,
+                })
+            })
             .collect();
         ops.extend(history.iter().map(|h| history_put(h, now)));
         for chunk in ops.chunks(25) {
@@ -175,14 +182,34 @@ impl Alerts {
             .collect())
     }
 
-    /// Alert history, newest first.
+    /// Alert history, newest first, at most `limit`, no older than 90 days. Reads a week
+    /// back, then a wider window, so a short listing does not read 90 days of items.
     pub async fn history(&self, limit: usize) -> Result<Vec<AlertEvent>, EngineError> {
         let now = self.engine.clock.unix();
-        let mut all: Vec<AlertEvent> = self.query_all("HIST#").await?;
-        all.retain(|h| h.at > now - HISTORY_RETENTION_SECS);
-        all.reverse();
-        all.truncate(limit);
-        Ok(all)
+        let mut days = 7;
+        loop {
+            let since = now - (days * 86_400).min(HISTORY_RETENTION_SECS);
+            let mut all: Vec<AlertEvent> = Vec::new();
+            crate::ports::store::for_each_page(
+                self.engine.store.as_ref(),
+                ALERTS_PK,
+                &SkRange::Between(format!("HIST#{since:015}"), "HIST#~".into()),
+                500,
+                |items| {
+                    for i in items {
+                        all.push(i.parse()?);
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            if all.len() >= limit || days * 86_400 >= HISTORY_RETENTION_SECS {
+                all.reverse();
+                all.truncate(limit);
+                return Ok(all);
+            }
+            days *= 4;
+        }
     }
 
     /// Acknowledges a firing alert by fingerprint (or unique prefix): no more repeats.

@@ -52,7 +52,7 @@ pub fn compliance_counter_sk(hour_unix: i64) -> String {
 pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
     let e = &m.engine;
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
-        Arc::new(StoreCheck(e.clone())),
+        Arc::new(StoreCheck(e.clone(), m.thresholds.store_latency_warn_ms)),
         Arc::new(SecretsCheck(e.clone())),
     ];
     if let Some(q) = &m.queue {
@@ -90,7 +90,8 @@ pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
     checks
 }
 
-struct StoreCheck(Engine);
+/// The engine and the round trip (ms) that warns.
+struct StoreCheck(Engine, u64);
 
 #[async_trait]
 impl HealthCheck for StoreCheck {
@@ -125,7 +126,7 @@ impl HealthCheck for StoreCheck {
             .observed(ms, "ms")
             .critical();
         vec![match round_trip {
-            Ok(true) if ms > 1000 => CheckResult {
+            Ok(true) if ms > self.1 => CheckResult {
                 status: HealthStatus::Warn,
                 ..r.output(format!("round trip took {ms} ms"))
             },

@@ -89,26 +89,34 @@ impl Engine {
         }
     }
 
-    /// Recorded summaries, newest first, at most `limit`, no older than 90 days.
+    /// Recorded summaries, newest first, at most `limit`, no older than 90 days. Reads a
+    /// day back, then a wider window, so a short history does not read 90 days of items.
     pub async fn health_history(&self, limit: usize) -> Result<Vec<HealthSummary>, EngineError> {
-        let since = (self.clock.unix() - HISTORY_RETENTION_SECS) * 1000;
-        let page = self
-            .store
-            .query(
+        let now = self.clock.unix();
+        let mut days = 1;
+        loop {
+            let since = (now - (days * 86_400).min(HISTORY_RETENTION_SECS)) * 1000;
+            let mut items = Vec::new();
+            crate::ports::store::for_each_page(
+                self.store.as_ref(),
                 HEALTH_PK,
                 &SkRange::Between(format!("H#{since:015}"), "H#~".into()),
-                None,
-                100_000,
+                1000,
+                |page| {
+                    items.extend(page);
+                    Ok(())
+                },
             )
             .await?;
-        let mut out: Vec<HealthSummary> = page
-            .items
-            .iter()
-            .rev()
-            .take(limit)
-            .map(|i| i.parse())
-            .collect::<Result<_, _>>()?;
-        out.truncate(limit);
-        Ok(out)
+            if items.len() >= limit || days * 86_400 >= HISTORY_RETENTION_SECS {
+                return items
+                    .iter()
+                    .rev()
+                    .take(limit)
+                    .map(|i| i.parse().map_err(EngineError::from))
+                    .collect();
+            }
+            days *= 4;
+        }
     }
 }
