@@ -123,13 +123,6 @@ pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
     }
 }
 
-/// Where alerts go from the CLI. Until the notification service (branch `notify`) is merged
-/// this is the console channel: each message printed once to standard error. The integrator
-/// replaces the body of this function with the configured `NotificationService`.
-pub fn notifier(_local: &Local) -> Arc<dyn classy_sync::ports::Notifier> {
-    Arc::new(ConsoleNotifier)
-}
-
 /// Destination health (Mailchimp `/ping` and list access) comes from the destination
 /// plugins (branch `plugins`); none are plugged in yet.
 pub fn destination_probe(
@@ -138,25 +131,35 @@ pub fn destination_probe(
     None
 }
 
-struct ConsoleNotifier;
-
-#[async_trait::async_trait]
-impl classy_sync::ports::Notifier for ConsoleNotifier {
-    async fn notify(
-        &self,
-        message: &classy_sync::ports::Message,
-        channels: &[String],
-    ) -> Result<Vec<classy_sync::ports::DeliveryReport>, classy_sync::ports::NotifyError> {
-        eprintln!("== {} ==\n{}", message.subject, message.text.trim_end());
-        Ok(channels
-            .iter()
-            .map(|c| classy_sync::ports::DeliveryReport {
-                message_id: message.id.clone(),
-                channel: c.clone(),
-                status: classy_sync::ports::DeliveryStatus::Sent,
-                attempts: 1,
-                error: None,
-            })
-            .collect())
-    }
+/// The notification service of this target: channels and delivery records in the target's
+/// store, channel secrets in its secret store, email by SMTP (`CLASSY_SYNC_SMTP_URL`) locally
+/// and by SES v2 on `--backend aws`. Needs no Classy configuration.
+pub async fn notifier(target: &Target) -> Result<Arc<classy_sync::notify::NotificationService>> {
+    use classy_sync::notify::{NotificationService, NotifySettings};
+    use classy_sync::ports::{SecretStore, Store};
+    let settings = NotifySettings::from_env().map_err(anyhow::Error::msg)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (store, secrets, settings): (Arc<dyn Store>, Arc<dyn SecretStore>, _) = match target.backend
+    {
+        Backend::Local => {
+            ensure_dir(&target.data_dir)?;
+            (
+                Arc::new(SqliteStore::open(target.data_dir.join("store.db"))?),
+                Arc::new(SecretsFile::open(target.data_dir.join("secrets.json"))?),
+                settings,
+            )
+        }
+        Backend::Aws => {
+            let aws = AwsSettings::from_env()?;
+            let sdk = sdk_config().await;
+            (
+                Arc::new(DynamoStore::from_settings(&sdk, &aws)),
+                Arc::new(SecretsManagerStore::from_settings(&sdk, &aws)),
+                settings.with_ses(&sdk),
+            )
+        }
+    };
+    Ok(Arc::new(NotificationService::new(
+        store, secrets, clock, settings,
+    )))
 }

@@ -52,39 +52,19 @@ pub async fn handle(
     }))
 }
 
-/// Until the notification service (branch `notify`) is merged, messages go to the function's
-/// log (CloudWatch Logs) as one structured line each; the integrator swaps this for the
-/// configured `NotificationService`.
-pub fn notifier() -> Arc<dyn Notifier> {
-    Arc::new(LogNotifier)
-}
-
-struct LogNotifier;
-
-#[async_trait::async_trait]
-impl Notifier for LogNotifier {
-    async fn notify(
-        &self,
-        m: &classy_sync::ports::Message,
-        channels: &[String],
-    ) -> Result<Vec<classy_sync::ports::DeliveryReport>, classy_sync::ports::NotifyError> {
-        tracing::warn!(
-            message_id = %m.id,
-            kind = ?m.kind,
-            severity = m.severity.as_str(),
-            subject = %m.subject,
-            text = %m.text,
-            "alert notification"
-        );
-        Ok(channels
-            .iter()
-            .map(|c| classy_sync::ports::DeliveryReport {
-                message_id: m.id.clone(),
-                channel: c.clone(),
-                status: classy_sync::ports::DeliveryStatus::Sent,
-                attempts: 1,
-                error: None,
-            })
-            .collect())
-    }
+/// The notification service: channels and delivery records in the table, channel secrets in
+/// Secrets Manager, email through SES v2 (`CLASSY_SYNC_EMAIL_FROM` and the other
+/// `NotifySettings` variables).
+pub async fn notifier(services: &Services) -> Result<Arc<dyn Notifier>> {
+    use classy_sync::notify::{NotificationService, NotifySettings};
+    let settings = NotifySettings::from_env()
+        .map_err(anyhow::Error::msg)?
+        .with_ses(&classy_sync::adapters::aws::sdk_config().await);
+    let e = &services.engine;
+    Ok(Arc::new(NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    )))
 }

@@ -8,4 +8,6 @@ pub mod adapters;
 pub mod classy;
 pub mod domain;
 pub mod engine;
+pub mod notify;
 pub mod ports;
+pub mod signing;

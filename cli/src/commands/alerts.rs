@@ -7,7 +7,9 @@ use clap::Subcommand;
 use classy_sync::domain::alerts::{default_rules, parse_rules, AlertStatus, Rule};
 use classy_sync::domain::Timestamp;
 use classy_sync::engine::alerts::Alerts;
+use classy_sync::ports::Notifier;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Subcommand, Debug)]
@@ -94,7 +96,7 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
     let rules = load_rules(&target.data_dir)?;
     let alerts = Alerts::new(
         local.engine.clone(),
-        runtime::notifier(&local),
+        runtime::notifier(target).await? as Arc<dyn Notifier>,
         rules.clone(),
     );
     match cmd {
@@ -216,12 +218,13 @@ pub const WATCHDOG_EVERY: Duration = Duration::from_secs(300);
 /// The local counterpart of the `health-check` and `alert` functions, run beside the
 /// scheduler: every 5 minutes, record health and apply the rules. Errors are reported and the
 /// next round tries again.
-pub fn spawn_watchdog(
+pub async fn spawn_watchdog(
     local: &runtime::Local,
     target: &runtime::Target,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let rules = load_rules(&target.data_dir)?;
-    let alerts = Alerts::new(local.engine.clone(), runtime::notifier(local), rules);
+    let notifier: Arc<dyn Notifier> = runtime::notifier(target).await?;
+    let alerts = Alerts::new(local.engine.clone(), notifier, rules);
     let queue = runtime::open_queue(local)?;
     let monitor =
         classy_sync::engine::health::HealthMonitor::new(local.engine.clone()).with_queue(queue);

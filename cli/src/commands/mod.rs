@@ -6,6 +6,7 @@ pub mod dlq;
 mod export;
 pub mod failures;
 pub mod health;
+mod notify;
 mod org;
 mod run;
 mod sandbox;
@@ -31,5 +32,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(c) => alerts::run(&target, c).await,
         Command::Failures(c) => failures::run(&target, c).await,
         Command::Dlq(c) => dlq::run(&target, c).await,
+        Command::Notify(cmd) => notify::run(&target, cmd).await,
     }
 }

@@ -73,7 +73,7 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     let watchdog = if args.once {
         None
     } else {
-        Some(super::alerts::spawn_watchdog(&local, target)?)
+        Some(super::alerts::spawn_watchdog(&local, target).await?)
     };
     run_scheduler(local.engine.clone(), queue, opts, ctl, tx).await?;
     if let Some(w) = watchdog {

@@ -127,7 +127,13 @@ impl Alerts {
                 .notifier
                 .notify(&message, &key.2)
                 .await
-                .map_err(|e| EngineError::Invalid(format!("alert notification: {e}")))?;
+                .map_err(|e| match e {
+                    crate::ports::NotifyError::UnknownChannel(name) => EngineError::Invalid(format!(
+                        "alert notification: no channel {name:?} is configured (add it with \
+                         `classy-sync notify channel add {name} <kind>`, or change the rule's channels)"
+                    )),
+                    e => EngineError::Invalid(format!("alert notification: {e}")),
+                })?;
             eval.failed_deliveries += reports
                 .iter()
                 .filter(|r| r.status == crate::ports::DeliveryStatus::Failed)
