@@ -5,12 +5,13 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench clean lint-infra build-cli deploy lambda-metrics test-lambda
+.PHONY: help setup build run test test-rust lint fmt contract bench bench-health clean lint-infra build-cli deploy lambda-metrics test-lambda
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
 	@echo "make test   - fmt, clippy, every Rust test (sandbox, moto), Classy contract, infra lint, Lambda invoke test"
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
+	@echo "make bench-health - classy-sync health over 100 sandbox organizations (<= 2 s)"
 	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics - the AWS stack (docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
@@ -68,6 +69,10 @@ test: setup lint test-rust contract lint-infra test-lambda
 
 bench: setup
 	$(PY) scripts/bench.py
+	$(PY) scripts/bench_health.py
+
+bench-health: setup
+	$(PY) scripts/bench_health.py
 
 clean:
 	$(CARGO) clean

@@ -54,6 +54,17 @@ pub enum Command {
     Run(RunArgs),
     /// Start the local Classy sandbox.
     Sandbox(SandboxArgs),
+    /// Health of every component (application/health+json with --json).
+    Health(crate::commands::health::HealthArgs),
+    /// Alerts: list, acknowledge, silence, rules, history, evaluate.
+    #[command(subcommand)]
+    Alerts(crate::commands::alerts::AlertsCommand),
+    /// Failing and automatically disabled organization×entity pairs.
+    #[command(subcommand)]
+    Failures(crate::commands::failures::FailuresCommand),
+    /// Dead-letter queue: list and replay.
+    #[command(subcommand)]
+    Dlq(crate::commands::dlq::DlqCommand),
     /// Notification channels (Slack, email, webhook, console) and their deliveries.
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -89,6 +100,9 @@ pub enum OrgCommand {
     Enable {
         org_id: u64,
     },
+    /// Record when the organization's Classy credential expires or was rotated (health
+    /// checks and expiry alerts at 30, 7 and 1 days use it). No flags: show it.
+    Credentials(crate::commands::credentials::CredentialsArgs),
     /// Override how often an entity syncs (`--every default` restores the default).
     Schedule {
         org_id: u64,
@@ -184,7 +198,7 @@ pub struct SandboxArgs {
     pub quirks: bool,
 }
 
-fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
+pub fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
     s.parse()
         .map_err(|e: classy_sync::domain::entity::UnknownEntity| e.to_string())
 }

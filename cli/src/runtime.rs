@@ -123,6 +123,14 @@ pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
     }
 }
 
+/// Destination health (Mailchimp `/ping` and list access) comes from the destination
+/// plugins (branch `plugins`); none are plugged in yet.
+pub fn destination_probe(
+    _local: &Local,
+) -> Option<Arc<dyn classy_sync::engine::health::DestinationProbe>> {
+    None
+}
+
 /// The notification service of this target: channels and delivery records in the target's
 /// store, channel secrets in its secret store, email by SMTP (`CLASSY_SYNC_SMTP_URL`) locally
 /// and by SES v2 on `--backend aws`. Needs no Classy configuration.

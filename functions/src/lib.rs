@@ -2,7 +2,9 @@
 //! each binary builds its AWS clients once per container and hands events to these
 //! handlers.
 
+pub mod alert;
 pub mod dispatch;
+pub mod health_check;
 pub mod logging;
 pub mod metrics;
 pub mod services;

@@ -1,6 +1,11 @@
 //! One module per command.
 
+pub mod alerts;
+pub mod credentials;
+pub mod dlq;
 mod export;
+pub mod failures;
+pub mod health;
 mod notify;
 mod org;
 mod run;
@@ -23,6 +28,10 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Health(a) => health::run(&target, a).await,
+        Command::Alerts(c) => alerts::run(&target, c).await,
+        Command::Failures(c) => failures::run(&target, c).await,
+        Command::Dlq(c) => dlq::run(&target, c).await,
         Command::Notify(cmd) => notify::run(&target, cmd).await,
     }
 }

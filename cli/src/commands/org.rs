@@ -76,6 +76,7 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                 org.id, org.name, org.client_id
             );
         }
+        OrgCommand::Credentials(a) => super::credentials::run(engine, a).await?,
         OrgCommand::List { json } => {
             let orgs = engine.list_orgs().await?;
             if json {

@@ -69,7 +69,16 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
         exit_when_idle: args.once,
         ..Default::default()
     };
+    // Health and alerts every 5 minutes while the scheduler runs (not for one-shot runs).
+    let watchdog = if args.once {
+        None
+    } else {
+        Some(super::alerts::spawn_watchdog(&local, target).await?)
+    };
     run_scheduler(local.engine.clone(), queue, opts, ctl, tx).await?;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     let failed = printer.await?;
     Ok(if args.once && failed > 0 {
         ExitCode::FAILURE

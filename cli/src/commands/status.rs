@@ -63,5 +63,22 @@ pub async fn run(target: &runtime::Target, args: StatusArgs) -> Result<ExitCode>
         ]);
     }
     println!("{t}");
+    // Health as last recorded by `classy-sync health` / the health-check function.
+    match local.engine.last_health().await? {
+        Some(h) => println!(
+            "health: {} at {} ({} pass, {} warn, {} fail){}",
+            h.status,
+            h.time,
+            h.pass,
+            h.warn,
+            h.fail,
+            if h.warn + h.fail > 0 {
+                "; see `classy-sync health`"
+            } else {
+                ""
+            }
+        ),
+        None => println!("health: not checked yet (run `classy-sync health`)"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,10 @@
 //! Plain data and pure rules: no I/O anywhere below this module.
 
 pub mod aggregates;
+pub mod alerts;
 pub mod entities;
 pub mod entity;
+pub mod health;
 pub mod keys;
 pub mod lenient;
 pub mod organization;

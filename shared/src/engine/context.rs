@@ -22,6 +22,9 @@ pub struct EngineOptions {
     /// Whether a lease held by a dead process on this host may be taken over at once
     /// (local mode; on Lambda leases simply expire).
     pub local_liveness: bool,
+    /// Consecutive failures after which an organization×entity is disabled until
+    /// `failures reset` (or a successful manual sync).
+    pub max_consecutive_failures: u32,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +37,7 @@ impl Default for EngineOptions {
             scan_page: 1000,
             sort_chunk: 100_000,
             local_liveness: true,
+            max_consecutive_failures: 5,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{Engine, EngineError, SyncMode};
 use crate::domain::schedule::is_due;
-use crate::domain::{Entity, OrgId};
+use crate::domain::{Entity, OrgId, Organization};
 use crate::ports::OutMessage;
 use serde::{Deserialize, Serialize};
 
@@ -47,19 +47,7 @@ impl Engine {
                 .into_iter()
                 .filter(|e| entity.is_none_or(|x| x == *e))
             {
-                let (cursor, _) = self.load_cursor(org.id, e).await?;
-                let f = self.load_failures(org.id, e).await?;
-                // An unfinished run is due at once: it resumes from its checkpoint.
-                let due = cursor.in_progress.is_some()
-                    || is_due(
-                        &org,
-                        e,
-                        now,
-                        cursor.last_success_at,
-                        f.last_failure_at,
-                        f.consecutive_failures,
-                    );
-                if due {
+                if self.pair_due(&org, e, now).await? {
                     jobs.push(SyncJob {
                         org: org.id,
                         entity: e,
@@ -69,5 +57,33 @@ impl Engine {
             }
         }
         Ok(jobs)
+    }
+
+    /// Whether a queued job is still due when a worker takes it: between the due check and
+    /// the queue's duplicate check, the same pair may have run and finished.
+    pub async fn still_due(&self, job: &SyncJob) -> Result<bool, EngineError> {
+        let org = self.get_org(job.org).await?;
+        Ok(org.is_enabled() && self.pair_due(&org, job.entity, self.clock.unix()).await?)
+    }
+
+    async fn pair_due(&self, org: &Organization, e: Entity, now: i64) -> Result<bool, EngineError> {
+        let (cursor, _) = self.load_cursor(org.id, e).await?;
+        let f = self.load_failures(org.id, e).await?;
+        if f.is_disabled() {
+            return Ok(false);
+        }
+        // An unfinished run is due at once (it resumes from its checkpoint), unless
+        // it failed: then the failure backoff applies.
+        Ok(
+            (cursor.in_progress.is_some() && f.consecutive_failures == 0)
+                || is_due(
+                    org,
+                    e,
+                    now,
+                    cursor.last_success_at,
+                    f.last_failure_at,
+                    f.consecutive_failures,
+                ),
+        )
     }
 }

@@ -3,15 +3,19 @@
 //! scheduler.
 
 pub mod aggregator;
+pub mod alerts;
 pub mod context;
+pub mod credentials;
 pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod health;
 pub mod jobs;
 pub mod lease;
 pub mod orgs;
 pub mod pager;
+pub mod recovery;
 pub mod runs;
 pub mod scheduler;
 pub mod sorter;

@@ -98,8 +98,9 @@ pub async fn run_scheduler(
             );
             workers.spawn(async move {
                 let _permit = permit;
-                let out = run_job(&engine, queue.as_ref(), msg, vis, &ctl).await;
-                let _ = reports.send(out);
+                if let Some(out) = run_job(&engine, queue.as_ref(), msg, vis, &ctl).await {
+                    let _ = reports.send(out);
+                }
             });
         }
     }
@@ -108,21 +109,42 @@ pub async fn run_scheduler(
     Ok(())
 }
 
-/// Runs one received job, keeping its message hidden while it runs.
+/// Runs one received job, keeping its message hidden while it runs. `None`: the job was
+/// dropped because its pair is no longer due (it ran meanwhile, or was disabled).
 async fn run_job(
     engine: &Engine,
     queue: &dyn JobQueue,
     msg: Received,
     visibility: Duration,
     ctl: &RunControl,
-) -> Result<SyncReport, String> {
+) -> Option<Result<SyncReport, String>> {
     let job = match SyncJob::parse(&msg.body) {
         Ok(j) => j,
         Err(e) => {
             // A message that can never run: leave it to the dead-letter limit.
-            return Err(e.to_string());
+            return Some(Err(e.to_string()));
         }
     };
+    match engine.still_due(&job).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = queue.delete(&msg.receipt).await;
+            return None;
+        }
+        // Unknown organization and the like: the run reports it.
+        Err(_) => {}
+    }
+    Some(run_due_job(engine, queue, job, msg, visibility, ctl).await)
+}
+
+async fn run_due_job(
+    engine: &Engine,
+    queue: &dyn JobQueue,
+    job: SyncJob,
+    msg: Received,
+    visibility: Duration,
+    ctl: &RunControl,
+) -> Result<SyncReport, String> {
     let heartbeat = async {
         loop {
             tokio::time::sleep(visibility / 2).await;

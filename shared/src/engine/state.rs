@@ -113,6 +113,16 @@ pub struct FailureState {
     pub last_error: Option<String>,
     pub last_failure_at: Option<i64>,
     pub last_success_at: Option<i64>,
+    /// Set when the streak reached `max_consecutive_failures`: the schedule skips this
+    /// organization×entity until `failures reset` or a successful sync.
+    #[serde(default)]
+    pub disabled_at: Option<i64>,
+}
+
+impl FailureState {
+    pub fn is_disabled(&self) -> bool {
+        self.disabled_at.is_some()
+    }
 }
 
 impl Engine {
@@ -182,11 +192,19 @@ impl Engine {
             None => {
                 f.consecutive_failures = 0;
                 f.last_success_at = Some(now);
+                f.disabled_at = None;
             }
             Some(e) => {
                 f.consecutive_failures += 1;
                 f.last_error = Some(e.to_string());
                 f.last_failure_at = Some(now);
+                if f.consecutive_failures >= self.options.max_consecutive_failures.max(1)
+                    && f.disabled_at.is_none()
+                {
+                    f.disabled_at = Some(now);
+                    tracing::warn!(org, entity = %entity, failures = f.consecutive_failures,
+                        "disabled after consecutive failures; `classy-sync failures reset` re-enables");
+                }
             }
         }
         self.store

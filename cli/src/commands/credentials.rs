@@ -1,0 +1,75 @@
+//! `classy-sync org credentials <org> [--expires-at D] [--rotated-at D] [--max-age-days N]`:
+//! records when a credential expires (never its value).
+
+use crate::output::print_json;
+use anyhow::Result;
+use clap::Args;
+use classy_sync::engine::credentials::{parse_date, CredentialInfo};
+use classy_sync::engine::Engine;
+
+#[derive(Args, Debug)]
+pub struct CredentialsArgs {
+    pub org_id: u64,
+    /// When the credential stops working (YYYY-MM-DD or RFC 3339).
+    #[arg(long)]
+    pub expires_at: Option<String>,
+    /// When it was last rotated; it then expires after --max-age-days (default 365).
+    #[arg(long)]
+    pub rotated_at: Option<String>,
+    #[arg(long)]
+    pub max_age_days: Option<i64>,
+    /// Forget what was recorded.
+    #[arg(long, conflicts_with_all = ["expires_at", "rotated_at", "max_age_days"])]
+    pub clear: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn run(engine: &Engine, a: CredentialsArgs) -> Result<()> {
+    let changing =
+        a.clear || a.expires_at.is_some() || a.rotated_at.is_some() || a.max_age_days.is_some();
+    if changing {
+        let mut info = if a.clear {
+            CredentialInfo::default()
+        } else {
+            engine.credential_info(a.org_id).await?
+        };
+        if let Some(d) = &a.expires_at {
+            info.expires_at = Some(parse_date("--expires-at", d)?);
+        }
+        if let Some(d) = &a.rotated_at {
+            info.rotated_at = Some(parse_date("--rotated-at", d)?);
+            // A rotation replaces an explicit expiry unless one is given with it.
+            if a.expires_at.is_none() {
+                info.expires_at = None;
+            }
+        }
+        if a.max_age_days.is_some() {
+            info.max_age_days = a.max_age_days;
+        }
+        engine.set_credential_info(a.org_id, &info).await?;
+    }
+    let info = engine.credential_info(a.org_id).await?;
+    if a.json {
+        print_json(&serde_json::json!({
+            "organization": a.org_id,
+            "expires_at": info.expires_at,
+            "rotated_at": info.rotated_at,
+            "max_age_days": info.max_age_days,
+            "effective_expiry": info.effective_expiry(),
+        }))?;
+    } else {
+        match info.effective_expiry() {
+            Some(t) => println!(
+                "organization {}: Classy credential expires {}",
+                a.org_id,
+                t.to_rfc3339()
+            ),
+            None => println!(
+                "organization {}: no expiry or rotation date recorded",
+                a.org_id
+            ),
+        }
+    }
+    Ok(())
+}

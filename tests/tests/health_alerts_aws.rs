@@ -1,0 +1,253 @@
+//! The `health-check` and `alert` Lambda handlers on the real AWS wire protocol (moto_server:
+//! DynamoDB, SQS, EventBridge) with the sandbox as Classy: HealthChanged only on transitions,
+//! dead letters alert once (state in DynamoDB), replay through SQS redrive resolves it.
+
+use async_trait::async_trait;
+use classy_sandbox::SandboxConfig;
+use classy_sync::adapters::aws::{
+    AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
+};
+use classy_sync::classy::ClassyClient;
+use classy_sync::domain::alerts::default_rules;
+use classy_sync::engine::recovery::{dead_letters, replay_dead_letters};
+use classy_sync::engine::{Engine, EngineOptions};
+use classy_sync::ports::{
+    DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, NotifyError, SystemClock,
+};
+use classy_sync_functions::services::FunctionSettings;
+use classy_sync_functions::{alert, health_check, Services};
+use classy_sync_tests::moto::MotoServer;
+use classy_sync_tests::test_client_config;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Message>>);
+
+#[async_trait]
+impl Notifier for Recorder {
+    async fn notify(
+        &self,
+        message: &Message,
+        channels: &[String],
+    ) -> Result<Vec<DeliveryReport>, NotifyError> {
+        self.0.lock().unwrap().push(message.clone());
+        Ok(channels
+            .iter()
+            .map(|c| DeliveryReport {
+                message_id: message.id.clone(),
+                channel: c.clone(),
+                status: DeliveryStatus::Sent,
+                attempts: 1,
+                error: None,
+            })
+            .collect())
+    }
+}
+
+async fn events(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
+    let moto = MotoServer::start();
+    let sdk = moto.sdk_config().await;
+    let table = "classy-sync-health";
+    DynamoStore::create_table_for_tests(&moto.dynamodb().await, table)
+        .await
+        .unwrap();
+    let sqs = moto.sqs().await;
+    let (queue_url, dlq_url) = SqsQueue::create_queues_for_tests(&sqs, "sync", 3, 2)
+        .await
+        .unwrap();
+    let eb = moto.eventbridge().await;
+    eb.create_event_bus().name("bus").send().await.unwrap();
+    let events_url = sqs
+        .create_queue()
+        .queue_name("events")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let events_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&events_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    eb.put_rule()
+        .name("to-queue")
+        .event_bus_name("bus")
+        .event_pattern(json!({"source": ["classy-sync"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    eb.put_targets()
+        .rule("to-queue")
+        .event_bus_name("bus")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("q")
+                .arn(events_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let settings = AwsSettings {
+        table: table.into(),
+        queue_url,
+        dlq_url: Some(dlq_url.clone()),
+        event_bus: "bus".into(),
+        secret_prefix: "classy-sync/".into(),
+        secret_ttl: Duration::from_secs(300),
+    };
+    let sandbox = classy_sandbox::start(SandboxConfig {
+        orgs: 2,
+        supporters: 10,
+        transactions: 10,
+        campaigns: 2,
+        plans: 2,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let client = ClassyClient::new(test_client_config(&sandbox)).unwrap();
+    let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings).with_wait_time(Duration::ZERO));
+    let engine = Engine::new(
+        Arc::new(DynamoStore::from_settings(&sdk, &settings)),
+        Arc::new(client),
+        Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
+        Arc::new(SystemClock),
+    )
+    .with_options(EngineOptions {
+        local_liveness: false,
+        ..EngineOptions::default()
+    });
+    for app in sandbox.apps() {
+        for org in &app.organizations {
+            engine
+                .add_org(
+                    *org as u64,
+                    &format!("Org {org}"),
+                    &app.client_id,
+                    SecretString::from(app.client_secret.clone()),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let services = Services {
+        engine,
+        queue: queue.clone(),
+        bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
+        settings: FunctionSettings::default(),
+    };
+
+    // Healthy: recorded, no event (nothing changed).
+    let out = health_check::handle(&services).await.unwrap();
+    assert_eq!(out["status"], "pass", "{out}");
+    assert_eq!(out["changed"], false);
+    assert!(events(&sqs, &events_url).await.is_empty());
+
+    // A dead letter: health warns once (one HealthChanged), the alert fires once.
+    sqs.send_message()
+        .queue_url(&dlq_url)
+        .message_body(r#"{"org":1,"entity":"supporters","mode":"auto"}"#)
+        .send()
+        .await
+        .unwrap();
+    let out = health_check::handle(&services).await.unwrap();
+    assert_eq!(out["status"], "warn", "{out}");
+    assert_eq!(out["changed"], true);
+    health_check::handle(&services).await.unwrap();
+    let evs = events(&sqs, &events_url).await;
+    assert_eq!(evs.len(), 1, "{evs:#?}");
+    assert_eq!(evs[0]["detail-type"], "HealthChanged");
+    assert_eq!(evs[0]["detail"]["previous"], "pass");
+    assert_eq!(evs[0]["detail"]["status"], "warn");
+    assert_eq!(
+        evs[0]["detail"]["problems"][0]["check"],
+        "queue:deadLetters"
+    );
+
+    let recorder = Arc::new(Recorder::default());
+    let trigger = json!({"detail-type": "HealthChanged", "source": "classy-sync", "detail": {}});
+    for _ in 0..2 {
+        alert::handle(
+            &services,
+            recorder.clone(),
+            default_rules(),
+            trigger.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    let sent = recorder.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0].kind, MessageKind::AlertFiring);
+    assert!(sent[0].subject.contains("dead-letters"));
+
+    // Replayed through SQS redrive: the alert resolves once, health changes back.
+    let dead = dead_letters(queue.as_ref(), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(replay_dead_letters(queue.as_ref(), &[]).await.unwrap(), 1);
+    let mut cleared = false;
+    for _ in 0..50 {
+        if dead_letters(queue.as_ref(), 10).await.unwrap().is_empty() {
+            cleared = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(cleared, "the redrive moved the dead letter");
+    for _ in 0..2 {
+        alert::handle(
+            &services,
+            recorder.clone(),
+            default_rules(),
+            trigger.clone(),
+        )
+        .await
+        .unwrap();
+    }
+    let sent = recorder.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[1].kind, MessageKind::AlertResolved);
+    let out = health_check::handle(&services).await.unwrap();
+    assert_eq!(out["changed"], true, "{out}");
+    let evs = events(&sqs, &events_url).await;
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0]["detail"]["status"], "pass");
+}
