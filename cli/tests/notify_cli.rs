@@ -38,7 +38,10 @@ fn run(c: &mut Command) -> (bool, String, String) {
 
 /// A minimal HTTP/1.1 receiver on a loopback port: answers 200 `ok` and keeps each request's
 /// headers and body.
-fn receiver() -> (String, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+/// Requests seen: the head (request line and headers) and the body.
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+fn receiver() -> (String, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!(
         "http://{}/hooks/very-secret-path",
