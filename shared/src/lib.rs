@@ -8,4 +8,6 @@ pub mod adapters;
 pub mod classy;
 pub mod domain;
 pub mod engine;
+pub mod mailchimp;
+pub mod plugins;
 pub mod ports;

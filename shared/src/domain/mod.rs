@@ -1,12 +1,14 @@
 //! Plain data and pure rules: no I/O anywhere below this module.
 
 pub mod aggregates;
+pub mod changes;
 pub mod entities;
 pub mod entity;
 pub mod keys;
 pub mod lenient;
 pub mod organization;
 pub mod schedule;
+pub mod segments;
 pub mod timestamp;
 
 pub use entities::{Campaign, RecurringPlan, Supporter, Transaction};
