@@ -626,14 +626,23 @@ async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
     h.configure_mailchimp(org, LIST, json!({"batch_size": 50}))
         .await;
     h.mc_put("/faults", json!({"delay_ms": 150})).await;
-    let killed = tokio::time::timeout(
-        Duration::from_millis(400),
-        engine.push_org(org, &PushOptions::default()),
-    )
-    .await;
+    // Killed as soon as the first batches have landed.
+    let task = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.push_org(org, &PushOptions::default()).await })
+    };
+    let started = std::time::Instant::now();
+    while h.mc_members(LIST).await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no batch landed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
     assert!(
-        killed.is_err(),
-        "the push should still be running when killed"
+        task.await.unwrap_err().is_cancelled(),
+        "the push was still running when killed"
     );
     h.mc_put("/faults", json!({})).await;
     let partial = h.mc_members(LIST).await.len();

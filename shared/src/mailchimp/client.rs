@@ -281,11 +281,11 @@ impl MailchimpClient {
         let retryable = status == StatusCode::TOO_MANY_REQUESTS
             || status.is_server_error()
             || (status == StatusCode::FORBIDDEN && text.trim().is_empty());
-        Ok(if retryable {
-            Attempt::Retry(err)
+        if retryable {
+            Ok(Attempt::Retry(err))
         } else {
-            return Err(err);
-        })
+            Err(err)
+        }
     }
 }
 

@@ -56,6 +56,9 @@ struct FieldsEnsured {
     tags: Vec<String>,
 }
 
+/// A member Mailchimp acknowledged: its hash, the state to remember, tags still to remove.
+type Acked = (String, MemberState, Vec<String>);
+
 /// Tag calls (one per member that left a segment) in flight at once.
 const TAG_CONCURRENCY: usize = 10;
 
@@ -198,7 +201,7 @@ impl MailchimpDestination {
         &self,
         changes: &[MemberChange],
         report: &mut PushReport,
-    ) -> Result<(Vec<(String, MemberState, Vec<String>)>, Option<PluginError>), PluginError> {
+    ) -> Result<(Vec<Acked>, Option<PluginError>), PluginError> {
         let client = self.client()?;
         let list = self.list();
         // Futures built in a plain loop (not a borrowing closure) keep the future `Send`.
@@ -234,7 +237,7 @@ impl MailchimpDestination {
         chunk: &[MemberChange],
         resp: BatchResponse,
         report: &mut PushReport,
-        states: &mut Vec<(String, MemberState, Vec<String>)>,
+        states: &mut Vec<Acked>,
     ) {
         let errors: HashMap<String, &crate::mailchimp::MemberError> = resp
             .errors
@@ -275,7 +278,7 @@ impl MailchimpDestination {
     /// Removes the tags of segments members left (only those members; one call each).
     async fn remove_tags(
         &self,
-        states: &mut [(String, MemberState, Vec<String>)],
+        states: &mut [Acked],
         report: &mut PushReport,
     ) -> Result<(), PluginError> {
         let client = self.client()?;
