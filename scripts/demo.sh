@@ -88,4 +88,37 @@ echo "== Incremental sync (expect 26 supporters and 10 transactions changed in o
 
 echo "== Status"
 "$BIN" status
+
+echo "== Mailchimp: one audience per organization in the sandbox, then a push"
+export MAILCHIMP_API_KEY=$(json "$WORK/ready.json" 'd["mailchimp"]["api_key"]')
+export MAILCHIMP_API_BASE_URL=$(json "$WORK/ready.json" 'd["mailchimp"]["api_base_url"]')
+while IFS=$'\t' read -r org _ _; do
+  "$PYTHON" - "$BASE" "$org" <<'PY'
+import json, sys, urllib.request
+base, org = sys.argv[1], sys.argv[2]
+req = urllib.request.Request(base + "/admin/mailchimp/lists", method="POST",
+                             data=json.dumps({"id": f"demo{org}", "name": f"Demo {org}"}).encode(),
+                             headers={"Content-Type": "application/json"})
+urllib.request.urlopen(req).read()
+PY
+  "$BIN" org plugin add "$org" mailchimp --list-id "demo$org"
+done <"$WORK/orgs.tsv"
+"$BIN" push --all --dry-run | tail -n 8
+"$BIN" push --all
+echo "== A second push sends nothing (only changes are pushed)"
+"$BIN" push --all
+"$BIN" org plugin show "$FIRST_ORG"
+"$PYTHON" - "$BASE" "$FIRST_ORG" <<'PY'
+import json, sys, urllib.request
+base, org = sys.argv[1], sys.argv[2]
+members = json.load(urllib.request.urlopen(f"{base}/admin/mailchimp/lists/demo{org}/members"))["members"]
+by_status = {}
+for m in members:
+    by_status[m["status"]] = by_status.get(m["status"], 0) + 1
+tags = {}
+for m in members:
+    for t in m["tags"]:
+        tags[t] = tags.get(t, 0) + 1
+print(f"   audience demo{org}: {len(members)} members {by_status}; tags {tags}")
+PY
 echo "Local data is in $DATA_DIR; try: $BIN --data-dir $DATA_DIR export $FIRST_ORG --entity supporters --format csv | head"

@@ -8,6 +8,8 @@ pub mod failures;
 pub mod health;
 mod notify;
 mod org;
+mod plugin;
+mod push;
 mod run;
 mod sandbox;
 mod status;
@@ -33,5 +35,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Failures(c) => failures::run(&target, c).await,
         Command::Dlq(c) => dlq::run(&target, c).await,
         Command::Notify(cmd) => notify::run(&target, cmd).await,
+        Command::Push(a) => push::run(&target, a).await,
     }
 }

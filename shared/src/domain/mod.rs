@@ -2,6 +2,7 @@
 
 pub mod aggregates;
 pub mod alerts;
+pub mod changes;
 pub mod entities;
 pub mod entity;
 pub mod health;
@@ -9,6 +10,7 @@ pub mod keys;
 pub mod lenient;
 pub mod organization;
 pub mod schedule;
+pub mod segments;
 pub mod timestamp;
 
 pub use entities::{Campaign, RecurringPlan, Supporter, Transaction};

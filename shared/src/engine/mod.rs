@@ -15,6 +15,7 @@ pub mod jobs;
 pub mod lease;
 pub mod orgs;
 pub mod pager;
+pub mod plugins;
 pub mod recovery;
 pub mod runs;
 pub mod scheduler;

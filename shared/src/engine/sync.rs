@@ -326,7 +326,14 @@ impl Engine {
                     return Err(e);
                 }
             };
-            let counts = write_page(self.store.as_ref(), org, &page.records, rebuild_later).await?;
+            let counts = write_page(
+                self.store.as_ref(),
+                org,
+                &page.records,
+                rebuild_later,
+                self.clock.now().timestamp_millis(),
+            )
+            .await?;
             state.counts.add(counts);
             state.pages += 1;
             let last = page.last;

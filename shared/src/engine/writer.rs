@@ -6,6 +6,7 @@
 
 use super::EngineError;
 use crate::domain::aggregates::{GiftRef, PlanRef};
+use crate::domain::changes::{change_sk, ChangeNote, CHANGE_RETENTION_SECS};
 use crate::domain::entities::Record;
 use crate::domain::keys::{self, org_pk};
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
@@ -29,6 +30,11 @@ pub trait Synced: Record {
 
     /// Secondary key for cross-organization lookups.
     fn gsi1(&self) -> Option<String> {
+        None
+    }
+
+    /// The supporter whose giving data this version of the record feeds (change log note).
+    fn supporter_ref(&self) -> Option<u64> {
         None
     }
 }
@@ -56,6 +62,10 @@ impl Synced for Campaign {
 
 impl Synced for Transaction {
     const ENTITY: Entity = Entity::Transactions;
+
+    fn supporter_ref(&self) -> Option<u64> {
+        self.supporter_id
+    }
 
     fn index_entries(&self) -> Vec<(String, String)> {
         let gift = GiftRef::of(self);
@@ -87,6 +97,10 @@ impl Synced for Transaction {
 
 impl Synced for RecurringPlan {
     const ENTITY: Entity = Entity::RecurringPlans;
+
+    fn supporter_ref(&self) -> Option<u64> {
+        self.supporter_id
+    }
 
     fn index_entries(&self) -> Vec<(String, String)> {
         match self.supporter_id {
@@ -124,12 +138,15 @@ impl PageCounts {
 }
 
 /// Writes one page. With `rebuild_later` (a full sync, whose index entries and aggregates
-/// are rebuilt in key order once it completes) only the records are written.
+/// are rebuilt in key order once it completes) only the records are written. Every created
+/// or changed record also gets a change-log entry stamped `now_ms` (see
+/// [`crate::domain::changes`]), written after the record so an entry never precedes its data.
 pub async fn write_page<T: Synced>(
     store: &dyn Store,
     org: OrgId,
     records: &[T],
     rebuild_later: bool,
+    now_ms: i64,
 ) -> Result<PageCounts, EngineError> {
     let mut counts = PageCounts {
         fetched: records.len() as u64,
@@ -153,6 +170,7 @@ pub async fn write_page<T: Synced>(
     let mut index_ops = Vec::new();
     let mut markers = BTreeSet::new();
     let mut record_ops = Vec::new();
+    let mut change_ops = Vec::new();
     for (record, sk) in records.iter().zip(sks) {
         let data = serde_json::to_string(record).expect("records serialize");
         let old = existing.get(&sk);
@@ -164,6 +182,7 @@ pub async fn write_page<T: Synced>(
             Some(_) => counts.updated += 1,
             None => counts.created += 1,
         }
+        change_ops.push(WriteOp::Put(change_entry(&pk, record, old, now_ms)));
         if !rebuild_later {
             // A stored version that no longer parses contributes nothing to remove.
             let old_record: Option<T> = old.and_then(|o| serde_json::from_str(&o.data).ok());
@@ -199,9 +218,26 @@ pub async fn write_page<T: Synced>(
             .map(|m| WriteOp::Put(marker(&pk, m)))
             .collect();
         ops.extend(record_ops);
+        ops.extend(change_ops);
         store.batch_write(ops).await?;
     }
     Ok(counts)
+}
+
+/// The change-log entry of a created or changed record; it names the supporters whose giving
+/// data the old and new versions feed.
+fn change_entry<T: Synced>(pk: &str, record: &T, old: Option<&Item>, now_ms: i64) -> Item {
+    let mut note = ChangeNote::default();
+    let previous = old
+        .and_then(|o| serde_json::from_str::<T>(&o.data).ok())
+        .and_then(|o| o.supporter_ref());
+    for s in [record.supporter_ref(), previous].into_iter().flatten() {
+        if !note.supporters.contains(&s) {
+            note.supporters.push(s);
+        }
+    }
+    Item::json(pk, change_sk(now_ms, T::ENTITY, record.id()), &note)
+        .with_expiry(now_ms / 1000 + CHANGE_RETENTION_SECS)
 }
 
 /// A dirty marker. Its version is a fresh random number: the aggregator deletes it only if

@@ -2,6 +2,7 @@
 //! never sees an SDK.
 
 pub mod clock;
+pub mod destination;
 pub mod events;
 pub mod notifier;
 pub mod queue;
@@ -10,6 +11,10 @@ pub mod source;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use destination::{
+    ChangeSet, Destination, DestinationContext, DestinationHealth, PluginConfig, PluginError,
+    PushReport, SupporterView, Wants,
+};
 pub use events::{Event, EventBus, EventError};
 pub use notifier::{
     DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, NotifyError, Severity,

@@ -1,0 +1,328 @@
+//! The HTTP side: one reqwest client (connections reused), a semaphore bounding requests in
+//! flight, bounded retries.
+
+use super::types::*;
+use md5::{Digest, Md5};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The member id Mailchimp uses: MD5 of the lower-cased address.
+pub fn subscriber_hash(email: &str) -> String {
+    hex::encode(Md5::digest(email.trim().to_lowercase().as_bytes()))
+}
+
+/// `https://<dc>.api.mailchimp.com/3.0`, `<dc>` being the key's suffix after the last dash.
+pub fn base_url_for_key(key: &str) -> Result<String, MailchimpError> {
+    let dc = key
+        .rsplit_once('-')
+        .map(|(_, dc)| dc)
+        .filter(|dc| !dc.is_empty() && dc.chars().all(|c| c.is_ascii_alphanumeric()))
+        .ok_or_else(|| {
+            MailchimpError::InvalidKey(
+                "expected <key>-<data center>, e.g. ...-us14 (the key is not shown)".into(),
+            )
+        })?;
+    Ok(format!("https://{dc}.api.mailchimp.com/3.0"))
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Mailchimp allows 10 connections per key.
+    pub max_in_flight: usize,
+    pub timeout: Duration,
+    /// Retries after the first attempt on 429, 5xx and empty 403.
+    pub max_retries: u32,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            max_in_flight: 10,
+            timeout: Duration::from_secs(120),
+            max_retries: 6,
+            retry_base: Duration::from_millis(200),
+            retry_cap: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct MailchimpClient {
+    http: reqwest::Client,
+    base: String,
+    key: SecretString,
+    slots: Arc<Semaphore>,
+    opts: ClientOptions,
+    calls: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl std::fmt::Debug for MailchimpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailchimpClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Attempt<T> {
+    Done(T),
+    Retry(MailchimpError),
+}
+
+impl MailchimpClient {
+    /// `base_override` (the sandbox, tests) wins over the URL derived from the key.
+    pub fn new(
+        key: SecretString,
+        base_override: Option<&str>,
+        opts: ClientOptions,
+    ) -> Result<Self, MailchimpError> {
+        let derived = base_url_for_key(key.expose_secret());
+        let base = match base_override.map(str::trim).filter(|b| !b.is_empty()) {
+            Some(b) => b.trim_end_matches('/').to_string(),
+            None => derived?,
+        };
+        let http = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .pool_max_idle_per_host(opts.max_in_flight)
+            .build()
+            .map_err(|e| MailchimpError::Transport(e.to_string()))?;
+        Ok(MailchimpClient {
+            http,
+            base,
+            key,
+            slots: Arc::new(Semaphore::new(opts.max_in_flight.max(1))),
+            opts,
+            calls: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// HTTP requests sent so far (retries included).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    pub async fn ping(&self) -> Result<serde_json::Value, MailchimpError> {
+        self.call(Method::GET, "/ping", None::<&()>).await
+    }
+
+    pub async fn list(&self, list_id: &str) -> Result<ListInfo, MailchimpError> {
+        self.call(
+            Method::GET,
+            &format!("/lists/{}", seg(list_id)),
+            None::<&()>,
+        )
+        .await
+    }
+
+    pub async fn merge_fields(&self, list_id: &str) -> Result<Vec<MergeField>, MailchimpError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            merge_fields: Vec<MergeField>,
+        }
+        let p: Page = self
+            .call(
+                Method::GET,
+                &format!("/lists/{}/merge-fields?count=1000", seg(list_id)),
+                None::<&()>,
+            )
+            .await?;
+        Ok(p.merge_fields)
+    }
+
+    pub async fn create_merge_field(
+        &self,
+        list_id: &str,
+        field: &NewMergeField,
+    ) -> Result<MergeField, MailchimpError> {
+        self.call(
+            Method::POST,
+            &format!("/lists/{}/merge-fields", seg(list_id)),
+            Some(field),
+        )
+        .await
+    }
+
+    /// Batch upsert of at most 500 members.
+    pub async fn batch_upsert(
+        &self,
+        list_id: &str,
+        req: &BatchRequest,
+    ) -> Result<BatchResponse, MailchimpError> {
+        self.call(Method::POST, &format!("/lists/{}", seg(list_id)), Some(req))
+            .await
+    }
+
+    pub async fn update_tags(
+        &self,
+        list_id: &str,
+        hash: &str,
+        tags: &[TagUpdate],
+    ) -> Result<(), MailchimpError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            tags: &'a [TagUpdate],
+        }
+        self.call::<serde_json::Value, _>(
+            Method::POST,
+            &format!("/lists/{}/members/{}/tags", seg(list_id), seg(hash)),
+            Some(&Body { tags }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, MailchimpError> {
+        let mut retry = 0;
+        loop {
+            match self.attempt(method.clone(), path, body).await? {
+                Attempt::Done(v) => return Ok(v),
+                Attempt::Retry(e) => {
+                    if retry >= self.opts.max_retries {
+                        return Err(e);
+                    }
+                    retry += 1;
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(self.backoff(retry)).await;
+                }
+            }
+        }
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self
+            .opts
+            .retry_base
+            .checked_mul(1u32 << retry.saturating_sub(1).min(20))
+            .unwrap_or(self.opts.retry_cap)
+            .min(self.opts.retry_cap);
+        // Half fixed, half jitter: callers turned away together do not return together.
+        let half = ceiling / 2;
+        half + Duration::from_nanos(fastrand::u64(
+            0..=half.as_nanos().min(u64::MAX as u128) as u64,
+        ))
+    }
+
+    async fn attempt<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Attempt<T>, MailchimpError> {
+        let _slot = self.slots.acquire().await.expect("semaphore never closed");
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .basic_auth("classy-sync", Some(self.key.expose_secret()));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            // Connection trouble and timeouts are worth another try; the URL holds no secret.
+            Err(e) => {
+                return Ok(Attempt::Retry(MailchimpError::Transport(
+                    e.without_url().to_string(),
+                )))
+            }
+        };
+        let status = resp.status();
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                return Ok(Attempt::Retry(MailchimpError::Transport(
+                    e.without_url().to_string(),
+                )))
+            }
+        };
+        if status.is_success() {
+            let text = if text.trim().is_empty() {
+                "null"
+            } else {
+                &text
+            };
+            return serde_json::from_str(text)
+                .map(Attempt::Done)
+                .map_err(|e| MailchimpError::Decode(format!("{path}: {e}")));
+        }
+        let problem: Problem = serde_json::from_str(&text).unwrap_or_default();
+        let err = MailchimpError::Api {
+            status: status.as_u16(),
+            title: if problem.title.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_string()
+            } else {
+                problem.title
+            },
+            detail: problem.detail,
+        };
+        let retryable = status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error()
+            || (status == StatusCode::FORBIDDEN && text.trim().is_empty());
+        if retryable {
+            Ok(Attempt::Retry(err))
+        } else {
+            Err(err)
+        }
+    }
+}
+
+/// A path segment, percent-encoded.
+fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_is_md5_of_the_lowercased_address() {
+        assert_eq!(
+            subscriber_hash(" Urist.McVankab@Freddiesjokes.com "),
+            "62eeb292278cc15f5817cb78f7790b08"
+        );
+    }
+
+    #[test]
+    fn base_url_comes_from_the_data_center_and_errors_hide_the_key() {
+        assert_eq!(
+            base_url_for_key("abc123-us14").unwrap(),
+            "https://us14.api.mailchimp.com/3.0"
+        );
+        let e = base_url_for_key("secretkeywithoutdc")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secretkeywithoutdc"), "{e}");
+        let c = MailchimpClient::new(
+            SecretString::from("k-us1"),
+            Some("http://127.0.0.1:9/3.0/"),
+            ClientOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:9/3.0");
+        assert!(!format!("{c:?}").contains("k-us1"));
+    }
+}

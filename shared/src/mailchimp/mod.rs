@@ -1,0 +1,12 @@
+//! A Mailchimp Marketing API 3.0 client: the calls the Mailchimp destination needs, with the
+//! API's limits built in (10 requests in flight per key, bounded retries with backoff on
+//! 429/5xx/empty 403, 120 s per call) and the key kept out of every error and log.
+
+mod client;
+mod types;
+
+pub use client::{base_url_for_key, subscriber_hash, ClientOptions, MailchimpClient};
+pub use types::{
+    BatchMember, BatchRequest, BatchResponse, ListInfo, MailchimpError, MemberError, MergeField,
+    NewMergeField, TagUpdate,
+};
