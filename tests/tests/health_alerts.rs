@@ -99,6 +99,7 @@ async fn run_due(engine: &Engine, queue: Arc<dyn JobQueue>) -> Vec<SyncReport> {
             concurrency: 4,
             visibility: Duration::from_secs(300),
             exit_when_idle: true,
+            plugins: false,
         },
         RunControl::default(),
         tx,
