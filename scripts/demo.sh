@@ -88,4 +88,8 @@ echo "== Incremental sync (expect 26 supporters and 10 transactions changed in o
 
 echo "== Status"
 "$BIN" status
+echo "== HTML report of the demo organizations"
+REPORT_FILE=$(realpath -m "$DATA_DIR/report.html")
+"$BIN" report preview all --period 12m --format html --output "$REPORT_FILE"
+echo "   report written to $REPORT_FILE"
 echo "Local data is in $DATA_DIR; try: $BIN --data-dir $DATA_DIR export $FIRST_ORG --entity supporters --format csv | head"

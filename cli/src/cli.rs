@@ -54,6 +54,9 @@ pub enum Command {
     Run(RunArgs),
     /// Start the local Classy sandbox.
     Sandbox(SandboxArgs),
+    /// Scheduled reports by email and Slack: define, preview, send.
+    #[command(subcommand)]
+    Report(crate::commands::report::ReportCommand),
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@
 pub mod dispatch;
 pub mod logging;
 pub mod metrics;
+pub mod report;
 pub mod services;
 pub mod worker;
 

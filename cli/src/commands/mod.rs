@@ -2,6 +2,7 @@
 
 mod export;
 mod org;
+pub mod report;
 mod run;
 mod sandbox;
 mod status;
@@ -22,5 +23,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Report(c) => report::run(&target, c).await,
     }
 }

@@ -6,6 +6,7 @@ pub mod entity;
 pub mod keys;
 pub mod lenient;
 pub mod organization;
+pub mod report;
 pub mod schedule;
 pub mod timestamp;
 
