@@ -1,7 +1,9 @@
 //! One module per command.
 
+mod analytics;
 mod export;
 mod org;
+mod quality;
 mod run;
 mod sandbox;
 mod status;
@@ -22,5 +24,7 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Analytics(cmd) => analytics::run(&target, cmd).await,
+        Command::Quality(cmd) => quality::run(&target, cmd).await,
     }
 }
