@@ -1,7 +1,9 @@
 //! One module per command.
 
+mod analytics;
 mod export;
 mod org;
+mod quality;
 pub mod report;
 mod run;
 mod sandbox;
@@ -23,6 +25,8 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Analytics(cmd) => analytics::run(&target, cmd).await,
+        Command::Quality(cmd) => quality::run(&target, cmd).await,
         Command::Report(c) => report::run(&target, c).await,
     }
 }

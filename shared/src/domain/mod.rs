@@ -1,11 +1,13 @@
 //! Plain data and pure rules: no I/O anywhere below this module.
 
 pub mod aggregates;
+pub mod analytics;
 pub mod entities;
 pub mod entity;
 pub mod keys;
 pub mod lenient;
 pub mod organization;
+pub mod quality;
 pub mod report;
 pub mod schedule;
 pub mod timestamp;

@@ -3,6 +3,7 @@
 //! scheduler.
 
 pub mod aggregator;
+pub mod analytics;
 pub mod context;
 pub mod dispatch;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod jobs;
 pub mod lease;
 pub mod orgs;
 pub mod pager;
+pub mod quality;
 pub mod reports;
 pub mod runs;
 pub mod scheduler;
