@@ -63,6 +63,9 @@ pub enum Command {
     /// Scheduled reports by email and Slack: define, preview, send.
     #[command(subcommand)]
     Report(crate::commands::report::ReportCommand),
+    /// Notification channels (Slack, email, webhook, console) and their deliveries.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -267,6 +270,30 @@ pub enum QualityCommand {
         limit: usize,
         #[arg(long, value_parser = parse_now)]
         as_of: Option<classy_sync::domain::Timestamp>,
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Add, list or remove notification channels.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Send a test message to a channel and print the delivery outcome.
+    Test {
+        channel: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delivery records (one per message and channel).
+    List {
+        /// Only deliveries with this status.
+        #[arg(long, value_parser = ["pending", "sent", "failed"])]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send again the failed deliveries that are due.
+    Retry {
+        /// Ignore the backoff: retry every failed delivery now.
+        #[arg(long)]
+        now: bool,
         #[arg(long)]
         json: bool,
     },
@@ -279,4 +306,27 @@ fn parse_period(s: &str) -> Result<classy_sync::domain::analytics::Period, Strin
 
 fn parse_now(s: &str) -> Result<classy_sync::domain::Timestamp, String> {
     classy_sync::domain::Timestamp::parse(s).map_err(|e| e.to_string())
+#[derive(Subcommand, Debug)]
+pub enum ChannelCommand {
+    /// Add a channel. Slack/webhook URLs come from CLASSY_SYNC_WEBHOOK_URL, the webhook's
+    /// signing secret from CLASSY_SYNC_WEBHOOK_SECRET, an SMTP password from
+    /// CLASSY_SYNC_SMTP_PASSWORD (or a prompt); never from the command line.
+    Add {
+        name: String,
+        #[arg(value_parser = ["slack", "email", "webhook", "console"])]
+        kind: String,
+        /// Email recipients, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        to: Vec<String>,
+        /// Development only: allow an http:// URL to a loopback address.
+        #[arg(long)]
+        allow_http_loopback: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Remove {
+        name: String,
+    },
 }

@@ -122,3 +122,36 @@ pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
         )?)),
     }
 }
+
+/// The notification service of this target: channels and delivery records in the target's
+/// store, channel secrets in its secret store, email by SMTP (`CLASSY_SYNC_SMTP_URL`) locally
+/// and by SES v2 on `--backend aws`. Needs no Classy configuration.
+pub async fn notifier(target: &Target) -> Result<Arc<classy_sync::notify::NotificationService>> {
+    use classy_sync::notify::{NotificationService, NotifySettings};
+    use classy_sync::ports::{SecretStore, Store};
+    let settings = NotifySettings::from_env().map_err(anyhow::Error::msg)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let (store, secrets, settings): (Arc<dyn Store>, Arc<dyn SecretStore>, _) = match target.backend
+    {
+        Backend::Local => {
+            ensure_dir(&target.data_dir)?;
+            (
+                Arc::new(SqliteStore::open(target.data_dir.join("store.db"))?),
+                Arc::new(SecretsFile::open(target.data_dir.join("secrets.json"))?),
+                settings,
+            )
+        }
+        Backend::Aws => {
+            let aws = AwsSettings::from_env()?;
+            let sdk = sdk_config().await;
+            (
+                Arc::new(DynamoStore::from_settings(&sdk, &aws)),
+                Arc::new(SecretsManagerStore::from_settings(&sdk, &aws)),
+                settings.with_ses(&sdk),
+            )
+        }
+    };
+    Ok(Arc::new(NotificationService::new(
+        store, secrets, clock, settings,
+    )))
+}

@@ -3,6 +3,7 @@
 //! sandbox's truth.
 
 pub mod moto;
+pub mod smtp_sink;
 
 use classy_sandbox::{RunningSandbox, SandboxConfig};
 use classy_sync::adapters::secrets_file::SecretsFile;

@@ -2,6 +2,7 @@
 
 mod analytics;
 mod export;
+mod notify;
 mod org;
 mod quality;
 pub mod report;
@@ -28,5 +29,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Analytics(cmd) => analytics::run(&target, cmd).await,
         Command::Quality(cmd) => quality::run(&target, cmd).await,
         Command::Report(c) => report::run(&target, c).await,
+        Command::Notify(cmd) => notify::run(&target, cmd).await,
     }
 }

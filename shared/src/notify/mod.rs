@@ -187,6 +187,55 @@ impl NotificationService {
         &self.settings
     }
 
+    /// Validates and saves a channel. A Slack or webhook URL must pass the SSRF guard now
+    /// (it is checked again before every send, since DNS answers change).
+    pub async fn add_channel(
+        &self,
+        config: &ChannelConfig,
+        secrets: &channel::ChannelSecrets,
+    ) -> Result<(), ChannelError> {
+        config.validate()?;
+        if config.kind.needs_url() {
+            let url = secrets.url.as_deref().ok_or_else(|| {
+                ChannelError::Invalid(format!("a {} channel needs a URL", config.kind.as_str()))
+            })?;
+            self.settings
+                .url_policy(config)
+                .check(url)
+                .await
+                .map_err(|e| ChannelError::Invalid(format!("URL refused: {e}")))?;
+        }
+        if config.kind == ChannelKind::Webhook
+            && secrets
+                .signing_secret
+                .as_deref()
+                .is_none_or(|s| s.len() < 16)
+        {
+            return Err(ChannelError::Invalid(
+                "a webhook channel needs a signing secret of at least 16 characters".into(),
+            ));
+        }
+        channel::add_channel(self.store.as_ref(), self.secrets.as_ref(), config, secrets).await
+    }
+
+    pub async fn list_channels(&self) -> Result<Vec<ChannelConfig>, ChannelError> {
+        channel::list_channels(self.store.as_ref()).await
+    }
+
+    pub async fn remove_channel(&self, name: &str) -> Result<(), ChannelError> {
+        channel::remove_channel(self.store.as_ref(), self.secrets.as_ref(), name).await
+    }
+
+    /// Delivery records, optionally only those with `status`.
+    pub async fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+    ) -> Result<Vec<delivery::DeliveryRecord>, NotifyError> {
+        delivery::list(self.store.as_ref(), status)
+            .await
+            .map_err(store_err)
+    }
+
     /// One attempt on one channel, without any bookkeeping.
     async fn send_via(
         &self,
