@@ -270,6 +270,11 @@ pub enum QualityCommand {
         limit: usize,
         #[arg(long, value_parser = parse_now)]
         as_of: Option<classy_sync::domain::Timestamp>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
     /// Add, list or remove notification channels.
@@ -306,6 +311,8 @@ fn parse_period(s: &str) -> Result<classy_sync::domain::analytics::Period, Strin
 
 fn parse_now(s: &str) -> Result<classy_sync::domain::Timestamp, String> {
     classy_sync::domain::Timestamp::parse(s).map_err(|e| e.to_string())
+}
+
 #[derive(Subcommand, Debug)]
 pub enum ChannelCommand {
     /// Add a channel. Slack/webhook URLs come from CLASSY_SYNC_WEBHOOK_URL, the webhook's
