@@ -24,7 +24,11 @@ pub fn parse_event(payload: &Value) -> anyhow::Result<ReportEvent> {
         .map_err(|e| anyhow::anyhow!("report event: {e} (expected {{\"report_id\": \"...\"}})"))
 }
 
-pub async fn handle(engine: &Engine, notifier: &dyn Notifier, payload: Value) -> anyhow::Result<Value> {
+pub async fn handle(
+    engine: &Engine,
+    notifier: &dyn Notifier,
+    payload: Value,
+) -> anyhow::Result<Value> {
     let event = parse_event(&payload)?;
     let sent = reports::send_due(engine, notifier, event.report_id.as_deref()).await?;
     let failed: usize = sent

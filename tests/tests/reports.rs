@@ -181,13 +181,23 @@ async fn setup() -> Env {
     let org = h.orgs[0];
     for c in h.truth(org, Entity::Campaigns).await {
         let id = c["id"].as_u64().unwrap();
-        h.patch(org, Entity::Campaigns, id, serde_json::json!({"name": format!("{HOSTILE} {id}")}))
-            .await;
+        h.patch(
+            org,
+            Entity::Campaigns,
+            id,
+            serde_json::json!({"name": format!("{HOSTILE} {id}")}),
+        )
+        .await;
     }
     for s in h.truth(org, Entity::Supporters).await {
         let id = s["id"].as_u64().unwrap();
-        h.patch(org, Entity::Supporters, id, serde_json::json!({"first_name": HOSTILE}))
-            .await;
+        h.patch(
+            org,
+            Entity::Supporters,
+            id,
+            serde_json::json!({"first_name": HOSTILE}),
+        )
+        .await;
     }
     for r in h
         .engine
@@ -216,7 +226,12 @@ async fn setup() -> Env {
     }
 }
 
-fn definition(org: u64, emails: Vec<String>, slack: Vec<String>, created_at: i64) -> ReportDefinition {
+fn definition(
+    org: u64,
+    emails: Vec<String>,
+    slack: Vec<String>,
+    created_at: i64,
+) -> ReportDefinition {
     ReportDefinition {
         id: "daily".into(),
         scope: ReportScope::Org(org),
@@ -242,9 +257,10 @@ async fn independent_totals(h: &Harness, org: u64, start: i64, end: i64) -> (i64
         if t["status"] != "success" {
             continue;
         }
-        let when = DateTime::parse_from_str(t["purchased_at"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%z")
-            .unwrap()
-            .timestamp();
+        let when =
+            DateTime::parse_from_str(t["purchased_at"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%z")
+                .unwrap()
+                .timestamp();
         if start <= when && when < end {
             gross += cents(&t["total_gross_amount"]);
             gifts += 1;
@@ -257,7 +273,10 @@ async fn independent_totals(h: &Harness, org: u64, start: i64, end: i64) -> (i64
 fn assert_no_raw_hostile_html(html: &str) {
     assert!(!html.contains("<script"), "unescaped <script> in HTML");
     assert!(!html.contains("<!channel>"), "unescaped <!channel> in HTML");
-    assert!(html.contains("&lt;script&gt;"), "hostile name absent from the HTML report");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "hostile name absent from the HTML report"
+    );
 }
 
 fn assert_no_raw_hostile_slack(payload: &Value) {
@@ -266,7 +285,10 @@ fn assert_no_raw_hostile_slack(payload: &Value) {
     assert!(blocks.len() <= 50);
     let mut saw = false;
     let mut check = |s: &str| {
-        assert!(!s.contains("<!channel>") && !s.contains("<script"), "unescaped: {s}");
+        assert!(
+            !s.contains("<!channel>") && !s.contains("<script"),
+            "unescaped: {s}"
+        );
         saw |= s.contains("&lt;!channel&gt;");
     };
     for b in blocks {
@@ -313,28 +335,64 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
     reports::add_definition(e, &def).await.unwrap();
     let settings = NotifySettings {
         email: EmailTransport::Smtp(
-            classy_sync::notify::smtp::SmtpSettings::parse(&format!("smtp://127.0.0.1:{}", sink.port)).unwrap(),
+            classy_sync::notify::smtp::SmtpSettings::parse(&format!(
+                "smtp://127.0.0.1:{}",
+                sink.port
+            ))
+            .unwrap(),
         ),
         email_from: Some(FROM.into()),
         ..NotifySettings::default()
     };
-    let notifier = NotificationService::new(e.store.clone(), e.secrets.clone(), e.clock.clone(), settings);
+    let notifier = NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    );
 
     // Not yet due: 2026-11-02 08:59 New York.
-    env.clock.set(DateTime::parse_from_rfc3339("2026-11-02T13:59:00Z").unwrap().to_utc());
-    assert!(reports::send_due(e, &notifier, None).await.unwrap().is_empty());
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T13:59:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    assert!(reports::send_due(e, &notifier, None)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(sink.messages().is_empty());
 
     // Due at 09:00 New York = 14:00 UTC (EST after the DST change).
-    env.clock.set(DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z").unwrap().to_utc());
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z")
+            .unwrap()
+            .to_utc(),
+    );
     let sent = reports::send_due(e, &notifier, None).await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].occurrence, ts("2026-11-02T14:00:00Z"));
-    assert!(sent[0].deliveries.iter().all(|d| d.status == DeliveryStatus::Sent), "{:?}", sent[0].deliveries);
+    assert!(
+        sent[0]
+            .deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Sent),
+        "{:?}",
+        sent[0].deliveries
+    );
     // Run twice: nothing more is sent for the same occurrence.
-    env.clock.set(DateTime::parse_from_rfc3339("2026-11-02T14:35:00Z").unwrap().to_utc());
-    assert!(reports::send_due(e, &notifier, None).await.unwrap().is_empty());
-    assert!(reports::was_sent(e, "daily", ts("2026-11-02T14:00:00Z")).await.unwrap());
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T14:35:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    assert!(reports::send_due(e, &notifier, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(reports::was_sent(e, "daily", ts("2026-11-02T14:00:00Z"))
+        .await
+        .unwrap());
 
     let mails = sink.wait_for(1);
     assert_eq!(mails.len(), 1, "one email for both recipients");
@@ -343,23 +401,42 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
     assert!(mail["to"].as_str().unwrap().contains("ed@example.org"));
     let html = mail["parts"]["text/html"].as_str().expect("html part");
     let text = mail["parts"]["text/plain"].as_str().expect("text part");
-    assert!(html.contains("<svg") && html.contains("class=\"bar\""), "chart missing");
+    assert!(
+        html.contains("<svg") && html.contains("class=\"bar\""),
+        "chart missing"
+    );
     assert_no_raw_hostile_html(html);
 
     // Figures: the same as OrgSummary and as an independent computation.
     let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
-    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now).await.unwrap();
-    let (gross, gifts, donors) = independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
-    assert!(gifts > 0, "the window must hold gifts for the test to mean something");
-    assert_eq!((s.totals.gross_cents, s.totals.gifts, s.totals.donors), (gross, gifts, donors));
-    for shown in [format::money(gross), format::count(gifts), format::money(s.totals.net_cents)] {
+    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)
+        .await
+        .unwrap();
+    let (gross, gifts, donors) =
+        independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
+    assert!(
+        gifts > 0,
+        "the window must hold gifts for the test to mean something"
+    );
+    assert_eq!(
+        (s.totals.gross_cents, s.totals.gifts, s.totals.donors),
+        (gross, gifts, donors)
+    );
+    for shown in [
+        format::money(gross),
+        format::count(gifts),
+        format::money(s.totals.net_cents),
+    ] {
         assert!(html.contains(&shown), "HTML lacks {shown}");
         assert!(text.contains(&shown), "text lacks {shown}");
     }
     let bars = html.matches("class=\"bar\"").count();
     assert_eq!(bars, s.gifts_per_day.len());
     let charted: i64 = s.gifts_per_day.iter().map(|d| d.gross_cents).sum();
-    assert_eq!(charted, gross, "the chart's days add up to the headline gross");
+    assert_eq!(
+        charted, gross,
+        "the chart's days add up to the headline gross"
+    );
 
     let got = slack_got.lock().unwrap().clone();
     assert_eq!(got.len(), 1, "one Slack post");
@@ -388,18 +465,37 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         .send()
         .await
         .unwrap();
-    let def = definition(env.org, vec!["board@example.org".into()], vec![], env.clock_unix());
+    let def = definition(
+        env.org,
+        vec!["board@example.org".into()],
+        vec![],
+        env.clock_unix(),
+    );
     reports::add_definition(e, &def).await.unwrap();
     let settings = NotifySettings {
         email_from: Some(FROM.into()),
         ..NotifySettings::default()
     }
     .with_ses(&sdk);
-    let notifier = NotificationService::new(e.store.clone(), e.secrets.clone(), e.clock.clone(), settings);
-    env.clock.set(DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z").unwrap().to_utc());
+    let notifier = NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    );
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z")
+            .unwrap()
+            .to_utc(),
+    );
     let sent = reports::send_due(e, &notifier, None).await.unwrap();
     assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].deliveries[0].status, DeliveryStatus::Sent, "{:?}", sent[0].deliveries);
+    assert_eq!(
+        sent[0].deliveries[0].status,
+        DeliveryStatus::Sent,
+        "{:?}",
+        sent[0].deliveries
+    );
 
     let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint()))
         .await
@@ -407,17 +503,24 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         .json()
         .await
         .unwrap();
-    let raws = data["ses"]["RawMessage"].as_array().expect("SES raw messages");
+    let raws = data["ses"]["RawMessage"]
+        .as_array()
+        .expect("SES raw messages");
     assert_eq!(raws.len(), 1);
     assert_eq!(raws[0]["source"], FROM);
     let mail = parse_mime(raws[0]["raw_data"].as_str().unwrap().as_bytes());
     let html = mail["parts"]["text/html"].as_str().unwrap();
     assert_no_raw_hostile_html(html);
     let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
-    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now).await.unwrap();
+    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)
+        .await
+        .unwrap();
     let (gross, gifts, _) = independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
     assert!(html.contains(&format::money(gross)));
-    assert!(html.contains(&format!("<td style=\"border-bottom:1px solid #eee;padding:4px 6px\">{}</td>", format::count(gifts))));
+    assert!(html.contains(&format!(
+        "<td style=\"border-bottom:1px solid #eee;padding:4px 6px\">{}</td>",
+        format::count(gifts)
+    )));
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -452,8 +555,15 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
     let env = setup().await;
     let e = &env.engine;
     let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
-    let sums = reports::summaries(e, ReportScope::Org(env.org), "90d", now).await.unwrap();
-    let r = reports::render(reports::title_for(None, &sums), &Section::ALL, &sums, now.unix());
+    let sums = reports::summaries(e, ReportScope::Org(env.org), "90d", now)
+        .await
+        .unwrap();
+    let r = reports::render(
+        reports::title_for(None, &sums),
+        &Section::ALL,
+        &sums,
+        now.unix(),
+    );
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
@@ -465,7 +575,10 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
     let chart_path = artifacts.join("report-chart.html");
     std::fs::write(
         &chart_path,
-        format!("<!DOCTYPE html><html><body style=\"margin:0;background:#fff\">{}</body></html>", &r.html[svg_start..svg_end]),
+        format!(
+            "<!DOCTYPE html><html><body style=\"margin:0;background:#fff\">{}</body></html>",
+            &r.html[svg_start..svg_end]
+        ),
     )
     .unwrap();
 
@@ -488,7 +601,11 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
             .arg(format!("file://{}", url.display()))
             .output()
             .expect("chromium runs");
-        assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     };
 
@@ -499,23 +616,48 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
     assert_eq!(bars, sums[0].gifts_per_day.len());
     assert!(bars > 0);
     assert!(dom.contains("Gifts per day"));
-    assert!(!dom.contains("<script>alert"), "hostile script made it into the DOM");
+    assert!(
+        !dom.contains("<script>alert"),
+        "hostile script made it into the DOM"
+    );
 
     // Full-page screenshot kept as an artifact.
     let shot = artifacts.join("report.png");
     let _ = std::fs::remove_file(&shot);
-    run(&[&format!("--screenshot={}", shot.display()), "--window-size=1000,1400"], &html_path);
+    run(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,1400",
+        ],
+        &html_path,
+    );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(png_size(&png), (1000, 1400));
 
     // The chart alone vs. an empty page of the same size: a drawn chart compresses to a
     // much larger PNG than a blank white page.
     let chart_shot = artifacts.join("report-chart.png");
-    run(&[&format!("--screenshot={}", chart_shot.display()), "--window-size=640,220"], &chart_path);
+    run(
+        &[
+            &format!("--screenshot={}", chart_shot.display()),
+            "--window-size=640,220",
+        ],
+        &chart_path,
+    );
     let blank_path = artifacts.join("blank.html");
-    std::fs::write(&blank_path, "<!DOCTYPE html><html><body style=\"margin:0;background:#fff\"></body></html>").unwrap();
+    std::fs::write(
+        &blank_path,
+        "<!DOCTYPE html><html><body style=\"margin:0;background:#fff\"></body></html>",
+    )
+    .unwrap();
     let blank_shot = artifacts.join("blank.png");
-    run(&[&format!("--screenshot={}", blank_shot.display()), "--window-size=640,220"], &blank_path);
+    run(
+        &[
+            &format!("--screenshot={}", blank_shot.display()),
+            "--window-size=640,220",
+        ],
+        &blank_path,
+    );
     let chart_len = std::fs::metadata(&chart_shot).unwrap().len();
     let blank_len = std::fs::metadata(&blank_shot).unwrap().len();
     assert!(

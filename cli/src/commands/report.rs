@@ -104,7 +104,10 @@ fn parse_sections(raw: Option<&str>) -> Result<Vec<Section>> {
         Some(s) => s
             .split(',')
             .filter(|p| !p.trim().is_empty())
-            .map(|p| p.parse::<Section>().map_err(|e| anyhow::anyhow!("--sections: {e}")))
+            .map(|p| {
+                p.parse::<Section>()
+                    .map_err(|e| anyhow::anyhow!("--sections: {e}"))
+            })
             .collect(),
     }
 }
@@ -185,7 +188,8 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             println!(
                 "report {} added; next run {}",
                 def.id,
-                next.map(|t| Timestamp::from_unix(t).to_rfc3339()).unwrap_or_else(|| "never".into())
+                next.map(|t| Timestamp::from_unix(t).to_rfc3339())
+                    .unwrap_or_else(|| "never".into())
             );
         }
         ReportCommand::List { json } => {
@@ -193,10 +197,7 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             for d in reports::list_definitions(engine).await? {
                 let next = d.next_run_after(now).ok().flatten();
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"definition": d, "next_run": next})
-                    );
+                    println!("{}", serde_json::json!({"definition": d, "next_run": next}));
                 } else {
                     let scope = match d.scope {
                         ReportScope::Org(o) => o.to_string(),
@@ -208,7 +209,8 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
                         d.period,
                         d.schedule,
                         d.timezone,
-                        next.map(|t| Timestamp::from_unix(t).to_rfc3339()).unwrap_or_else(|| "never".into()),
+                        next.map(|t| Timestamp::from_unix(t).to_rfc3339())
+                            .unwrap_or_else(|| "never".into()),
                         d.channels().join(",")
                     );
                 }
@@ -223,7 +225,12 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             let sections = parse_sections(a.sections.as_deref())?;
             let now = Timestamp(engine.clock.now());
             let sums = reports::summaries(engine, scope, &a.period, now).await?;
-            let r = reports::render(reports::title_for(None, &sums), &sections, &sums, now.unix());
+            let r = reports::render(
+                reports::title_for(None, &sums),
+                &sections,
+                &sums,
+                now.unix(),
+            );
             let body = match a.format {
                 PreviewFormat::Html => r.html,
                 PreviewFormat::Text => r.text,

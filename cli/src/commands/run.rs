@@ -81,7 +81,11 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
                 match classy_sync::engine::reports::send_due(&engine, &notifier, None).await {
                     Ok(sent) => {
                         for o in sent {
-                            eprintln!("report {} sent ({} channels)", o.report_id, o.deliveries.len());
+                            eprintln!(
+                                "report {} sent ({} channels)",
+                                o.report_id,
+                                o.deliveries.len()
+                            );
                         }
                     }
                     Err(e) => eprintln!("reports: {e}"),

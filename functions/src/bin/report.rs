@@ -11,9 +11,16 @@ async fn main() -> Result<(), Error> {
     logging::init();
     let services = services::aws_services().await?;
     let sdk = classy_sync::adapters::aws::sdk_config().await;
-    let settings = NotifySettings::from_env().map_err(Error::from)?.with_ses(&sdk);
+    let settings = NotifySettings::from_env()
+        .map_err(Error::from)?
+        .with_ses(&sdk);
     let e = &services.engine;
-    let notifier = NotificationService::new(e.store.clone(), e.secrets.clone(), e.clock.clone(), settings);
+    let notifier = NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    );
     let notifier = &notifier;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let engine = services.engine.clone();

@@ -63,7 +63,10 @@ pub async fn add_definition(engine: &Engine, def: &ReportDefinition) -> Result<(
         .await?
         .is_some()
     {
-        return Err(EngineError::Invalid(format!("report {:?} already exists", def.id)));
+        return Err(EngineError::Invalid(format!(
+            "report {:?} already exists",
+            def.id
+        )));
     }
     if let Some(name) = def.email_channel() {
         let cfg = ChannelConfig {
@@ -151,7 +154,12 @@ pub async fn summaries(
     let period = Period::from_str(period).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let orgs: Vec<OrgId> = match scope {
         ReportScope::Org(id) => vec![id],
-        ReportScope::All => engine.list_orgs().await?.into_iter().map(|o| o.id).collect(),
+        ReportScope::All => engine
+            .list_orgs()
+            .await?
+            .into_iter()
+            .map(|o| o.id)
+            .collect(),
     };
     let mut out = Vec::with_capacity(orgs.len());
     for org in orgs {
@@ -205,11 +213,7 @@ pub fn render(
 }
 
 /// The notification message of a rendered report.
-pub fn message(
-    id: String,
-    def: &ReportDefinition,
-    r: &RenderedReport,
-) -> Message {
+pub fn message(id: String, def: &ReportDefinition, r: &RenderedReport) -> Message {
     Message {
         id,
         kind: MessageKind::Report,
@@ -236,7 +240,12 @@ pub async fn send_report(
     now: Timestamp,
 ) -> Result<Vec<DeliveryReport>, EngineError> {
     let sums = summaries(engine, def.scope, &def.period, now).await?;
-    let rendered = render(title_for(Some(&def.id), &sums), &def.sections, &sums, now.unix());
+    let rendered = render(
+        title_for(Some(&def.id), &sums),
+        &def.sections,
+        &sums,
+        now.unix(),
+    );
     let m = message(message_id, def, &rendered);
     notifier
         .notify(&m, &def.channels())

@@ -93,8 +93,16 @@ mod tests {
     #[test]
     fn one_bar_per_day_scaled_to_the_highest() {
         let days = [
-            DayPoint { day: 0, gifts: 1, gross_cents: 500 },
-            DayPoint { day: 86_400, gifts: 2, gross_cents: 1_000 },
+            DayPoint {
+                day: 0,
+                gifts: 1,
+                gross_cents: 500,
+            },
+            DayPoint {
+                day: 86_400,
+                gifts: 2,
+                gross_cents: 1_000,
+            },
         ];
         let svg = gifts_per_day_svg("c1", "A & <B>", &days);
         assert_eq!(svg.matches("class=\"bar\"").count(), 2);

@@ -321,7 +321,10 @@ mod tests {
             ("schedule", Box::new(|d| d.schedule = "0 9 * *".into())),
             ("schedule", Box::new(|d| d.schedule = "0 99 * * *".into())),
             ("timezone", Box::new(|d| d.timezone = "Mars/Olympus".into())),
-            ("recipients", Box::new(|d| d.recipients = Recipients::default())),
+            (
+                "recipients",
+                Box::new(|d| d.recipients = Recipients::default()),
+            ),
             (
                 "recipients.emails",
                 Box::new(|d| d.recipients.emails = vec!["x<y>@a.b".into()]),
@@ -344,13 +347,21 @@ mod tests {
     fn next_run_is_wall_clock_in_the_zone_across_dst() {
         // 2026-03-08: US clocks spring forward. Mondays 09:00 New York are 14:00 UTC before
         // and 13:00 UTC after.
-        let before = next_occurrence("0 9 * * MON", "America/New_York", ts("2026-03-01T00:00:00Z"))
-            .unwrap()
-            .unwrap();
+        let before = next_occurrence(
+            "0 9 * * MON",
+            "America/New_York",
+            ts("2026-03-01T00:00:00Z"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(before, ts("2026-03-02T14:00:00Z"));
-        let after = next_occurrence("0 9 * * MON", "America/New_York", ts("2026-03-03T00:00:00Z"))
-            .unwrap()
-            .unwrap();
+        let after = next_occurrence(
+            "0 9 * * MON",
+            "America/New_York",
+            ts("2026-03-03T00:00:00Z"),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(after, ts("2026-03-09T13:00:00Z"));
         // Europe/Paris daily 08:00 around the October change.
         let oct = next_occurrence("0 8 * * *", "Europe/Paris", ts("2026-10-24T12:00:00Z"))
@@ -371,7 +382,10 @@ mod tests {
             seen.push(t);
         }
         assert_eq!(seen[0], ts("2026-03-07T07:30:00Z"));
-        assert!(seen.windows(2).all(|w| w[1] - w[0] >= 23 * 3600), "{seen:?}");
+        assert!(
+            seen.windows(2).all(|w| w[1] - w[0] >= 23 * 3600),
+            "{seen:?}"
+        );
         assert!(seen.contains(&ts("2026-03-09T06:30:00Z")), "{seen:?}");
     }
 
@@ -385,7 +399,10 @@ mod tests {
             d.due_occurrence(now, 86_400).unwrap(),
             Some(ts("2026-05-05T09:00:00Z"))
         );
-        assert_eq!(d.due_occurrence(ts("2026-05-05T08:59:59Z"), 3_600).unwrap(), None);
+        assert_eq!(
+            d.due_occurrence(ts("2026-05-05T08:59:59Z"), 3_600).unwrap(),
+            None
+        );
         d.created_at = ts("2026-05-05T09:30:00Z");
         assert_eq!(d.due_occurrence(now, 86_400).unwrap(), None);
     }

@@ -57,7 +57,11 @@ fn section(s: Section, o: &OrgSummary) -> String {
             ]);
             b.push_str(&format!(
                 "<div style=\"margin:8px 0\">{}</div>",
-                gifts_per_day_svg(&format!("gifts-per-day-{}", o.org_id), &o.org_name, &o.gifts_per_day)
+                gifts_per_day_svg(
+                    &format!("gifts-per-day-{}", o.org_id),
+                    &o.org_name,
+                    &o.gifts_per_day
+                )
             ));
             b
         }
@@ -89,7 +93,13 @@ fn section(s: Section, o: &OrgSummary) -> String {
                 })
                 .collect();
             table(
-                &["Campaign", "Raised (lifetime)", "Raised (period)", "Gifts (period)", "Of goal"],
+                &[
+                    "Campaign",
+                    "Raised (lifetime)",
+                    "Raised (period)",
+                    "Gifts (period)",
+                    "Of goal",
+                ],
                 &rows,
             )
         }
@@ -109,7 +119,9 @@ fn section(s: Section, o: &OrgSummary) -> String {
             .iter()
             .flat_map(|(label, list)| {
                 list.iter().map(move |t| {
-                    let money_like = t.figure.contains("cents") || t.figure.contains("gross") || t.figure.contains("net");
+                    let money_like = t.figure.contains("cents")
+                        || t.figure.contains("gross")
+                        || t.figure.contains("net");
                     let show = |v: i64| if money_like { money(v) } else { v.to_string() };
                     vec![
                         format!("{} ({label})", t.figure),
@@ -147,8 +159,7 @@ fn section(s: Section, o: &OrgSummary) -> String {
                 .at_risk
                 .iter()
                 .map(|a| {
-                    let reasons: Vec<String> =
-                        a.reasons.iter().map(|r| format!("{r:?}")).collect();
+                    let reasons: Vec<String> = a.reasons.iter().map(|r| format!("{r:?}")).collect();
                     vec![
                         format::name_or_id(&a.name, a.supporter_id),
                         reasons.join(", "),

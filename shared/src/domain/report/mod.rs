@@ -9,9 +9,7 @@ pub mod html;
 pub mod slack;
 pub mod text;
 
-pub use definition::{
-    DefinitionError, Recipients, ReportDefinition, ReportScope, Section,
-};
+pub use definition::{DefinitionError, Recipients, ReportDefinition, ReportScope, Section};
 
 use crate::domain::analytics::OrgSummary;
 

@@ -60,114 +60,121 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
     ];
     for s in sections {
         let title = format!("*{}*\n", s.title());
-        let block = match s {
-            Section::Headline => {
-                let t = &o.totals;
-                let fields: Vec<Value> = [
-                    ("Gross", money(t.gross_cents)),
-                    ("Net", money(t.net_cents)),
-                    ("Fees", money(t.fees_cents)),
-                    ("Gifts", format::count(t.gifts)),
-                    ("Donors", format::count(t.donors)),
-                    ("Average gift", money(t.average_gift_cents)),
-                ]
-                .iter()
-                .take(MAX_FIELDS)
-                .map(|(k, v)| {
-                    json!({"type": "mrkdwn",
+        let block =
+            match s {
+                Section::Headline => {
+                    let t = &o.totals;
+                    let fields: Vec<Value> = [
+                        ("Gross", money(t.gross_cents)),
+                        ("Net", money(t.net_cents)),
+                        ("Fees", money(t.fees_cents)),
+                        ("Gifts", format::count(t.gifts)),
+                        ("Donors", format::count(t.donors)),
+                        ("Average gift", money(t.average_gift_cents)),
+                    ]
+                    .iter()
+                    .take(MAX_FIELDS)
+                    .map(|(k, v)| {
+                        json!({"type": "mrkdwn",
                         "text": truncate(&format!("*{k}*\n{}", escape(v)), MAX_FIELD_TEXT)})
-                })
-                .collect();
-                json!({"type": "section",
+                    })
+                    .collect();
+                    json!({"type": "section",
                     "text": {"type": "mrkdwn", "text": format!("*{}*", s.title())},
                     "fields": fields})
-            }
-            Section::Donors => {
-                let l = &o.lifecycle;
-                mrkdwn_section(&(title + &lines(&[
-                    ("New".into(), format::count(l.new)),
-                    ("Returning".into(), format::count(l.returning)),
-                    ("Reactivated".into(), format::count(l.reactivated)),
-                    ("Lapsed".into(), format::count(l.lapsed)),
-                    ("Retention".into(), format::ratio(l.retention_rate)),
-                ])))
-            }
-            Section::Campaigns => {
-                let rows: Vec<(String, String)> = o
-                    .top_campaigns
-                    .iter()
-                    .map(|c| {
-                        (
-                            format::name_or_id(&c.name, c.campaign_id),
-                            format!(
-                                "{} lifetime, {} in period",
-                                money(c.raised_gross_cents),
-                                money(c.window_gross_cents)
-                            ),
-                        )
-                    })
-                    .collect();
-                mrkdwn_section(&(title + &or_none(lines(&rows))))
-            }
-            Section::Recurring => {
-                let r = &o.recurring;
-                mrkdwn_section(&(title + &lines(&[
-                    ("Active plans".into(), format::count(r.active_plans)),
-                    ("Recurring donors".into(), format::count(r.recurring_donors)),
-                    ("Monthly recurring revenue".into(), money(r.mrr_cents)),
-                ])))
-            }
-            Section::Trends => {
-                let rows: Vec<(String, String)> = o
-                    .trends
-                    .week_over_week
-                    .iter()
-                    .map(|t| (format!("{} (wow)", t.figure), format::change(t.change_pct)))
-                    .chain(o.trends.month_over_month.iter().map(|t| {
-                        (format!("{} (mom)", t.figure), format::change(t.change_pct))
-                    }))
-                    .collect();
-                mrkdwn_section(&(title + &or_none(lines(&rows))))
-            }
-            Section::Prospects => {
-                let rows: Vec<(String, String)> = o
-                    .top_prospects
-                    .iter()
-                    .map(|p| {
-                        (
-                            format::name_or_id(&p.name, p.supporter_id),
-                            format!("{} lifetime", money(p.lifetime_gross_cents)),
-                        )
-                    })
-                    .collect();
-                mrkdwn_section(&format!(
-                    "{title}{}\n_{} prospects in total_",
-                    or_none(lines(&rows)),
-                    o.prospects_total
-                ))
-            }
-            Section::AtRisk => {
-                let rows: Vec<(String, String)> = o
-                    .at_risk
-                    .iter()
-                    .map(|a| {
-                        (
-                            format::name_or_id(&a.name, a.supporter_id),
-                            format!("{} lifetime", money(a.lifetime_gross_cents)),
-                        )
-                    })
-                    .collect();
-                mrkdwn_section(&format!(
-                    "{title}{}\n_{} at risk in total_",
-                    or_none(lines(&rows)),
-                    o.at_risk_total
-                ))
-            }
-            Section::Quality => mrkdwn_section(&format!(
-                "{title}Quality score: *{:.1}* / 100",
-                o.quality.score
-            )),
-        };
+                }
+                Section::Donors => {
+                    let l = &o.lifecycle;
+                    mrkdwn_section(
+                        &(title
+                            + &lines(&[
+                                ("New".into(), format::count(l.new)),
+                                ("Returning".into(), format::count(l.returning)),
+                                ("Reactivated".into(), format::count(l.reactivated)),
+                                ("Lapsed".into(), format::count(l.lapsed)),
+                                ("Retention".into(), format::ratio(l.retention_rate)),
+                            ])),
+                    )
+                }
+                Section::Campaigns => {
+                    let rows: Vec<(String, String)> = o
+                        .top_campaigns
+                        .iter()
+                        .map(|c| {
+                            (
+                                format::name_or_id(&c.name, c.campaign_id),
+                                format!(
+                                    "{} lifetime, {} in period",
+                                    money(c.raised_gross_cents),
+                                    money(c.window_gross_cents)
+                                ),
+                            )
+                        })
+                        .collect();
+                    mrkdwn_section(&(title + &or_none(lines(&rows))))
+                }
+                Section::Recurring => {
+                    let r = &o.recurring;
+                    mrkdwn_section(
+                        &(title
+                            + &lines(&[
+                                ("Active plans".into(), format::count(r.active_plans)),
+                                ("Recurring donors".into(), format::count(r.recurring_donors)),
+                                ("Monthly recurring revenue".into(), money(r.mrr_cents)),
+                            ])),
+                    )
+                }
+                Section::Trends => {
+                    let rows: Vec<(String, String)> =
+                        o.trends
+                            .week_over_week
+                            .iter()
+                            .map(|t| (format!("{} (wow)", t.figure), format::change(t.change_pct)))
+                            .chain(o.trends.month_over_month.iter().map(|t| {
+                                (format!("{} (mom)", t.figure), format::change(t.change_pct))
+                            }))
+                            .collect();
+                    mrkdwn_section(&(title + &or_none(lines(&rows))))
+                }
+                Section::Prospects => {
+                    let rows: Vec<(String, String)> = o
+                        .top_prospects
+                        .iter()
+                        .map(|p| {
+                            (
+                                format::name_or_id(&p.name, p.supporter_id),
+                                format!("{} lifetime", money(p.lifetime_gross_cents)),
+                            )
+                        })
+                        .collect();
+                    mrkdwn_section(&format!(
+                        "{title}{}\n_{} prospects in total_",
+                        or_none(lines(&rows)),
+                        o.prospects_total
+                    ))
+                }
+                Section::AtRisk => {
+                    let rows: Vec<(String, String)> = o
+                        .at_risk
+                        .iter()
+                        .map(|a| {
+                            (
+                                format::name_or_id(&a.name, a.supporter_id),
+                                format!("{} lifetime", money(a.lifetime_gross_cents)),
+                            )
+                        })
+                        .collect();
+                    mrkdwn_section(&format!(
+                        "{title}{}\n_{} at risk in total_",
+                        or_none(lines(&rows)),
+                        o.at_risk_total
+                    ))
+                }
+                Section::Quality => mrkdwn_section(&format!(
+                    "{title}Quality score: *{:.1}* / 100",
+                    o.quality.score
+                )),
+            };
         out.push(block);
     }
     out

@@ -79,7 +79,11 @@ fn section(out: &mut String, s: Section, o: &OrgSummary) {
             for p in &o.top_prospects {
                 kv(
                     &format::name_or_id(&p.name, p.supporter_id),
-                    format!("RFM {} , {} lifetime", p.rfm_total, money(p.lifetime_gross_cents)),
+                    format!(
+                        "RFM {} , {} lifetime",
+                        p.rfm_total,
+                        money(p.lifetime_gross_cents)
+                    ),
                 );
             }
             kv("Prospects in total", o.prospects_total.to_string());
