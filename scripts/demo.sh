@@ -121,4 +121,8 @@ for m in members:
         tags[t] = tags.get(t, 0) + 1
 print(f"   audience demo{org}: {len(members)} members {by_status}; tags {tags}")
 PY
+echo "== HTML report of the demo organizations"
+REPORT_FILE=$(realpath -m "$DATA_DIR/report.html")
+"$BIN" report preview all --period 12m --format html --output "$REPORT_FILE"
+echo "   report written to $REPORT_FILE"
 echo "Local data is in $DATA_DIR; try: $BIN --data-dir $DATA_DIR export $FIRST_ORG --entity supporters --format csv | head"

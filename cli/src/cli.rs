@@ -65,6 +65,15 @@ pub enum Command {
     /// Dead-letter queue: list and replay.
     #[command(subcommand)]
     Dlq(crate::commands::dlq::DlqCommand),
+    /// Fundraising analytics computed from the store.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
+    /// Data-quality checks (read-only).
+    #[command(subcommand)]
+    Quality(QualityCommand),
+    /// Scheduled reports by email and Slack: define, preview, send.
+    #[command(subcommand)]
+    Report(crate::commands::report::ReportCommand),
     /// Notification channels (Slack, email, webhook, console) and their deliveries.
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -105,6 +114,13 @@ pub enum OrgCommand {
     /// Record when the organization's Classy credential expires or was rotated (health
     /// checks and expiry alerts at 30, 7 and 1 days use it). No flags: show it.
     Credentials(crate::commands::credentials::CredentialsArgs),
+    /// Several organizations side by side, with cross-organization totals.
+    Compare {
+        #[arg(required = true, num_args = 1..)]
+        org_ids: Vec<u64>,
+        #[command(flatten)]
+        opts: AnalyticsOpts,
+    },
     /// Override how often an entity syncs (`--every default` restores the default).
     Schedule {
         org_id: u64,
@@ -269,6 +285,76 @@ pub fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
         .map_err(|e: classy_sync::domain::entity::UnknownEntity| e.to_string())
 }
 
+/// Options shared by the analytics views.
+#[derive(Args, Debug, Clone)]
+pub struct AnalyticsOpts {
+    /// 30d, 90d, 12m, ytd, 2025 or 2025-01-01..2025-03-31 (both dates inclusive, UTC).
+    #[arg(long, default_value = "30d", value_parser = parse_period)]
+    pub period: classy_sync::domain::analytics::Period,
+    /// Compute as of this time instead of now (e.g. 2026-06-01T00:00:00Z).
+    #[arg(long, value_parser = parse_now)]
+    pub as_of: Option<classy_sync::domain::Timestamp>,
+    /// Value-tier thresholds in currency units, highest first (e.g. 1000,250).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1000.0, 250.0])]
+    pub tiers: Vec<f64>,
+    /// Length of the prospect, at-risk and campaign lists.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AnalyticsCommand {
+    /// Giving totals, donor lifecycle, retention, tiers, recurring, prospects, at risk.
+    Donors {
+        org_id: Option<u64>,
+        #[command(flatten)]
+        opts: AnalyticsOpts,
+    },
+    /// Every campaign: raised, donors, gifts, goal, velocity, projection, rank.
+    Campaigns {
+        org_id: Option<u64>,
+        #[command(flatten)]
+        opts: AnalyticsOpts,
+    },
+    /// Week over week and month over month of the key figures.
+    Trends {
+        org_id: Option<u64>,
+        #[command(flatten)]
+        opts: AnalyticsOpts,
+    },
+    /// One supporter's journey: gifts, plans and segments over time.
+    Donor {
+        supporter_id: u64,
+        org_id: Option<u64>,
+        #[command(flatten)]
+        opts: AnalyticsOpts,
+    },
+    /// Everything a periodic report shows (JSON: the OrgSummary).
+    Summary {
+        org_id: Option<u64>,
+        #[command(flatten)]
+        opts: AnalyticsOpts,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QualityCommand {
+    /// Validation findings, duplicates and the 0–100 score, with suggested fixes.
+    Report {
+        /// One organization; all of them when omitted (then also cross-organization duplicates).
+        org_id: Option<u64>,
+        /// Findings listed per rule (counts and scores are always complete).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long, value_parser = parse_now)]
+        as_of: Option<classy_sync::domain::Timestamp>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
     /// Add, list or remove notification channels.
@@ -296,6 +382,15 @@ pub enum NotifyCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_period(s: &str) -> Result<classy_sync::domain::analytics::Period, String> {
+    s.parse()
+        .map_err(|e: classy_sync::domain::analytics::period::PeriodError| e.to_string())
+}
+
+fn parse_now(s: &str) -> Result<classy_sync::domain::Timestamp, String> {
+    classy_sync::domain::Timestamp::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]

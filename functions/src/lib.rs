@@ -7,6 +7,7 @@ pub mod dispatch;
 pub mod health_check;
 pub mod logging;
 pub mod metrics;
+pub mod report;
 pub mod services;
 pub mod worker;
 

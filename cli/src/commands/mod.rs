@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod alerts;
+mod analytics;
 pub mod credentials;
 pub mod dlq;
 mod export;
@@ -10,6 +11,8 @@ mod notify;
 mod org;
 mod plugin;
 mod push;
+mod quality;
+pub mod report;
 mod run;
 mod sandbox;
 mod status;
@@ -34,6 +37,9 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Alerts(c) => alerts::run(&target, c).await,
         Command::Failures(c) => failures::run(&target, c).await,
         Command::Dlq(c) => dlq::run(&target, c).await,
+        Command::Analytics(cmd) => analytics::run(&target, cmd).await,
+        Command::Quality(cmd) => quality::run(&target, cmd).await,
+        Command::Report(c) => report::run(&target, c).await,
         Command::Notify(cmd) => notify::run(&target, cmd).await,
         Command::Push(a) => push::run(&target, a).await,
     }

@@ -121,6 +121,9 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
             engine.set_org_status(org_id, OrgStatus::Enabled).await?;
             println!("organization {org_id} enabled");
         }
+        OrgCommand::Compare { org_ids, opts } => {
+            return super::analytics::compare(engine, &org_ids, &opts).await;
+        }
         OrgCommand::Schedule {
             org_id,
             entity,

@@ -75,10 +75,39 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     } else {
         Some(super::alerts::spawn_watchdog(&local, target).await?)
     };
+    // Scheduled reports: checked every tick; sent-markers make each occurrence go out once.
+    let reports_task = {
+        let engine = local.engine.clone();
+        let stop = ctl.stop.clone();
+        let notifier = super::report::notifier(&engine, target.backend).await?;
+        let tick = opts.tick;
+        let once = args.once;
+        tokio::spawn(async move {
+            loop {
+                match classy_sync::engine::reports::send_due(&engine, &notifier, None).await {
+                    Ok(sent) => {
+                        for o in sent {
+                            eprintln!(
+                                "report {} sent ({} channels)",
+                                o.report_id,
+                                o.deliveries.len()
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!("reports: {e}"),
+                }
+                if once || stop.is_stopped() {
+                    break;
+                }
+                tokio::time::sleep(tick).await;
+            }
+        })
+    };
     run_scheduler(local.engine.clone(), queue, opts, ctl, tx).await?;
     if let Some(w) = watchdog {
         w.abort();
     }
+    let _ = tokio::time::timeout(Duration::from_secs(30), reports_task).await;
     let failed = printer.await?;
     Ok(if args.once && failed > 0 {
         ExitCode::FAILURE

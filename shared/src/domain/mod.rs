@@ -2,6 +2,7 @@
 
 pub mod aggregates;
 pub mod alerts;
+pub mod analytics;
 pub mod changes;
 pub mod entities;
 pub mod entity;
@@ -9,6 +10,8 @@ pub mod health;
 pub mod keys;
 pub mod lenient;
 pub mod organization;
+pub mod quality;
+pub mod report;
 pub mod schedule;
 pub mod segments;
 pub mod timestamp;

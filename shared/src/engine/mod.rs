@@ -4,6 +4,7 @@
 
 pub mod aggregator;
 pub mod alerts;
+pub mod analytics;
 pub mod context;
 pub mod credentials;
 pub mod dispatch;
@@ -16,7 +17,9 @@ pub mod lease;
 pub mod orgs;
 pub mod pager;
 pub mod plugins;
+pub mod quality;
 pub mod recovery;
+pub mod reports;
 pub mod runs;
 pub mod scheduler;
 pub mod sorter;

@@ -1,0 +1,281 @@
+//! `classy-sync report add|list|remove|preview|send|send-due`: scheduled reports. Preview
+//! renders without sending; send goes through the notification channels (email by SMTP
+//! locally or SES on AWS, Slack webhooks).
+
+use crate::cli::Backend;
+use crate::runtime;
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use classy_sync::domain::report::{Recipients, ReportDefinition, ReportScope, Section};
+use classy_sync::domain::Timestamp;
+use classy_sync::engine::reports;
+use classy_sync::engine::Engine;
+use classy_sync::notify::{NotificationService, NotifySettings};
+use classy_sync::ports::DeliveryStatus;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// Define a scheduled report.
+    Add(AddArgs),
+    /// List report definitions with their next run.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a report definition (and the email channel it owns).
+    Remove { id: String },
+    /// Render a report of an organization (or `all`) without sending it.
+    Preview(PreviewArgs),
+    /// Send now every report defined for an organization (or `all`), or one with --report.
+    Send(SendArgs),
+    /// Send the reports whose scheduled time has come and that were not sent yet.
+    SendDue {
+        /// Only this report.
+        #[arg(long)]
+        report: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// 1-48 lowercase letters, digits, '-' or '_'.
+    pub id: String,
+    /// An organization id, or `all`.
+    #[arg(long)]
+    pub org: String,
+    /// Comma-separated: headline, donors, campaigns, recurring, trends, prospects, at_risk,
+    /// quality (default: all).
+    #[arg(long)]
+    pub sections: Option<String>,
+    /// Analytics period: 7d, 30d, 12m, ytd, ...
+    #[arg(long, default_value = "7d")]
+    pub period: String,
+    /// Cron (5 fields: min hour day month weekday), read in --timezone.
+    #[arg(long)]
+    pub schedule: String,
+    /// IANA time zone.
+    #[arg(long, default_value = "UTC")]
+    pub timezone: String,
+    /// Email recipient (repeatable).
+    #[arg(long = "email")]
+    pub emails: Vec<String>,
+    /// Name of a Slack notification channel (`notify` channels; repeatable).
+    #[arg(long = "slack")]
+    pub slack: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PreviewFormat {
+    Html,
+    Text,
+    Slack,
+}
+
+#[derive(Args, Debug)]
+pub struct PreviewArgs {
+    /// An organization id, or `all`.
+    pub org: String,
+    #[arg(long, value_enum, default_value_t = PreviewFormat::Html)]
+    pub format: PreviewFormat,
+    /// Write here (the file appears only once complete) instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, default_value = "30d")]
+    pub period: String,
+    /// Comma-separated sections (default: all).
+    #[arg(long)]
+    pub sections: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// An organization id, or `all`.
+    pub org: String,
+    /// Only this report definition.
+    #[arg(long)]
+    pub report: Option<String>,
+}
+
+fn parse_sections(raw: Option<&str>) -> Result<Vec<Section>> {
+    match raw {
+        None => Ok(Section::ALL.to_vec()),
+        Some(s) => s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                p.parse::<Section>()
+                    .map_err(|e| anyhow::anyhow!("--sections: {e}"))
+            })
+            .collect(),
+    }
+}
+
+fn parse_scope(raw: &str) -> Result<ReportScope> {
+    raw.parse::<ReportScope>()
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The notifier: SMTP from the environment locally, SES on the AWS backend.
+pub async fn notifier(engine: &Engine, backend: Backend) -> Result<NotificationService> {
+    let mut settings = NotifySettings::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    if backend == Backend::Aws {
+        let sdk = classy_sync::adapters::aws::sdk_config().await;
+        settings = settings.with_ses(&sdk);
+    }
+    Ok(NotificationService::new(
+        engine.store.clone(),
+        engine.secrets.clone(),
+        engine.clock.clone(),
+        settings,
+    ))
+}
+
+fn write_out(output: Option<&PathBuf>, body: &str) -> Result<()> {
+    match output {
+        None => {
+            println!("{body}");
+            Ok(())
+        }
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, body)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+            Ok(())
+        }
+    }
+}
+
+fn print_deliveries(id: &str, ds: &[classy_sync::ports::DeliveryReport]) -> usize {
+    let mut failed = 0;
+    for d in ds {
+        if d.status != DeliveryStatus::Sent {
+            failed += 1;
+        }
+        println!(
+            "{}",
+            serde_json::json!({"report": id, "channel": d.channel, "status": d.status,
+                "attempts": d.attempts, "error": d.error})
+        );
+    }
+    failed
+}
+
+pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCode> {
+    let local = runtime::open(target).await?;
+    let engine = &local.engine;
+    match cmd {
+        ReportCommand::Add(a) => {
+            let def = ReportDefinition {
+                id: a.id,
+                scope: parse_scope(&a.org)?,
+                sections: parse_sections(a.sections.as_deref())?,
+                period: a.period,
+                schedule: a.schedule,
+                timezone: a.timezone,
+                recipients: Recipients {
+                    emails: a.emails,
+                    slack_channels: a.slack,
+                },
+                created_at: engine.clock.unix(),
+            };
+            reports::add_definition(engine, &def).await?;
+            let next = def.next_run_after(engine.clock.unix())?;
+            println!(
+                "report {} added; next run {}",
+                def.id,
+                next.map(|t| Timestamp::from_unix(t).to_rfc3339())
+                    .unwrap_or_else(|| "never".into())
+            );
+        }
+        ReportCommand::List { json } => {
+            let now = engine.clock.unix();
+            for d in reports::list_definitions(engine).await? {
+                let next = d.next_run_after(now).ok().flatten();
+                if json {
+                    println!("{}", serde_json::json!({"definition": d, "next_run": next}));
+                } else {
+                    let scope = match d.scope {
+                        ReportScope::Org(o) => o.to_string(),
+                        ReportScope::All => "all".into(),
+                    };
+                    println!(
+                        "{}\torg {scope}\t{}\t{} {}\tnext {}\tchannels {}",
+                        d.id,
+                        d.period,
+                        d.schedule,
+                        d.timezone,
+                        next.map(|t| Timestamp::from_unix(t).to_rfc3339())
+                            .unwrap_or_else(|| "never".into()),
+                        d.channels().join(",")
+                    );
+                }
+            }
+        }
+        ReportCommand::Remove { id } => {
+            reports::remove_definition(engine, &id).await?;
+            println!("report {id} removed");
+        }
+        ReportCommand::Preview(a) => {
+            let scope = parse_scope(&a.org)?;
+            let sections = parse_sections(a.sections.as_deref())?;
+            let now = Timestamp(engine.clock.now());
+            let sums = reports::summaries(engine, scope, &a.period, now).await?;
+            let r = reports::render(
+                reports::title_for(None, &sums),
+                &sections,
+                &sums,
+                now.unix(),
+            );
+            let body = match a.format {
+                PreviewFormat::Html => r.html,
+                PreviewFormat::Text => r.text,
+                PreviewFormat::Slack => {
+                    serde_json::to_string_pretty(&serde_json::json!({"blocks": r.slack_blocks}))?
+                }
+            };
+            write_out(a.output.as_ref(), &body)?;
+        }
+        ReportCommand::Send(a) => {
+            let scope = parse_scope(&a.org)?;
+            let defs: Vec<ReportDefinition> = reports::list_definitions(engine)
+                .await?
+                .into_iter()
+                .filter(|d| d.scope == scope)
+                .filter(|d| a.report.as_deref().is_none_or(|r| r == d.id))
+                .collect();
+            if defs.is_empty() {
+                bail!(
+                    "no report is defined for {} (see `classy-sync report add`)",
+                    a.org
+                );
+            }
+            let n = notifier(engine, local.backend).await?;
+            let now = Timestamp(engine.clock.now());
+            let mut failed = 0;
+            for d in &defs {
+                let id = format!("report:{}:manual:{}", d.id, now.unix());
+                let ds = reports::send_report(engine, &n, d, id, now).await?;
+                failed += print_deliveries(&d.id, &ds);
+            }
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ReportCommand::SendDue { report } => {
+            let n = notifier(engine, local.backend).await?;
+            let mut failed = 0;
+            for o in reports::send_due(engine, &n, report.as_deref()).await? {
+                failed += print_deliveries(&o.report_id, &o.deliveries);
+            }
+            if failed > 0 {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

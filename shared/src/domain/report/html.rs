@@ -1,0 +1,222 @@
+//! The HTML email: self-contained (inline CSS, inline SVG), a table per section, every
+//! user-supplied string (organization, campaign and supporter names) escaped.
+
+use super::chart::gifts_per_day_svg;
+use super::format::{self, money};
+use super::{ReportView, Section};
+use crate::domain::analytics::OrgSummary;
+use html_escape::encode_text as esc;
+
+const TABLE: &str = "width:100%;border-collapse:collapse;margin:6px 0 14px 0;font-size:14px";
+const TH: &str = "text-align:left;border-bottom:1px solid #ccc;padding:4px 6px;background:#f4f6f8";
+const TD: &str = "border-bottom:1px solid #eee;padding:4px 6px";
+
+fn table(head: &[&str], rows: &[Vec<String>]) -> String {
+    let mut s = format!("<table style=\"{TABLE}\"><thead><tr>");
+    for h in head {
+        s.push_str(&format!("<th style=\"{TH}\">{}</th>", esc(h)));
+    }
+    s.push_str("</tr></thead><tbody>");
+    if rows.is_empty() {
+        s.push_str(&format!(
+            "<tr><td style=\"{TD}\" colspan=\"{}\">None</td></tr>",
+            head.len()
+        ));
+    }
+    for r in rows {
+        s.push_str("<tr>");
+        for c in r {
+            s.push_str(&format!("<td style=\"{TD}\">{}</td>", esc(c)));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table>");
+    s
+}
+
+/// Key/value rows (already plain strings; escaped here).
+fn pairs(rows: &[(&str, String)]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|(k, v)| vec![(*k).to_owned(), v.clone()])
+        .collect();
+    table(&["Figure", "Value"], &rows)
+}
+
+fn section(s: Section, o: &OrgSummary) -> String {
+    let body = match s {
+        Section::Headline => {
+            let t = &o.totals;
+            let mut b = pairs(&[
+                ("Gross", money(t.gross_cents)),
+                ("Net", money(t.net_cents)),
+                ("Fees", money(t.fees_cents)),
+                ("Gifts", format::count(t.gifts)),
+                ("Donors", format::count(t.donors)),
+                ("Average gift", money(t.average_gift_cents)),
+            ]);
+            b.push_str(&format!(
+                "<div style=\"margin:8px 0\">{}</div>",
+                gifts_per_day_svg(
+                    &format!("gifts-per-day-{}", o.org_id),
+                    &o.org_name,
+                    &o.gifts_per_day
+                )
+            ));
+            b
+        }
+        Section::Donors => {
+            let l = &o.lifecycle;
+            pairs(&[
+                ("New", format::count(l.new)),
+                ("Returning", format::count(l.returning)),
+                ("Reactivated", format::count(l.reactivated)),
+                ("Lapsed", format::count(l.lapsed)),
+                ("Lost", format::count(l.lost)),
+                ("Retention", format::ratio(l.retention_rate)),
+            ])
+        }
+        Section::Campaigns => {
+            let rows: Vec<Vec<String>> = o
+                .top_campaigns
+                .iter()
+                .map(|c| {
+                    vec![
+                        format::name_or_id(&c.name, c.campaign_id),
+                        money(c.raised_gross_cents),
+                        money(c.window_gross_cents),
+                        format::count(c.window_gifts),
+                        c.percent_of_goal
+                            .map(|p| format!("{p:.1}%"))
+                            .unwrap_or_else(|| "n/a".into()),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "Campaign",
+                    "Raised (lifetime)",
+                    "Raised (period)",
+                    "Gifts (period)",
+                    "Of goal",
+                ],
+                &rows,
+            )
+        }
+        Section::Recurring => {
+            let r = &o.recurring;
+            pairs(&[
+                ("Active plans", format::count(r.active_plans)),
+                ("Recurring donors", format::count(r.recurring_donors)),
+                ("Monthly recurring revenue", money(r.mrr_cents)),
+            ])
+        }
+        Section::Trends => {
+            let rows: Vec<Vec<String>> = [
+                ("week over week", &o.trends.week_over_week),
+                ("month over month", &o.trends.month_over_month),
+            ]
+            .iter()
+            .flat_map(|(label, list)| {
+                list.iter().map(move |t| {
+                    let money_like = t.figure.contains("cents")
+                        || t.figure.contains("gross")
+                        || t.figure.contains("net");
+                    let show = |v: i64| if money_like { money(v) } else { v.to_string() };
+                    vec![
+                        format!("{} ({label})", t.figure),
+                        show(t.current),
+                        show(t.previous),
+                        format::change(t.change_pct),
+                    ]
+                })
+            })
+            .collect();
+            table(&["Figure", "Current", "Previous", "Change"], &rows)
+        }
+        Section::Prospects => {
+            let rows: Vec<Vec<String>> = o
+                .top_prospects
+                .iter()
+                .map(|p| {
+                    vec![
+                        format::name_or_id(&p.name, p.supporter_id),
+                        p.rfm_total.to_string(),
+                        money(p.lifetime_gross_cents),
+                        format::date(p.last_gift_at),
+                    ]
+                })
+                .collect();
+            let mut t = table(&["Supporter", "RFM", "Lifetime", "Last gift"], &rows);
+            t.push_str(&format!(
+                "<p style=\"color:#555;font-size:12px\">{} prospects in total</p>",
+                o.prospects_total
+            ));
+            t
+        }
+        Section::AtRisk => {
+            let rows: Vec<Vec<String>> = o
+                .at_risk
+                .iter()
+                .map(|a| {
+                    let reasons: Vec<String> = a.reasons.iter().map(|r| format!("{r:?}")).collect();
+                    vec![
+                        format::name_or_id(&a.name, a.supporter_id),
+                        reasons.join(", "),
+                        money(a.lifetime_gross_cents),
+                        a.days_since_last_gift
+                            .map(|d| d.to_string())
+                            .unwrap_or_else(|| "n/a".into()),
+                    ]
+                })
+                .collect();
+            let mut t = table(&["Supporter", "Why", "Lifetime", "Days since gift"], &rows);
+            t.push_str(&format!(
+                "<p style=\"color:#555;font-size:12px\">{} donors at risk in total</p>",
+                o.at_risk_total
+            ));
+            t
+        }
+        Section::Quality => pairs(&[("Quality score (0-100)", format!("{:.1}", o.quality.score))]),
+    };
+    format!(
+        "<h3 style=\"margin:14px 0 4px 0;font-size:16px\" data-section=\"{}\">{}</h3>{body}",
+        s.as_str(),
+        esc(s.title())
+    )
+}
+
+/// The full HTML document.
+pub fn render(v: &ReportView<'_>) -> String {
+    let mut s = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
+         <body style=\"margin:0;padding:16px;background:#ffffff;color:#1a202c;\
+         font-family:Helvetica,Arial,sans-serif\"><div style=\"max-width:720px;margin:0 auto\">\
+         <h1 style=\"font-size:22px;margin:0 0 4px 0\">{}</h1>\
+         <p style=\"color:#555;margin:0 0 12px 0\">Generated {}</p>",
+        esc(&v.title),
+        esc(&v.title),
+        format::datetime(v.generated_at)
+    );
+    for o in v.summaries {
+        s.push_str(&format!(
+            "<div class=\"org\" data-org-id=\"{}\" style=\"border-top:3px solid #2b6cb0;padding-top:8px;margin-top:12px\">\
+             <h2 style=\"font-size:19px;margin:0\">{}</h2>\
+             <p style=\"color:#555;margin:2px 0 8px 0\">Organization {} &middot; period {}</p>",
+            o.org_id,
+            esc(&o.org_name),
+            o.org_id,
+            esc(&format::period(&o.period))
+        ));
+        for sec in v.sections {
+            s.push_str(&section(*sec, o));
+        }
+        s.push_str("</div>");
+    }
+    if v.summaries.is_empty() {
+        s.push_str("<p>No organizations.</p>");
+    }
+    s.push_str("</div></body></html>");
+    s
+}

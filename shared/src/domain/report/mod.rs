@@ -1,0 +1,30 @@
+//! Scheduled reports, pure part: the definition (sections, period, cron + time zone,
+//! recipients) and the renderers of analytics summaries as an HTML email (with an inline SVG
+//! chart), its text part, and Slack Block Kit. Figures come from `OrgSummary` only.
+
+pub mod chart;
+pub mod definition;
+pub mod format;
+pub mod html;
+pub mod slack;
+pub mod text;
+
+pub use definition::{DefinitionError, Recipients, ReportDefinition, ReportScope, Section};
+
+use crate::domain::analytics::OrgSummary;
+
+/// What one rendering shows: a title, the sections in order, one summary per organization.
+#[derive(Debug, Clone)]
+pub struct ReportView<'a> {
+    pub title: String,
+    pub sections: &'a [Section],
+    pub summaries: &'a [OrgSummary],
+    /// Unix seconds the report was generated at.
+    pub generated_at: i64,
+}
+
+impl ReportView<'_> {
+    pub fn has(&self, s: Section) -> bool {
+        self.sections.contains(&s)
+    }
+}

@@ -1,0 +1,668 @@
+//! Scheduled reports end to end over real sockets: the sandbox's data synced, a report
+//! definition due at its cron time (time zone aware) sent once through a real SMTP server
+//! (aiosmtpd), SES v2 on moto and a Slack-like HTTP receiver; the delivered figures equal
+//! `OrgSummary` and an independent computation from the sandbox's records; hostile names stay
+//! escaped; and the HTML renders in headless Chromium with a visible chart.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use axum::Router;
+use chrono::DateTime;
+use classy_sandbox::SandboxConfig;
+use classy_sync::adapters::secrets_file::SecretsFile;
+use classy_sync::adapters::sqlite_store::SqliteStore;
+use classy_sync::domain::analytics::Period;
+use classy_sync::domain::report::{format, Recipients, ReportDefinition, ReportScope, Section};
+use classy_sync::domain::{Entity, Timestamp};
+use classy_sync::engine::analytics::summarize;
+use classy_sync::engine::{reports, Engine, RunControl, SyncMode, SyncOutcome};
+use classy_sync::notify::channel::{add_channel, ChannelConfig, ChannelKind, ChannelSecrets};
+use classy_sync::notify::{EmailTransport, NotificationService, NotifySettings};
+use classy_sync::ports::{DeliveryStatus, ManualClock};
+use classy_sync_tests::moto::MotoServer;
+use classy_sync_tests::Harness;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const HOSTILE: &str = "<script>alert(\"x\")</script> & 'Q' <!channel>";
+const FROM: &str = "reports@example.org";
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    if venv.is_file() {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
+fn helper() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("support/report_mail.py")
+}
+
+/// Parses a raw MIME message with Python's standard library (independent of lettre).
+fn parse_mime(raw: &[u8]) -> Value {
+    let mut child = Command::new(python())
+        .arg(helper())
+        .arg("parse")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "MIME parse failed");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A real SMTP server (aiosmtpd) on a loopback port; each message lands as a .eml file.
+struct MailSink {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl MailSink {
+    fn start() -> MailSink {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(python())
+            .arg(helper())
+            .args(["sink", "--port", &port.to_string(), "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .ok();
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "SMTP sink did not start (aiosmtpd installed? set PYTHON, see requirements-dev.txt)"
+        );
+        MailSink { child, port, dir }
+    }
+
+    fn messages(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "eml") {
+                out.push(parse_mime(&std::fs::read(e.path()).unwrap()));
+            }
+        }
+        out
+    }
+
+    fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let m = self.messages();
+            if m.len() >= n || Instant::now() > deadline {
+                return m;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Slack-like incoming-webhook receiver: records every JSON body, answers `ok`.
+async fn slack_receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    async fn hook(State(got): State<Arc<Mutex<Vec<Value>>>>, body: Bytes) -> &'static str {
+        got.lock()
+            .unwrap()
+            .push(serde_json::from_slice(&body).expect("JSON body"));
+        "ok"
+    }
+    let app = Router::new()
+        .route("/services/T0/B0/x", post(hook))
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/services/T0/B0/x"), got)
+}
+
+fn ts(s: &str) -> i64 {
+    DateTime::parse_from_rfc3339(s).unwrap().timestamp()
+}
+
+fn cents(v: &Value) -> i64 {
+    let x = match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => s.parse().unwrap_or(0.0),
+        _ => 0.0,
+    };
+    (x * 100.0).round() as i64
+}
+
+struct Env {
+    h: Harness,
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    org: u64,
+}
+
+/// One organization with hostile campaign and supporter names, fully synced; an engine on
+/// the same store with a manual clock.
+async fn setup() -> Env {
+    let h = Harness::start(SandboxConfig {
+        seed: 23,
+        orgs: 1,
+        apps: 1,
+        supporters: 120,
+        campaigns: 4,
+        transactions: 700,
+        plans: 25,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let org = h.orgs[0];
+    for c in h.truth(org, Entity::Campaigns).await {
+        let id = c["id"].as_u64().unwrap();
+        h.patch(
+            org,
+            Entity::Campaigns,
+            id,
+            serde_json::json!({"name": format!("{HOSTILE} {id}")}),
+        )
+        .await;
+    }
+    for s in h.truth(org, Entity::Supporters).await {
+        let id = s["id"].as_u64().unwrap();
+        h.patch(
+            org,
+            Entity::Supporters,
+            id,
+            serde_json::json!({"first_name": HOSTILE}),
+        )
+        .await;
+    }
+    for r in h
+        .engine
+        .sync_org(org, SyncMode::Full, &RunControl::default())
+        .await
+    {
+        assert_eq!(r.unwrap().outcome, SyncOutcome::Succeeded);
+    }
+    h.engine.refresh_aggregates(org).await.unwrap();
+    let clock = Arc::new(ManualClock::new(
+        DateTime::parse_from_rfc3339("2026-11-01T12:00:00Z")
+            .unwrap()
+            .to_utc(),
+    ));
+    let engine = Engine::new(
+        Arc::new(SqliteStore::open(h.dir.path().join("store.db")).unwrap()),
+        Arc::new(h.client.clone()),
+        Arc::new(SecretsFile::open(h.dir.path().join("secrets.json")).unwrap()),
+        clock.clone(),
+    );
+    Env {
+        h,
+        engine,
+        clock,
+        org,
+    }
+}
+
+fn definition(
+    org: u64,
+    emails: Vec<String>,
+    slack: Vec<String>,
+    created_at: i64,
+) -> ReportDefinition {
+    ReportDefinition {
+        id: "daily".into(),
+        scope: ReportScope::Org(org),
+        sections: Section::ALL.to_vec(),
+        period: "90d".into(),
+        // 09:00 in New York: 14:00 UTC on 2026-11-02 (the day after DST ended).
+        schedule: "0 9 * * *".into(),
+        timezone: "America/New_York".into(),
+        recipients: Recipients {
+            emails,
+            slack_channels: slack,
+        },
+        created_at,
+    }
+}
+
+/// gross cents, gifts, donors of successful gifts in `[start, end)`, from the sandbox's records.
+async fn independent_totals(h: &Harness, org: u64, start: i64, end: i64) -> (i64, u64, u64) {
+    let mut gross = 0;
+    let mut gifts = 0;
+    let mut donors = std::collections::BTreeSet::new();
+    for t in h.truth(org, Entity::Transactions).await {
+        if t["status"] != "success" {
+            continue;
+        }
+        let when =
+            DateTime::parse_from_str(t["purchased_at"].as_str().unwrap(), "%Y-%m-%dT%H:%M:%S%z")
+                .unwrap()
+                .timestamp();
+        if start <= when && when < end {
+            gross += cents(&t["total_gross_amount"]);
+            gifts += 1;
+            donors.insert(t["supporter_id"].as_u64().unwrap());
+        }
+    }
+    (gross, gifts, donors.len() as u64)
+}
+
+fn assert_no_raw_hostile_html(html: &str) {
+    assert!(!html.contains("<script"), "unescaped <script> in HTML");
+    assert!(!html.contains("<!channel>"), "unescaped <!channel> in HTML");
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "hostile name absent from the HTML report"
+    );
+}
+
+fn assert_no_raw_hostile_slack(payload: &Value) {
+    // Every mrkdwn string must have Slack's control characters escaped.
+    let blocks = payload["blocks"].as_array().expect("blocks");
+    assert!(blocks.len() <= 50);
+    let mut saw = false;
+    let mut check = |s: &str| {
+        assert!(
+            !s.contains("<!channel>") && !s.contains("<script"),
+            "unescaped: {s}"
+        );
+        saw |= s.contains("&lt;!channel&gt;");
+    };
+    for b in blocks {
+        if let Some(t) = b["text"]["text"].as_str() {
+            assert!(t.chars().count() <= 3000);
+            check(t);
+        }
+        for f in b["fields"].as_array().into_iter().flatten() {
+            check(f["text"].as_str().unwrap());
+        }
+        assert!(b["fields"].as_array().is_none_or(|f| f.len() <= 10));
+    }
+    assert!(saw, "hostile name absent from the Slack report");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() {
+    let env = setup().await;
+    let e = &env.engine;
+    let sink = MailSink::start();
+    let (slack_url, slack_got) = slack_receiver().await;
+    add_channel(
+        e.store.as_ref(),
+        e.secrets.as_ref(),
+        &ChannelConfig {
+            name: "board-slack".into(),
+            kind: ChannelKind::Slack,
+            to: vec![],
+            allow_http_loopback: true,
+        },
+        &ChannelSecrets {
+            url: Some(slack_url),
+            ..ChannelSecrets::default()
+        },
+    )
+    .await
+    .unwrap();
+    let def = definition(
+        env.org,
+        vec!["board@example.org".into(), "ed@example.org".into()],
+        vec!["board-slack".into()],
+        env.clock_unix(),
+    );
+    reports::add_definition(e, &def).await.unwrap();
+    let settings = NotifySettings {
+        email: EmailTransport::Smtp(
+            classy_sync::notify::smtp::SmtpSettings::parse(&format!(
+                "smtp://127.0.0.1:{}",
+                sink.port
+            ))
+            .unwrap(),
+        ),
+        email_from: Some(FROM.into()),
+        ..NotifySettings::default()
+    };
+    let notifier = NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    );
+
+    // Not yet due: 2026-11-02 08:59 New York.
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T13:59:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    assert!(reports::send_due(e, &notifier, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(sink.messages().is_empty());
+
+    // Due at 09:00 New York = 14:00 UTC (EST after the DST change).
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    let sent = reports::send_due(e, &notifier, None).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].occurrence, ts("2026-11-02T14:00:00Z"));
+    assert!(
+        sent[0]
+            .deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Sent),
+        "{:?}",
+        sent[0].deliveries
+    );
+    // Run twice: nothing more is sent for the same occurrence.
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T14:35:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    assert!(reports::send_due(e, &notifier, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(reports::was_sent(e, "daily", ts("2026-11-02T14:00:00Z"))
+        .await
+        .unwrap());
+
+    let mails = sink.wait_for(1);
+    assert_eq!(mails.len(), 1, "one email for both recipients");
+    let mail = &mails[0];
+    assert!(mail["to"].as_str().unwrap().contains("board@example.org"));
+    assert!(mail["to"].as_str().unwrap().contains("ed@example.org"));
+    let html = mail["parts"]["text/html"].as_str().expect("html part");
+    let text = mail["parts"]["text/plain"].as_str().expect("text part");
+    assert!(
+        html.contains("<svg") && html.contains("class=\"bar\""),
+        "chart missing"
+    );
+    assert_no_raw_hostile_html(html);
+
+    // Figures: the same as OrgSummary and as an independent computation.
+    let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
+    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)
+        .await
+        .unwrap();
+    let (gross, gifts, donors) =
+        independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
+    assert!(
+        gifts > 0,
+        "the window must hold gifts for the test to mean something"
+    );
+    assert_eq!(
+        (s.totals.gross_cents, s.totals.gifts, s.totals.donors),
+        (gross, gifts, donors)
+    );
+    for shown in [
+        format::money(gross),
+        format::count(gifts),
+        format::money(s.totals.net_cents),
+    ] {
+        assert!(html.contains(&shown), "HTML lacks {shown}");
+        assert!(text.contains(&shown), "text lacks {shown}");
+    }
+    let bars = html.matches("class=\"bar\"").count();
+    assert_eq!(bars, s.gifts_per_day.len());
+    let charted: i64 = s.gifts_per_day.iter().map(|d| d.gross_cents).sum();
+    assert_eq!(
+        charted, gross,
+        "the chart's days add up to the headline gross"
+    );
+
+    let got = slack_got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "one Slack post");
+    assert_no_raw_hostile_slack(&got[0]);
+    let slack_text = got[0].to_string();
+    assert!(slack_text.contains(&format::money(gross)));
+    assert!(slack_text.contains(&format::count(gifts)));
+}
+
+impl Env {
+    fn clock_unix(&self) -> i64 {
+        use classy_sync::ports::Clock;
+        self.clock.unix()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_report_arrives_through_ses_on_moto() {
+    let env = setup().await;
+    let e = &env.engine;
+    let moto = MotoServer::start();
+    let sdk = moto.sdk_config().await;
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(FROM)
+        .send()
+        .await
+        .unwrap();
+    let def = definition(
+        env.org,
+        vec!["board@example.org".into()],
+        vec![],
+        env.clock_unix(),
+    );
+    reports::add_definition(e, &def).await.unwrap();
+    let settings = NotifySettings {
+        email_from: Some(FROM.into()),
+        ..NotifySettings::default()
+    }
+    .with_ses(&sdk);
+    let notifier = NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    );
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    let sent = reports::send_due(e, &notifier, None).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].deliveries[0].status,
+        DeliveryStatus::Sent,
+        "{:?}",
+        sent[0].deliveries
+    );
+
+    let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let raws = data["ses"]["RawMessage"]
+        .as_array()
+        .expect("SES raw messages");
+    assert_eq!(raws.len(), 1);
+    assert_eq!(raws[0]["source"], FROM);
+    let mail = parse_mime(raws[0]["raw_data"].as_str().unwrap().as_bytes());
+    let html = mail["parts"]["text/html"].as_str().unwrap();
+    assert_no_raw_hostile_html(html);
+    let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
+    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)
+        .await
+        .unwrap();
+    let (gross, gifts, _) = independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
+    assert!(html.contains(&format::money(gross)));
+    assert!(html.contains(&format!(
+        "<td style=\"border-bottom:1px solid #eee;padding:4px 6px\">{}</td>",
+        format::count(gifts)
+    )));
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|b| {
+            std::env::var_os("PATH").and_then(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join(b))
+                    .find(|c| c.is_file())
+            })
+        })
+}
+
+/// Width and height from the PNG's IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    (w, h)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
+    let Some(bin) = chromium() else {
+        if std::env::var_os("CLASSY_SYNC_REQUIRE_CHROMIUM").is_some() {
+            panic!("chromium is required (CLASSY_SYNC_REQUIRE_CHROMIUM is set) but not found");
+        }
+        eprintln!("\n!!!!! SKIPPED: chromium not installed (apt-get install chromium) !!!!!\n");
+        return;
+    };
+    let env = setup().await;
+    let e = &env.engine;
+    let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+    let sums = reports::summaries(e, ReportScope::Org(env.org), "90d", now)
+        .await
+        .unwrap();
+    let r = reports::render(
+        reports::title_for(None, &sums),
+        &Section::ALL,
+        &sums,
+        now.unix(),
+    );
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let html_path = artifacts.join("report.html");
+    std::fs::write(&html_path, &r.html).unwrap();
+    // A page holding only the chart, to probe its pixels on their own.
+    let svg_start = r.html.find("<svg").unwrap();
+    let svg_end = r.html.find("</svg>").unwrap() + "</svg>".len();
+    let chart_path = artifacts.join("report-chart.html");
+    std::fs::write(
+        &chart_path,
+        format!(
+            "<!DOCTYPE html><html><body style=\"margin:0;background:#fff\">{}</body></html>",
+            &r.html[svg_start..svg_end]
+        ),
+    )
+    .unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], url: &Path| {
+        let out = Command::new(&bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(format!("file://{}", url.display()))
+            .output()
+            .expect("chromium runs");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+
+    // The DOM after parsing: the chart is there with one bar per day, titled.
+    let dom = String::from_utf8(run(&["--dump-dom"], &html_path).stdout).unwrap();
+    assert!(dom.contains("<svg"), "no SVG in the rendered DOM");
+    let bars = dom.matches("class=\"bar\"").count();
+    assert_eq!(bars, sums[0].gifts_per_day.len());
+    assert!(bars > 0);
+    assert!(dom.contains("Gifts per day"));
+    assert!(
+        !dom.contains("<script>alert"),
+        "hostile script made it into the DOM"
+    );
+
+    // Full-page screenshot kept as an artifact.
+    let shot = artifacts.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    run(
+        &[
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1000,1400",
+        ],
+        &html_path,
+    );
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(png_size(&png), (1000, 1400));
+
+    // The chart alone vs. an empty page of the same size: a drawn chart compresses to a
+    // much larger PNG than a blank white page.
+    let chart_shot = artifacts.join("report-chart.png");
+    run(
+        &[
+            &format!("--screenshot={}", chart_shot.display()),
+            "--window-size=640,220",
+        ],
+        &chart_path,
+    );
+    let blank_path = artifacts.join("blank.html");
+    std::fs::write(
+        &blank_path,
+        "<!DOCTYPE html><html><body style=\"margin:0;background:#fff\"></body></html>",
+    )
+    .unwrap();
+    let blank_shot = artifacts.join("blank.png");
+    run(
+        &[
+            &format!("--screenshot={}", blank_shot.display()),
+            "--window-size=640,220",
+        ],
+        &blank_path,
+    );
+    let chart_len = std::fs::metadata(&chart_shot).unwrap().len();
+    let blank_len = std::fs::metadata(&blank_shot).unwrap().len();
+    assert!(
+        chart_len > blank_len * 3,
+        "chart screenshot looks blank: {chart_len} bytes vs blank {blank_len}"
+    );
+    eprintln!("screenshot kept at {}", shot.display());
+}
