@@ -9,5 +9,7 @@ pub mod classy;
 pub mod domain;
 pub mod engine;
 pub mod mailchimp;
+pub mod notify;
 pub mod plugins;
 pub mod ports;
+pub mod signing;
