@@ -5,6 +5,8 @@
 pub mod dispatch;
 pub mod logging;
 pub mod metrics;
+pub mod plugin_dispatch;
+pub mod plugin_worker;
 pub mod services;
 pub mod worker;
 

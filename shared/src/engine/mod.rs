@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod lease;
 pub mod orgs;
 pub mod pager;
+pub mod plugin_jobs;
 pub mod runs;
 pub mod scheduler;
 pub mod sorter;
