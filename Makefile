@@ -49,6 +49,7 @@ test-rust:
 
 contract: setup
 	bash scripts/classy-contract.sh $(PY)
+	bash scripts/mailchimp-contract.sh $(PY)
 
 lint-infra: setup
 	bash scripts/lint-infra.sh $(VENV)/bin

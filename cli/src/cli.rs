@@ -54,6 +54,8 @@ pub enum Command {
     Run(RunArgs),
     /// Start the local Classy sandbox.
     Sandbox(SandboxArgs),
+    /// Push what changed to the destination plugins (Mailchimp, ...).
+    Push(PushArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,6 +97,70 @@ pub enum OrgCommand {
         #[arg(long)]
         every: String,
     },
+    /// Configure the organization's destination plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Configure (or reconfigure) a plugin. Its credential comes from the environment
+    /// (MAILCHIMP_API_KEY for mailchimp) or a prompt, never from the command line.
+    Add {
+        org_id: u64,
+        /// The plugin: mailchimp.
+        plugin: String,
+        /// Mailchimp audience (list) id.
+        #[arg(long)]
+        list_id: Option<String>,
+        /// Donor-segment rules as a JSON file (an array of rules; the defaults otherwise).
+        #[arg(long)]
+        segments: Option<PathBuf>,
+        /// Plugin settings as JSON (merged under the flags above).
+        #[arg(long)]
+        settings: Option<String>,
+        /// Keep the stored credential (reconfigure settings only).
+        #[arg(long)]
+        keep_credential: bool,
+        /// Configure it disabled.
+        #[arg(long)]
+        disabled: bool,
+        /// Skip checking the destination before saving.
+        #[arg(long)]
+        no_verify: bool,
+    },
+    /// Remove a plugin's configuration and credential.
+    Remove { org_id: u64, plugin: String },
+    /// Configuration (without secrets), cursor, last run and health of the plugins.
+    Show {
+        org_id: u64,
+        #[arg(long)]
+        json: bool,
+        /// Also ask each destination whether it is reachable.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// The organization to push.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub org_id: Option<u64>,
+    /// Every enabled organization with plugins.
+    #[arg(long)]
+    pub all: bool,
+    /// Only this plugin.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// Print the changes that would be made; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Compare every supporter (a reconcile), not only the changed ones.
+    #[arg(long)]
+    pub full: bool,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

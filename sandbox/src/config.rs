@@ -19,6 +19,8 @@ pub struct SandboxConfig {
     pub faults: FaultConfig,
     pub quirks: Quirks,
     pub bind: SocketAddr,
+    /// The Mailchimp API key accepted from the start (more via `POST /admin/mailchimp/keys`).
+    pub mailchimp_api_key: String,
 }
 
 impl Default for SandboxConfig {
@@ -36,6 +38,7 @@ impl Default for SandboxConfig {
             faults: FaultConfig::default(),
             quirks: Quirks::default(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            mailchimp_api_key: crate::mailchimp::DEFAULT_API_KEY.to_string(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Classy (GoFundMe Pro) API 2.0 sandbox: a local HTTP server with deterministic synthetic
+//! Classy (GoFundMe Pro) API 2.0 sandbox, with a Mailchimp Marketing API 3.0 stand-in under
+//! `/3.0` (see [`mailchimp`]): a local HTTP server with deterministic synthetic
 //! data, fault injection and an admin API. Written from the API spec alone (it shares no code
 //! with the client) so a misreading on one side cannot hide behind the same one on the other.
 //!
@@ -20,6 +21,7 @@ pub mod config;
 pub mod counters;
 pub mod data;
 pub mod faults;
+pub mod mailchimp;
 
 pub use config::{FaultConfig, Quirks, SandboxConfig};
 pub use data::store::AppInfo;
@@ -94,6 +96,7 @@ pub fn build_store(config: &SandboxConfig) -> Store {
 pub struct RunningSandbox {
     addr: SocketAddr,
     state: Shared,
+    mailchimp: mailchimp::McShared,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<std::io::Result<()>>,
 }
@@ -120,6 +123,26 @@ impl RunningSandbox {
 
     pub fn apps(&self) -> Vec<AppInfo> {
         self.state.store.apps.clone()
+    }
+
+    /// `http://127.0.0.1:PORT/3.0`: the Mailchimp Marketing API stand-in.
+    pub fn mailchimp_api_base_url(&self) -> String {
+        format!("{}/3.0", self.base_url())
+    }
+
+    /// The Mailchimp API key accepted from the start.
+    pub fn mailchimp_api_key(&self) -> String {
+        self.mailchimp.api_key.clone()
+    }
+
+    /// The audience that exists from the start.
+    pub fn mailchimp_list_id(&self) -> &'static str {
+        mailchimp::DEFAULT_LIST_ID
+    }
+
+    /// Mailchimp state, for in-process tests that want to bypass HTTP.
+    pub fn mailchimp(&self) -> &mailchimp::McShared {
+        &self.mailchimp
     }
 
     /// Shared state, for in-process tests that want to bypass HTTP.
@@ -165,7 +188,10 @@ pub async fn start(config: SandboxConfig) -> anyhow::Result<RunningSandbox> {
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
-    let app = api::router(state.clone()).merge(admin::router(state.clone()));
+    let mailchimp = Arc::new(mailchimp::MailchimpState::new(&config.mailchimp_api_key));
+    let app = api::router(state.clone())
+        .merge(admin::router(state.clone()))
+        .merge(mailchimp::router(mailchimp.clone()));
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -178,6 +204,7 @@ pub async fn start(config: SandboxConfig) -> anyhow::Result<RunningSandbox> {
     Ok(RunningSandbox {
         addr,
         state,
+        mailchimp,
         shutdown: Some(tx),
         handle,
     })

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Local Classy API 2.0 sandbox with deterministic data"
+    about = "Local Classy API 2.0 sandbox with deterministic data, plus a Mailchimp API 3.0 stand-in"
 )]
 struct Args {
     /// Port on 127.0.0.1 (0 = pick a free one).
@@ -42,6 +42,10 @@ struct Args {
     /// Serve amounts as strings and omit some emails (deliberately off-spec).
     #[arg(long)]
     quirks: bool,
+    /// Mailchimp API key the /3.0 stand-in accepts.
+    #[arg(long = "mailchimp-api-key", env = "MAILCHIMP_SANDBOX_API_KEY",
+          default_value = classy_sandbox::mailchimp::DEFAULT_API_KEY, hide_env_values = true)]
+    mailchimp_api_key: String,
 }
 
 #[tokio::main]
@@ -76,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
             strict_timestamps: false,
         },
         bind: SocketAddr::new(args.host, args.port),
+        mailchimp_api_key: args.mailchimp_api_key,
     };
     let sandbox = classy_sandbox::start(config).await?;
     let ready = serde_json::json!({
@@ -83,6 +88,11 @@ async fn main() -> anyhow::Result<()> {
         "api_base_url": sandbox.api_base_url(),
         "auth_url": sandbox.auth_url(),
         "apps": sandbox.apps(),
+        "mailchimp": {
+            "api_base_url": sandbox.mailchimp_api_base_url(),
+            "api_key": sandbox.mailchimp_api_key(),
+            "list_id": sandbox.mailchimp_list_id(),
+        },
     });
     println!("{ready}");
     shutdown_signal().await;

@@ -2,6 +2,7 @@
 //! the real SQLite store, secrets file and HTTP client, and independent readers of the
 //! sandbox's truth.
 
+pub mod mailchimp;
 pub mod moto;
 
 use classy_sandbox::{RunningSandbox, SandboxConfig};

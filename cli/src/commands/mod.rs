@@ -2,6 +2,8 @@
 
 mod export;
 mod org;
+mod plugin;
+mod push;
 mod run;
 mod sandbox;
 mod status;
@@ -22,5 +24,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
         Command::Sandbox(a) => sandbox::run(a).await,
+        Command::Push(a) => push::run(&target, a).await,
     }
 }

@@ -51,6 +51,9 @@ fn org_row(o: &Organization) -> Vec<String> {
 }
 
 pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> {
+    if let OrgCommand::Plugin(p) = cmd {
+        return super::plugin::run(target, p).await;
+    }
     let local = runtime::open(target).await?;
     let engine = &local.engine;
     match cmd {
@@ -136,6 +139,7 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                 secs.map_or("default".into(), |s| format!("every {s}s"))
             );
         }
+        OrgCommand::Plugin(_) => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
 }

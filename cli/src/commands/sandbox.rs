@@ -1,4 +1,5 @@
-//! `classy-sync sandbox`: the local Classy sandbox, in process, until Ctrl-C.
+//! `classy-sync sandbox`: the local Classy sandbox (with its Mailchimp stand-in under `/3.0`),
+//! in process, until Ctrl-C.
 
 use crate::cli::SandboxArgs;
 use anyhow::Result;
@@ -33,6 +34,11 @@ pub async fn run(a: SandboxArgs) -> Result<ExitCode> {
         "api_base_url": sandbox.api_base_url(),
         "auth_url": sandbox.auth_url(),
         "apps": sandbox.apps(),
+        "mailchimp": {
+            "api_base_url": sandbox.mailchimp_api_base_url(),
+            "api_key": sandbox.mailchimp_api_key(),
+            "list_id": sandbox.mailchimp_list_id(),
+        },
     });
     println!("{ready}");
     // Until Ctrl-C or SIGTERM, then a graceful shutdown.

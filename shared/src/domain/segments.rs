@@ -27,7 +27,6 @@ pub enum SegmentCondition {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SegmentRule {
     /// The tag name the destination shows (e.g. "Major Donor").
     pub tag: String,

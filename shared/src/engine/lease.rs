@@ -23,7 +23,7 @@ pub struct Lease {
     version: u64,
 }
 
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -31,7 +31,7 @@ fn host_name() -> String {
 }
 
 /// A holder on this host whose process no longer exists cannot be syncing.
-fn holder_is_dead(h: &LeaseHolder) -> bool {
+pub(crate) fn holder_is_dead(h: &LeaseHolder) -> bool {
     cfg!(target_os = "linux")
         && !h.host.is_empty()
         && h.host == host_name()

@@ -13,6 +13,7 @@ pub mod lease;
 pub mod orgs;
 pub mod pager;
 pub mod plugin_jobs;
+pub mod plugins;
 pub mod runs;
 pub mod scheduler;
 pub mod sorter;

@@ -4,6 +4,7 @@
 //! and their messages are released, so the next start resumes them.
 
 use super::jobs::SyncJob;
+use super::plugins::PushOptions;
 use super::sync::{RunControl, SyncOutcome, SyncReport};
 use super::{Engine, EngineError};
 use crate::ports::queue::MAX_SEND_BATCH;
@@ -20,6 +21,9 @@ pub struct SchedulerOptions {
     pub visibility: Duration,
     /// Stop once nothing is due, queued or running (tests and one-shot runs).
     pub exit_when_idle: bool,
+    /// Run the destination plugins after an organization's sync changed something, and
+    /// whenever they are due (hourly, daily reconcile).
+    pub plugins: bool,
 }
 
 impl Default for SchedulerOptions {
@@ -29,6 +33,7 @@ impl Default for SchedulerOptions {
             concurrency: 4,
             visibility: Duration::from_secs(300),
             exit_when_idle: false,
+            plugins: true,
         }
     }
 }
@@ -63,6 +68,20 @@ pub async fn run_scheduler(
         }
         if tokio::time::Instant::now() >= next_tick {
             enqueue_due(&engine, queue.as_ref()).await?;
+            if opts.plugins {
+                // Plugins are isolated: a failure to even list them must not stop syncing.
+                match engine.due_pushes().await {
+                    Ok(due) => {
+                        for (org, plugin) in due {
+                            let engine = engine.clone();
+                            workers.spawn(async move {
+                                push_plugins(&engine, org, Some(plugin)).await;
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot list due plugin pushes"),
+                }
+            }
             next_tick = tokio::time::Instant::now() + opts.tick;
         }
         let free = slots.available_permits();
@@ -89,23 +108,56 @@ pub async fn run_scheduler(
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            let (engine, queue, ctl, reports, vis) = (
+            let (engine, queue, ctl, reports, vis, plugins) = (
                 engine.clone(),
                 queue.clone(),
                 ctl.clone(),
                 reports.clone(),
                 opts.visibility,
+                opts.plugins,
             );
             workers.spawn(async move {
                 let _permit = permit;
                 let out = run_job(&engine, queue.as_ref(), msg, vis, &ctl).await;
+                let changed = match &out {
+                    Ok(r) if r.outcome == SyncOutcome::Succeeded && r.created + r.updated > 0 => {
+                        Some(r.org)
+                    }
+                    _ => None,
+                };
                 let _ = reports.send(out);
+                if let Some(org) = changed.filter(|_| plugins) {
+                    push_plugins(&engine, org, None).await;
+                }
             });
         }
     }
     // Let running jobs reach their checkpoint and release their messages.
     while workers.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Runs an organization's plugins (or one of them); outcomes go to the log, failures stay
+/// on each plugin's state and never touch the sync.
+async fn push_plugins(engine: &Engine, org: crate::domain::OrgId, plugin: Option<String>) {
+    let opts = PushOptions {
+        plugin,
+        ..PushOptions::default()
+    };
+    match engine.push_org(org, &opts).await {
+        Ok(runs) => {
+            for r in runs {
+                match &r.result {
+                    Ok(rep) => tracing::info!(org, plugin = %r.plugin, sent = rep.sent,
+                        unchanged = rep.unchanged, failed = rep.failed, "plugin push done"),
+                    Err(e) => {
+                        tracing::warn!(org, plugin = %r.plugin, error = %e, "plugin push failed")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(org, error = %e, "cannot run plugins"),
+    }
 }
 
 /// Runs one received job, keeping its message hidden while it runs.

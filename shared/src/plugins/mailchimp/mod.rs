@@ -21,7 +21,7 @@ use crate::ports::{
 };
 use async_trait::async_trait;
 use futures::StreamExt;
-use member::{desired, plan, DesiredMember, MemberChange, MemberState, MERGE_FIELDS};
+use member::{desired, plan, DesiredMember, KnownStatus, MemberChange, MemberState, MERGE_FIELDS};
 use serde::{Deserialize, Serialize};
 use settings::MailchimpSettings;
 use std::collections::{BTreeMap, HashMap};
@@ -40,11 +40,10 @@ pub const SPEC: PluginSpec = PluginSpec {
     build: |c| Ok(Box::new(MailchimpDestination::new(c)?)),
 };
 
-pub fn member_sk(hash: &str) -> String {
-    format!("PLUGIN#{NAME}#M#{hash}")
+/// What Mailchimp acknowledged for one member of one list.
+pub fn member_sk(list: &str, hash: &str) -> String {
+    format!("PLUGIN#{NAME}#M#{list}#{hash}")
 }
-
-pub const MEMBER_PREFIX: &str = "PLUGIN#mailchimp#M#";
 
 /// Records that the merge fields exist in a list, so they are created once, not per run.
 fn fields_sk() -> String {
@@ -182,11 +181,11 @@ impl MailchimpDestination {
         ctx: &DestinationContext,
         hashes: impl Iterator<Item = &String>,
     ) -> Result<HashMap<String, MemberState>, PluginError> {
-        let sks: Vec<String> = hashes.map(|h| member_sk(h)).collect();
+        let sks: Vec<String> = hashes.map(|h| member_sk(self.list(), h)).collect();
         let mut out = HashMap::with_capacity(sks.len());
-        for chunk in sks.chunks(100) {
+        for chunk in sks.chunks(1000) {
             for item in ctx.store.batch_get(&org_pk(ctx.org), chunk).await? {
-                let hash = item.sk.trim_start_matches(MEMBER_PREFIX).to_string();
+                let hash = item.sk.rsplit('#').next().unwrap_or_default().to_string();
                 out.insert(hash, item.parse::<MemberState>()?);
             }
         }
@@ -385,12 +384,34 @@ impl Destination for MailchimpDestination {
             report.sent = todo.len() as u64;
             return Ok(report);
         }
-        let (mut states, failure) = self.send(&todo, &mut report).await?;
+        let (mut states, mut failure) = self.send(&todo, &mut report).await?;
+        // Members Mailchimp refused to subscribe (compliance) still get their fields and
+        // tags, without a status, in one follow-up round.
+        let retry: Vec<MemberChange> = todo
+            .iter()
+            .filter_map(|c| {
+                let blocked = states
+                    .iter()
+                    .find(|(h, s, _)| *h == c.desired.hash && s.status == KnownStatus::Blocked)?;
+                plan(&c.desired, Some(&blocked.1))
+            })
+            .collect();
+        if !retry.is_empty() {
+            let (again, f) = self.send(&retry, &mut report).await?;
+            for (hash, state, remove) in again {
+                if let Some(slot) = states.iter_mut().find(|(h, _, _)| *h == hash) {
+                    *slot = (hash, state, remove);
+                }
+            }
+            failure = failure.or(f);
+        }
         self.remove_tags(&mut states, &mut report).await?;
         let pk = org_pk(ctx.org);
         let ops: Vec<WriteOp> = states
             .iter()
-            .map(|(hash, state, _)| WriteOp::Put(Item::json(&pk, member_sk(hash), state)))
+            .map(|(hash, state, _)| {
+                WriteOp::Put(Item::json(&pk, member_sk(self.list(), hash), state))
+            })
             .collect();
         for chunk in ops.chunks(500) {
             ctx.store.batch_write(chunk.to_vec()).await?;

@@ -1,0 +1,531 @@
+//! In-memory audiences: members by subscriber hash, merge fields, tag ids. The upsert rules
+//! (compliance, update_existing, sync_tags, unknown merge tags dropped) live here, free of HTTP.
+
+use super::member::{subscriber_hash, valid_email, FieldError, Member, MemberInput, Status};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+pub const DEFAULT_LIST_ID: &str = "sandboxlist";
+pub const DEFAULT_LIST_NAME: &str = "Sandbox Audience";
+pub const MAX_BATCH: usize = 500;
+pub const MERGE_TYPES: [&str; 11] = [
+    "text", "number", "address", "phone", "date", "url", "imageurl", "radio", "dropdown",
+    "birthday", "zip",
+];
+
+#[derive(Clone, Debug)]
+pub struct MergeField {
+    pub merge_id: u64,
+    pub tag: String,
+    pub name: String,
+    pub kind: String,
+    pub required: bool,
+    pub default_value: String,
+    pub public: bool,
+    pub display_order: u64,
+    pub help_text: String,
+}
+
+impl MergeField {
+    pub fn to_json(&self, list_id: &str) -> Value {
+        json!({
+            "merge_id": self.merge_id, "tag": self.tag, "name": self.name, "type": self.kind,
+            "required": self.required, "default_value": self.default_value,
+            "public": self.public, "display_order": self.display_order,
+            "options": {}, "help_text": self.help_text, "list_id": list_id,
+        })
+    }
+
+    /// Checks a value against the field type; numbers must be numeric (blank clears).
+    fn accepts(&self, v: &Value) -> bool {
+        match self.kind.as_str() {
+            "number" => match v {
+                Value::Number(_) | Value::Null => true,
+                Value::String(s) => s.trim().is_empty() || s.trim().parse::<f64>().is_ok(),
+                _ => false,
+            },
+            "address" => v.is_object() || v.is_string() || v.is_null(),
+            _ => v.is_string() || v.is_number() || v.is_null(),
+        }
+    }
+}
+
+/// Why one member could not be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UpsertError {
+    Invalid(FieldError),
+    /// Unsubscribed or cleaned, and the request asked to opt them back in.
+    Compliance {
+        email: String,
+    },
+    /// Batch with `update_existing: false` and the member is already there.
+    Exists {
+        email: String,
+    },
+    NotFound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Updated,
+}
+
+/// Which endpoint the write comes from: they differ in required fields and tag handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Put,
+    Patch,
+    Batch {
+        update_existing: bool,
+        sync_tags: bool,
+    },
+}
+
+pub struct List {
+    pub id: String,
+    pub name: String,
+    pub web_id: u64,
+    pub date_created: String,
+    pub members: HashMap<String, Member>,
+    pub merge_fields: Vec<MergeField>,
+    tag_ids: HashMap<String, u64>,
+    next_merge_id: u64,
+    next_tag_id: u64,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S+00:00")
+        .to_string()
+}
+
+impl List {
+    pub fn new(id: &str, name: &str, web_id: u64) -> List {
+        let mut list = List {
+            id: id.to_string(),
+            name: name.to_string(),
+            web_id,
+            date_created: now_rfc3339(),
+            members: HashMap::new(),
+            merge_fields: Vec::new(),
+            tag_ids: HashMap::new(),
+            next_merge_id: 1,
+            next_tag_id: 1,
+        };
+        // Every new Mailchimp audience starts with these.
+        for (tag, name, kind) in [
+            ("FNAME", "First Name", "text"),
+            ("LNAME", "Last Name", "text"),
+            ("ADDRESS", "Address", "address"),
+            ("PHONE", "Phone Number", "phone"),
+            ("BIRTHDAY", "Birthday", "birthday"),
+        ] {
+            list.add_merge_field(Some(tag), name, kind, false, "")
+                .expect("default merge fields are distinct");
+        }
+        list
+    }
+
+    /// Adds a merge field; the tag defaults to `MMERGE{n}`. Duplicate tags are refused.
+    pub fn add_merge_field(
+        &mut self,
+        tag: Option<&str>,
+        name: &str,
+        kind: &str,
+        required: bool,
+        default_value: &str,
+    ) -> Result<&MergeField, FieldError> {
+        if name.trim().is_empty() {
+            return Err(FieldError::new("name", "Merge field name is required"));
+        }
+        if !MERGE_TYPES.contains(&kind) {
+            return Err(FieldError::new(
+                "type",
+                format!("Value {kind:?} is not a merge field type"),
+            ));
+        }
+        let id = self.next_merge_id;
+        let tag = match tag.map(str::trim) {
+            Some(t) if !t.is_empty() => t.to_uppercase(),
+            _ => format!("MMERGE{id}"),
+        };
+        if tag.len() > 10 || !tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(FieldError::new(
+                "tag",
+                "Merge tags are at most 10 letters, digits or underscores",
+            ));
+        }
+        if self.merge_fields.iter().any(|m| m.tag == tag) {
+            return Err(FieldError::new(
+                "tag",
+                format!("A Merge Field with the tag \"{tag}\" already exists for this list."),
+            ));
+        }
+        self.next_merge_id += 1;
+        self.merge_fields.push(MergeField {
+            merge_id: id,
+            tag,
+            name: name.trim().to_string(),
+            kind: kind.to_string(),
+            required,
+            default_value: default_value.to_string(),
+            public: true,
+            display_order: id,
+            help_text: String::new(),
+        });
+        Ok(self.merge_fields.last().expect("just pushed"))
+    }
+
+    pub fn merge_tags(&self) -> Vec<&str> {
+        self.merge_fields.iter().map(|m| m.tag.as_str()).collect()
+    }
+
+    pub fn tag_id(&self, name: &str) -> u64 {
+        self.tag_ids.get(name).copied().unwrap_or(0)
+    }
+
+    fn register_tag(&mut self, name: &str) {
+        if !self.tag_ids.contains_key(name) {
+            self.tag_ids.insert(name.to_string(), self.next_tag_id);
+            self.next_tag_id += 1;
+        }
+    }
+
+    pub fn member_json(&self, m: &Member) -> Value {
+        let tags = self.merge_tags();
+        m.to_api_json(&self.id, &tags, &|t| self.tag_id(t))
+    }
+
+    /// Known merge tags only (matched case-insensitively), values checked against the type.
+    fn known_merge_fields(
+        &self,
+        given: &Map<String, Value>,
+    ) -> Result<Map<String, Value>, FieldError> {
+        let mut out = Map::new();
+        for (k, v) in given {
+            let upper = k.to_uppercase();
+            let Some(field) = self.merge_fields.iter().find(|m| m.tag == upper) else {
+                continue;
+            };
+            if !field.accepts(v) {
+                return Err(FieldError::new(
+                    format!("merge_fields.{upper}"),
+                    format!("Please enter a {} value for {upper}", field.kind),
+                ));
+            }
+            out.insert(upper, v.clone());
+        }
+        Ok(out)
+    }
+
+    /// Writes one member following the rules of `mode`. `hash` is the path's subscriber hash
+    /// (PUT, PATCH); a batch derives it from the address.
+    pub fn upsert(
+        &mut self,
+        hash: Option<&str>,
+        input: &MemberInput,
+        mode: Mode,
+    ) -> Result<(Written, String), UpsertError> {
+        let invalid = |f: &str, m: &str| UpsertError::Invalid(FieldError::new(f, m));
+        let email = input.email_address.as_deref();
+        if let Some(e) = email {
+            if !valid_email(e) {
+                return Err(invalid(
+                    "email_address",
+                    &format!("{e} looks fake or invalid, please enter a real email address."),
+                ));
+            }
+        }
+        let id = match (hash, email) {
+            (Some(h), Some(e)) => {
+                let h = h.to_lowercase();
+                if subscriber_hash(e) != h {
+                    return Err(invalid(
+                        "email_address",
+                        "The subscriber hash in the path is not the MD5 of the lower-cased email_address",
+                    ));
+                }
+                h
+            }
+            (Some(h), None) => h.to_lowercase(),
+            (None, Some(e)) => subscriber_hash(e),
+            (None, None) => return Err(invalid("email_address", "email_address is required")),
+        };
+        if mode == Mode::Put && input.status_if_new.is_none() {
+            return Err(invalid("status_if_new", "status_if_new is required"));
+        }
+        let merge = match &input.merge_fields {
+            Some(m) => Some(self.known_merge_fields(m).map_err(UpsertError::Invalid)?),
+            None => None,
+        };
+        let now = now_rfc3339();
+        let written = if let Some(existing) = self.members.get(&id) {
+            if let Mode::Batch {
+                update_existing: false,
+                ..
+            } = mode
+            {
+                return Err(UpsertError::Exists {
+                    email: existing.email_address.clone(),
+                });
+            }
+            if let Some(st) = input.status {
+                if existing.status.in_compliance_state() && st.opts_in() {
+                    return Err(UpsertError::Compliance {
+                        email: existing.email_address.clone(),
+                    });
+                }
+            }
+            Written::Updated
+        } else {
+            if mode == Mode::Patch {
+                return Err(UpsertError::NotFound);
+            }
+            let Some(email) = email else {
+                return Err(invalid("email_address", "email_address is required"));
+            };
+            // A new member takes status_if_new when given, as Mailchimp does.
+            let Some(status) = input.status_if_new.or(input.status) else {
+                return Err(invalid("status", "status or status_if_new is required"));
+            };
+            let m = Member {
+                id: id.clone(),
+                email_address: email.to_string(),
+                unique_email_id: id[..10].to_string(),
+                web_id: 100_000 + self.members.len() as u64,
+                status,
+                merge_fields: Map::new(),
+                tags: Vec::new(),
+                timestamp_signup: now.clone(),
+                timestamp_opt: if status.opts_in() {
+                    now.clone()
+                } else {
+                    String::new()
+                },
+                last_changed: now.clone(),
+            };
+            self.members.insert(id.clone(), m);
+            Written::Created
+        };
+        let (sync_tags, tags) = match mode {
+            Mode::Batch { sync_tags, .. } => (sync_tags, input.tags.clone()),
+            _ => (false, None),
+        };
+        if let Some(tags) = &tags {
+            for t in tags {
+                self.register_tag(t);
+            }
+        }
+        let m = self.members.get_mut(&id).expect("present");
+        if written == Written::Updated {
+            if let Some(st) = input.status {
+                if st != m.status && st.opts_in() {
+                    m.timestamp_opt = now.clone();
+                }
+                m.status = st;
+            }
+        }
+        if let Some(merge) = merge {
+            m.merge_fields.extend(merge);
+        }
+        if let Some(tags) = tags {
+            if sync_tags {
+                m.tags.clear();
+            }
+            for t in &tags {
+                m.add_tag(t);
+            }
+        }
+        m.last_changed = now;
+        Ok((written, id))
+    }
+
+    /// Applies `{name, status: active|inactive}` changes to one member.
+    pub fn set_tags(&mut self, hash: &str, changes: &[(String, bool)]) -> Result<(), UpsertError> {
+        if !self.members.contains_key(hash) {
+            return Err(UpsertError::NotFound);
+        }
+        for (name, active) in changes {
+            if *active {
+                self.register_tag(name);
+            }
+        }
+        let m = self.members.get_mut(hash).expect("present");
+        let mut changed = false;
+        for (name, active) in changes {
+            changed |= if *active {
+                m.add_tag(name)
+            } else {
+                m.remove_tag(name)
+            };
+        }
+        if changed {
+            m.last_changed = now_rfc3339();
+        }
+        Ok(())
+    }
+
+    pub fn stats_json(&self) -> Value {
+        let count = |s: Status| self.members.values().filter(|m| m.status == s).count();
+        json!({
+            "member_count": count(Status::Subscribed),
+            "total_contacts": self.members.len(),
+            "unsubscribe_count": count(Status::Unsubscribed),
+            "cleaned_count": count(Status::Cleaned),
+            "member_count_since_send": count(Status::Subscribed),
+            "unsubscribe_count_since_send": 0,
+            "cleaned_count_since_send": 0,
+            "campaign_count": 0,
+            "campaign_last_sent": "",
+            "merge_field_count": self.merge_fields.len(),
+            "avg_sub_rate": 0,
+            "avg_unsub_rate": 0,
+            "target_sub_rate": 0,
+            "open_rate": 0,
+            "click_rate": 0,
+            "last_sub_date": "",
+            "last_unsub_date": "",
+        })
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "web_id": self.web_id,
+            "name": self.name,
+            "contact": {"company": "Classy Sync Sandbox", "address1": "1 Sandbox Way",
+                        "address2": "", "city": "Springfield", "state": "IL", "zip": "62701",
+                        "country": "US", "phone": ""},
+            "permission_reminder": "You gave to one of our campaigns.",
+            "use_archive_bar": false,
+            "campaign_defaults": {"from_name": "Sandbox", "from_email": "sandbox@example.org",
+                                  "subject": "", "language": "en"},
+            "notify_on_subscribe": "",
+            "notify_on_unsubscribe": "",
+            "date_created": self.date_created,
+            "list_rating": 0,
+            "email_type_option": false,
+            "subscribe_url_short": "",
+            "subscribe_url_long": "",
+            "beamer_address": "",
+            "visibility": "prv",
+            "double_optin": false,
+            "has_welcome": false,
+            "marketing_permissions": false,
+            "modules": [],
+            "stats": self.stats_json(),
+        })
+    }
+}
+
+/// Every audience, by id.
+pub struct Lists {
+    pub lists: HashMap<String, List>,
+    next_web_id: u64,
+}
+
+impl Default for Lists {
+    fn default() -> Self {
+        let mut l = Lists {
+            lists: HashMap::new(),
+            next_web_id: 1,
+        };
+        l.create(DEFAULT_LIST_ID, DEFAULT_LIST_NAME);
+        l
+    }
+}
+
+impl Lists {
+    /// Creates the list unless it exists; true when it was created.
+    pub fn create(&mut self, id: &str, name: &str) -> bool {
+        if self.lists.contains_key(id) {
+            return false;
+        }
+        let web_id = self.next_web_id;
+        self.next_web_id += 1;
+        self.lists
+            .insert(id.to_string(), List::new(id, name, web_id));
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(v: Value) -> MemberInput {
+        MemberInput::from_json(&v, true).unwrap()
+    }
+
+    #[test]
+    fn compliance_blocks_resubscribe_but_not_merge_fields() {
+        let mut l = List::new("l", "L", 1);
+        let (w, id) = l
+            .upsert(
+                None,
+                &input(json!({"email_address": "a@x.org", "status": "subscribed"})),
+                Mode::Batch {
+                    update_existing: true,
+                    sync_tags: false,
+                },
+            )
+            .unwrap();
+        assert_eq!(w, Written::Created);
+        l.members.get_mut(&id).unwrap().status = Status::Unsubscribed;
+        let e = l
+            .upsert(
+                Some(&id),
+                &input(json!({"email_address": "a@x.org", "status_if_new": "subscribed", "status": "subscribed"})),
+                Mode::Put,
+            )
+            .unwrap_err();
+        assert!(matches!(e, UpsertError::Compliance { .. }));
+        let (w, _) = l
+            .upsert(
+                Some(&id),
+                &input(
+                    json!({"email_address": "a@x.org", "status_if_new": "subscribed",
+                              "merge_fields": {"fname": "Ann", "NOPE": 1}}),
+                ),
+                Mode::Put,
+            )
+            .unwrap();
+        assert_eq!(w, Written::Updated);
+        let m = &l.members[&id];
+        assert_eq!(m.status, Status::Unsubscribed);
+        assert_eq!(
+            m.merge_fields,
+            *json!({"FNAME": "Ann"}).as_object().unwrap()
+        );
+    }
+
+    #[test]
+    fn merge_field_rules() {
+        let mut l = List::new("l", "L", 1);
+        assert_eq!(
+            l.add_merge_field(Some("fname"), "Again", "text", false, "")
+                .unwrap_err()
+                .field,
+            "tag"
+        );
+        assert_eq!(
+            l.add_merge_field(None, "Lifetime", "number", false, "")
+                .unwrap()
+                .tag,
+            "MMERGE6"
+        );
+        let e = l
+            .upsert(
+                None,
+                &input(json!({"email_address": "a@x.org", "status": "subscribed",
+                              "merge_fields": {"MMERGE6": "lots"}})),
+                Mode::Batch {
+                    update_existing: true,
+                    sync_tags: false,
+                },
+            )
+            .unwrap_err();
+        assert!(matches!(e, UpsertError::Invalid(f) if f.field == "merge_fields.MMERGE6"));
+    }
+}

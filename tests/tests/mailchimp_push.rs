@@ -1,0 +1,774 @@
+//! The Mailchimp destination against the sandbox over real sockets: after a sync and a push
+//! the audience equals the consent-filtered truth computed here, independently, from the
+//! sandbox's Classy records (admin API); consent is never violated; tags follow segments
+//! both ways; refunds change giving fields; a killed push resumes; 429s and the in-flight
+//! cap are survived; per-member errors are reported, not fatal.
+
+use classy_sandbox::SandboxConfig;
+use classy_sync::domain::{Entity, Timestamp};
+use classy_sync::engine::plugins::{PluginRun, PushOptions};
+use classy_sync::engine::{EngineOptions, RunControl, SyncMode, SyncOutcome};
+use classy_sync::ports::PushReport;
+use classy_sync_tests::Harness;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+const LIST: &str = "sandboxlist";
+
+fn config(supporters: usize, transactions: usize, seed: u64) -> SandboxConfig {
+    SandboxConfig {
+        seed,
+        orgs: 1,
+        apps: 1,
+        supporters,
+        campaigns: 5,
+        transactions,
+        plans: supporters / 8,
+        ..SandboxConfig::default()
+    }
+}
+
+async fn sync(h: &Harness, org: u64, mode: SyncMode) {
+    for r in h.engine.sync_org(org, mode, &RunControl::default()).await {
+        let r = r.unwrap();
+        assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
+    }
+}
+
+async fn push(h: &Harness, org: u64, opts: PushOptions) -> PushReport {
+    let runs: Vec<PluginRun> = h.engine.push_org(org, &opts).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    runs[0]
+        .result
+        .clone()
+        .unwrap_or_else(|e| panic!("push failed: {e}"))
+}
+
+// ---- The truth, computed here from the sandbox's Classy records ----
+
+/// The sandbox's (Mailchimp's) idea of a valid address, written out independently.
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.contains("..")
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.chars().any(char::is_whitespace)
+}
+
+fn amount(v: &Value) -> f64 {
+    match v {
+        Value::Number(n) => n.as_f64().unwrap(),
+        Value::String(s) => s.replace(',', "").parse().unwrap_or(0.0),
+        _ => 0.0,
+    }
+}
+
+fn ts(v: &Value) -> Option<Timestamp> {
+    v.as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| Timestamp::parse(s).unwrap())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Want {
+    supporter: u64,
+    opt_in: bool,
+    fields: BTreeMap<String, Value>,
+    tags: BTreeSet<String>,
+}
+
+/// Per lower-cased address: the supporter that owns it (latest update, then highest id),
+/// its consent, the merge fields and the default segment tags.
+async fn truth(h: &Harness, org: u64) -> BTreeMap<String, Want> {
+    let supporters = h.truth(org, Entity::Supporters).await;
+    let txns = h.truth(org, Entity::Transactions).await;
+    let plans = h.truth(org, Entity::RecurringPlans).await;
+    let now = chrono::Utc::now().timestamp();
+    // gross total, count, first, last, largest
+    let mut giving: HashMap<u64, (f64, u64, i64, i64, f64)> = HashMap::new();
+    for t in txns.iter().filter(|t| t["status"] == "success") {
+        let Some(s) = t["supporter_id"].as_u64() else {
+            continue;
+        };
+        let date = ts(&t["purchased_at"])
+            .or(ts(&t["created_at"]))
+            .or(ts(&t["updated_at"]))
+            .unwrap()
+            .unix();
+        let g = amount(&t["total_gross_amount"]);
+        let e = giving.entry(s).or_insert((0.0, 0, i64::MAX, i64::MIN, 0.0));
+        e.0 += g;
+        e.1 += 1;
+        e.2 = e.2.min(date);
+        e.3 = e.3.max(date);
+        e.4 = e.4.max(g);
+    }
+    let active: BTreeSet<u64> = plans
+        .iter()
+        .filter(|p| p["status"] == "active")
+        .filter_map(|p| p["supporter_id"].as_u64())
+        .collect();
+    let day = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let mut owners: BTreeMap<String, (i64, u64, &Value)> = BTreeMap::new();
+    for s in &supporters {
+        let Some(email) = s["email_address"].as_str().map(str::trim) else {
+            continue;
+        };
+        if !valid_email(email) {
+            continue;
+        }
+        let key = (
+            ts(&s["updated_at"]).unwrap().unix(),
+            s["id"].as_u64().unwrap(),
+            s,
+        );
+        let slot = owners.entry(email.to_lowercase()).or_insert(key);
+        if (key.0, key.1) > (slot.0, slot.1) {
+            *slot = key;
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (email, (_, id, s)) in owners {
+        let (gross, count, first, last, largest) =
+            giving.get(&id).copied().unwrap_or((0.0, 0, 0, 0, 0.0));
+        let r2 = |x: f64| (x * 100.0).round() / 100.0;
+        let text = |v: &Value| json!(v.as_str().unwrap_or("").trim());
+        let fields = BTreeMap::from([
+            ("FNAME".to_string(), text(&s["first_name"])),
+            ("LNAME".to_string(), text(&s["last_name"])),
+            ("LIFETIME".to_string(), json!(r2(gross))),
+            ("GIFTCOUNT".to_string(), json!(count)),
+            (
+                "FIRSTGIFT".to_string(),
+                json!(if count > 0 { day(first) } else { String::new() }),
+            ),
+            (
+                "LASTGIFT".to_string(),
+                json!(if count > 0 { day(last) } else { String::new() }),
+            ),
+            ("LARGEST".to_string(), json!(r2(largest))),
+            (
+                "RECURRING".to_string(),
+                json!(if active.contains(&id) { "Yes" } else { "No" }),
+            ),
+        ]);
+        let mut tags = BTreeSet::new();
+        let days = (now - last).div_euclid(86_400);
+        if count > 0 && gross >= 1000.0 - 1e-9 {
+            tags.insert("Major Donor".to_string());
+        }
+        if active.contains(&id) {
+            tags.insert("Recurring Donor".to_string());
+        }
+        if count == 1 && days < 365 {
+            tags.insert("First-Time Donor".to_string());
+        }
+        if count > 0 && (365..730).contains(&days) {
+            tags.insert("Lapsed".to_string());
+        }
+        if count > 0 && days >= 730 {
+            tags.insert("Lost".to_string());
+        }
+        out.insert(
+            email,
+            Want {
+                supporter: id,
+                opt_in: s["opt_in"].as_bool().unwrap_or(false),
+                fields,
+                tags,
+            },
+        );
+    }
+    out
+}
+
+/// The consent model: who should be in the audience with which status. Addresses enter as
+/// subscribed only with consent; a withdrawn consent unsubscribes; an unsubscribed or cleaned
+/// member never comes back.
+#[derive(Default)]
+struct ConsentModel {
+    status: BTreeMap<String, String>,
+}
+
+impl ConsentModel {
+    /// What one push does to the model, given the current truth.
+    fn push(&mut self, truth: &BTreeMap<String, Want>) {
+        for (email, w) in truth {
+            match self.status.get(email).map(String::as_str) {
+                None if w.opt_in => {
+                    self.status.insert(email.clone(), "subscribed".into());
+                }
+                Some("subscribed") if !w.opt_in => {
+                    self.status.insert(email.clone(), "unsubscribed".into());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The person acted in Mailchimp.
+    fn said_no(&mut self, email: &str, status: &str) {
+        self.status.insert(email.to_string(), status.to_string());
+    }
+}
+
+/// Asserts the audience equals the model's statuses and the truth's fields and tags.
+async fn assert_audience(
+    h: &Harness,
+    list: &str,
+    truth: &BTreeMap<String, Want>,
+    model: &ConsentModel,
+) {
+    let members = h.mc_members(list).await;
+    let got: BTreeMap<String, &Value> = members
+        .iter()
+        .map(|m| (m["email_address"].as_str().unwrap().to_lowercase(), m))
+        .collect();
+    assert_eq!(got.len(), members.len(), "one member per address");
+    let want: BTreeSet<&String> = model.status.keys().collect();
+    let have: BTreeSet<&String> = got.keys().collect();
+    assert_eq!(have, want, "audience members");
+    for (email, status) in &model.status {
+        let m = got[email];
+        assert_eq!(m["status"], json!(status), "{email} status");
+        let w = &truth[email];
+        for (tag, v) in &w.fields {
+            let g = &m["merge_fields"][tag];
+            let same = match (v, g) {
+                (Value::Number(a), Value::Number(b)) => {
+                    (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 0.005
+                }
+                _ => v == g,
+            };
+            assert!(same, "{email} {tag}: want {v}, got {g}");
+        }
+        let tags: BTreeSet<String> = m["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().to_string())
+            .filter(|t| !t.starts_with("Hand"))
+            .collect();
+        assert_eq!(tags, w.tags, "{email} tags");
+    }
+    // Consent: nobody subscribed without opt-in today.
+    for (email, m) in &got {
+        if m["status"] == "subscribed" {
+            assert!(
+                truth.get(email).is_some_and(|w| w.opt_in),
+                "{email} subscribed without consent"
+            );
+        }
+    }
+}
+
+async fn setup(cfg: SandboxConfig) -> (Harness, u64) {
+    let h = Harness::start(cfg).await;
+    let org = h.orgs[0];
+    sync(&h, org, SyncMode::Full).await;
+    h.configure_mailchimp(org, LIST, json!({})).await;
+    (h, org)
+}
+
+#[tokio::test]
+async fn audience_equals_consent_filtered_truth_and_an_idle_push_costs_nothing() {
+    let (h, org) = setup(config(700, 2000, 11)).await;
+    h.mc_reset_counters().await;
+    let report = push(&h, org, PushOptions::default()).await;
+    let truth = truth(&h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&truth);
+    assert_audience(&h, LIST, &truth, &model).await;
+    let consented = model.status.len() as u64;
+    assert_eq!(report.sent, consented, "{report:?}");
+    assert_eq!(report.get("create"), consented);
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert!(report.get("skipped_no_consent") > 0 && report.get("skipped_no_email") > 0);
+
+    // Calls: one batch per 500 members plus merge-field setup (read once, 8 creates).
+    let c = h.mc_counters().await;
+    let batches = c["by_route"]["POST /lists/{id}"].as_u64().unwrap();
+    assert_eq!(batches, consented.div_ceil(500), "{c}");
+    assert_eq!(
+        c["by_route"]["GET /lists/{id}/merge-fields"],
+        json!(1),
+        "{c}"
+    );
+    assert_eq!(
+        c["by_route"]["POST /lists/{id}/merge-fields"],
+        json!(8),
+        "{c}"
+    );
+
+    // Nothing changed: nothing is sent, and merge fields are not checked again.
+    h.mc_reset_counters().await;
+    let again = push(&h, org, PushOptions::default()).await;
+    assert_eq!((again.sent, again.considered), (0, 0), "{again:?}");
+    let full = push(
+        &h,
+        org,
+        PushOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(full.sent, 0, "{full:?}");
+    assert_eq!(full.unchanged, consented);
+    assert_eq!(h.mc_counters().await["requests"], json!(0));
+    let state = h.engine.plugin_state(org, "mailchimp").await.unwrap();
+    assert_eq!(state.consecutive_failures, 0);
+    assert!(state.cursor_ms.is_some() && state.last_reconcile_at.is_some());
+}
+
+#[tokio::test]
+async fn consent_is_never_violated_over_a_randomized_run() {
+    let (h, org) = setup(config(500, 1200, 23)).await;
+    push(&h, org, PushOptions::default()).await;
+    let mut model = ConsentModel::default();
+    model.push(&truth(&h, org).await);
+    let mut rng = fastrand::Rng::with_seed(99);
+    let mut compliance = 0;
+    for round in 0..5 {
+        let current = truth(&h, org).await;
+        let emails: Vec<&String> = current.keys().collect();
+        // Classy: consent toggled and names changed for a few supporters.
+        for _ in 0..12 {
+            let e = emails[rng.usize(..emails.len())];
+            let w = &current[e];
+            h.patch(
+                org,
+                Entity::Supporters,
+                w.supporter,
+                json!({"opt_in": !w.opt_in}),
+            )
+            .await;
+        }
+        for _ in 0..5 {
+            let e = emails[rng.usize(..emails.len())];
+            let name = format!("Renamed{round}");
+            h.patch(
+                org,
+                Entity::Supporters,
+                current[e].supporter,
+                json!({"first_name": name}),
+            )
+            .await;
+        }
+        // Mailchimp: some members unsubscribe or are cleaned there.
+        let members = h.mc_members(LIST).await;
+        for _ in 0..4 {
+            let m = &members[rng.usize(..members.len())];
+            let status = if rng.bool() {
+                "unsubscribed"
+            } else {
+                "cleaned"
+            };
+            h.mc_patch(
+                &format!("/lists/{LIST}/members/{}", m["id"].as_str().unwrap()),
+                json!({"status": status}),
+            )
+            .await;
+            model.said_no(&m["email_address"].as_str().unwrap().to_lowercase(), status);
+        }
+        sync(&h, org, SyncMode::Incremental).await;
+        let report = push(&h, org, PushOptions::default()).await;
+        assert_eq!(report.failed, 0, "{report:?}");
+        compliance += report.get("compliance_skipped");
+        let t = truth(&h, org).await;
+        model.push(&t);
+        assert_audience(&h, LIST, &t, &model).await;
+        // A full reconcile changes nothing and subscribes nobody.
+        let full = push(
+            &h,
+            org,
+            PushOptions {
+                full: true,
+                ..Default::default()
+            },
+        )
+        .await;
+        assert_eq!(full.sent, 0, "round {round}: {full:?}");
+    }
+    // Re-consent in Classy after an unsubscribe meets Mailchimp's compliance rule.
+    assert!(
+        compliance > 0,
+        "the run should have exercised compliance refusals"
+    );
+    let c = h.mc_counters().await;
+    assert_eq!(
+        c["compliance_rejections"].as_u64().unwrap(),
+        compliance,
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn withdrawn_consent_unsubscribes_and_a_mailchimp_unsubscribe_is_kept() {
+    let (h, org) = setup(config(300, 600, 5)).await;
+    push(&h, org, PushOptions::default()).await;
+    let t = truth(&h, org).await;
+    let mut subscribed = t.iter().filter(|(_, w)| w.opt_in);
+    let (a_email, a) = subscribed.next().unwrap();
+    let (b_email, b) = subscribed.next().unwrap();
+    let b_hash = classy_sync::mailchimp::subscriber_hash(b_email);
+
+    // A withdraws consent in Classy.
+    h.patch(
+        org,
+        Entity::Supporters,
+        a.supporter,
+        json!({"opt_in": false}),
+    )
+    .await;
+    // B unsubscribes in Mailchimp, and is renamed in Classy (still opted in there).
+    h.mc_patch(
+        &format!("/lists/{LIST}/members/{b_hash}"),
+        json!({"status": "unsubscribed"}),
+    )
+    .await;
+    h.patch(
+        org,
+        Entity::Supporters,
+        b.supporter,
+        json!({"first_name": "Bea"}),
+    )
+    .await;
+    sync(&h, org, SyncMode::Incremental).await;
+
+    let dry = push(
+        &h,
+        org,
+        PushOptions {
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(dry.sent, 2, "{dry:?}");
+    assert!(
+        dry.diff
+            .iter()
+            .any(|l| l.starts_with("unsubscribe ") && l.to_lowercase().contains(a_email.as_str())),
+        "{:?}",
+        dry.diff
+    );
+    assert!(
+        dry.diff
+            .iter()
+            .any(|l| l.contains("FNAME") && l.contains("Bea")),
+        "{:?}",
+        dry.diff
+    );
+    // The dry run wrote nothing.
+    let members = h.mc_members(LIST).await;
+    let a_member = members
+        .iter()
+        .find(|m| {
+            m["email_address"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(a_email)
+        })
+        .unwrap();
+    assert_eq!(a_member["status"], "subscribed");
+
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.get("unsubscribe"), 1, "{report:?}");
+    assert_eq!(report.get("compliance_skipped"), 0, "{report:?}");
+    let members = h.mc_members(LIST).await;
+    let find = |e: &str| {
+        members
+            .iter()
+            .find(|m| m["email_address"].as_str().unwrap().eq_ignore_ascii_case(e))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(find(a_email)["status"], "unsubscribed");
+    let bm = find(b_email);
+    assert_eq!(
+        bm["status"], "unsubscribed",
+        "a Mailchimp unsubscribe is never overridden"
+    );
+    assert_eq!(
+        bm["merge_fields"]["FNAME"], "Bea",
+        "fields still follow Classy"
+    );
+
+    // A opts in again in Classy: Mailchimp refuses (compliance), counted, never an error.
+    h.patch(
+        org,
+        Entity::Supporters,
+        a.supporter,
+        json!({"opt_in": true}),
+    )
+    .await;
+    sync(&h, org, SyncMode::Incremental).await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.get("compliance_skipped"), 1, "{report:?}");
+    assert_eq!(report.failed, 0);
+    // And is not asked again.
+    let again = push(
+        &h,
+        org,
+        PushOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (again.sent, again.get("compliance_skipped")),
+        (0, 0),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() {
+    let (h, org) = setup(config(300, 600, 8)).await;
+    push(&h, org, PushOptions::default()).await;
+    let t = truth(&h, org).await;
+    // A consented supporter who has never given and is not a duplicate address.
+    let (email, w) = t
+        .iter()
+        .find(|(_, w)| w.opt_in && w.fields["GIFTCOUNT"] == json!(0))
+        .expect("a consented non-donor");
+    let hash = classy_sync::mailchimp::subscriber_hash(email);
+    // A tag the nonprofit set by hand must survive.
+    let key = h.sandbox.mailchimp_api_key();
+    let r = h
+        .http
+        .post(format!(
+            "{}/lists/{LIST}/members/{hash}/tags",
+            h.sandbox.mailchimp_api_base_url()
+        ))
+        .basic_auth("x", Some(&key))
+        .json(&json!({"tags": [{"name": "Hand Picked", "status": "active"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let now = chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S+0000")
+        .to_string();
+    let gift = h
+        .post(
+            &format!("/orgs/{org}/transactions"),
+            json!({"supporter_id": w.supporter, "status": "success", "total_gross_amount": 1500.0,
+                   "donation_gross_amount": 1500.0, "donation_net_amount": 1450.0,
+                   "purchased_at": now, "created_at": now}),
+        )
+        .await;
+    sync(&h, org, SyncMode::Incremental).await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert!(report.sent >= 1, "{report:?}");
+    let t = truth(&h, org).await;
+    assert_eq!(
+        t[email].tags,
+        BTreeSet::from(["Major Donor".to_string(), "First-Time Donor".to_string()])
+    );
+    let mut model = ConsentModel::default();
+    for m in h.mc_members(LIST).await {
+        model.said_no(
+            &m["email_address"].as_str().unwrap().to_lowercase(),
+            m["status"].as_str().unwrap(),
+        );
+    }
+    assert_audience(&h, LIST, &t, &model).await;
+
+    // Refunded: the giving fields drop and both segment tags go; the hand-set tag stays.
+    h.patch(
+        org,
+        Entity::Transactions,
+        gift["id"].as_u64().unwrap(),
+        json!({"status": "refunded"}),
+    )
+    .await;
+    sync(&h, org, SyncMode::Incremental).await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.get("tags_removed"), 2, "{report:?}");
+    let t = truth(&h, org).await;
+    assert!(t[email].tags.is_empty());
+    assert_eq!(t[email].fields["LIFETIME"], json!(0.0));
+    assert_audience(&h, LIST, &t, &model).await;
+    let m = h
+        .mc_members(LIST)
+        .await
+        .into_iter()
+        .find(|m| m["id"] == json!(hash))
+        .unwrap();
+    assert_eq!(m["tags"], json!(["Hand Picked"]));
+    assert_eq!(m["merge_fields"]["GIFTCOUNT"], json!(0));
+}
+
+#[tokio::test]
+async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
+    let (h, org) = setup(config(1500, 2000, 31)).await;
+    // A second engine on the same data, with short leases (a killed holder's lease expires).
+    let engine = Harness::engine_on(h.dir.path(), &h.client).with_options(EngineOptions {
+        lease_ttl: Duration::from_secs(1),
+        local_liveness: false,
+        ..EngineOptions::default()
+    });
+    h.configure_mailchimp(org, LIST, json!({"batch_size": 50}))
+        .await;
+    h.mc_put("/faults", json!({"delay_ms": 150})).await;
+    let killed = tokio::time::timeout(
+        Duration::from_millis(400),
+        engine.push_org(org, &PushOptions::default()),
+    )
+    .await;
+    assert!(
+        killed.is_err(),
+        "the push should still be running when killed"
+    );
+    h.mc_put("/faults", json!({})).await;
+    let partial = h.mc_members(LIST).await.len();
+    assert!(partial > 0, "some batches landed before the kill");
+    // Meanwhile a supporter changes in Classy.
+    let t = truth(&h, org).await;
+    let (email, w) = t.iter().find(|(_, w)| w.opt_in).unwrap();
+    h.patch(
+        org,
+        Entity::Supporters,
+        w.supporter,
+        json!({"last_name": "Resumed"}),
+    )
+    .await;
+    sync(&h, org, SyncMode::Incremental).await;
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let runs = engine.push_org(org, &PushOptions::default()).await.unwrap();
+    let report = runs[0].result.clone().unwrap();
+    assert_eq!(report.failed, 0, "{report:?}");
+    let t = truth(&h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&t);
+    assert_audience(&h, LIST, &t, &model).await;
+    assert!(partial < model.status.len(), "the kill left work to resume");
+    let m = h
+        .mc_members(LIST)
+        .await
+        .into_iter()
+        .find(|m| {
+            m["email_address"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(email)
+        })
+        .unwrap();
+    assert_eq!(m["merge_fields"]["LNAME"], "Resumed");
+    let again = engine
+        .push_org(
+            org,
+            &PushOptions {
+                full: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again[0].result.as_ref().unwrap().sent, 0);
+}
+
+#[tokio::test]
+async fn rate_limits_and_the_in_flight_cap_are_survived() {
+    let (h, org) = setup(config(2000, 2500, 41)).await;
+    h.configure_mailchimp(org, LIST, json!({"batch_size": 50}))
+        .await;
+    h.mc_reset_counters().await;
+    push(&h, org, PushOptions::default()).await;
+    let c = h.mc_counters().await;
+    let max = c["max_in_flight"].as_u64().unwrap();
+    assert!(max > 1 && max <= 10, "{c}");
+    assert_eq!(c["rejected_concurrency"], json!(0), "{c}");
+
+    // Another list, a stricter cap than ours and random 429s: everything still lands.
+    h.mc_list("second", "Second").await;
+    h.configure_mailchimp(org, "second", json!({"batch_size": 50}))
+        .await;
+    h.mc_put("/concurrency", json!({"limit": 3})).await;
+    h.mc_put("/faults", json!({"rate_429": 0.2, "seed": 5}))
+        .await;
+    h.mc_reset_counters().await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    let c = h.mc_counters().await;
+    assert!(c["rejected_concurrency"].as_u64().unwrap() > 0, "{c}");
+    h.mc_put("/faults", json!({})).await;
+    let t = truth(&h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&t);
+    assert_audience(&h, "second", &t, &model).await;
+
+    // A destination that keeps failing fails this plugin only, and is recorded.
+    h.mc_post(
+        "/faults/script",
+        json!({"responses": [500, 500, 500, 500, 500, 500, 500, 500, 500, 500]}),
+    )
+    .await;
+    let sup = t.values().find(|w| w.opt_in).unwrap().supporter;
+    h.patch(
+        org,
+        Entity::Supporters,
+        sup,
+        json!({"first_name": "Failing"}),
+    )
+    .await;
+    sync(&h, org, SyncMode::Incremental).await;
+    let runs = h
+        .engine
+        .push_org(org, &PushOptions::default())
+        .await
+        .unwrap();
+    let err = runs[0].result.clone().unwrap_err();
+    assert!(err.contains("500"), "{err}");
+    assert!(
+        !err.contains(&h.sandbox.mailchimp_api_key()),
+        "the key never shows"
+    );
+    let state = h.engine.plugin_state(org, "mailchimp").await.unwrap();
+    assert_eq!(state.consecutive_failures, 1);
+    h.mc_delete("/faults/script").await;
+    // The change was not lost: the cursor stayed put.
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.sent, 1, "{report:?}");
+}
+
+#[tokio::test]
+async fn per_member_errors_are_reported_not_fatal() {
+    let (h, org) = setup(config(200, 300, 3)).await;
+    let bad = h
+        .post(
+            &format!("/orgs/{org}/supporters"),
+            json!({"first_name": "Bad", "email_address": "bad.address@example..org", "opt_in": true}),
+        )
+        .await;
+    sync(&h, org, SyncMode::Incremental).await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.failed, 1, "{report:?}");
+    assert!(
+        report.errors[0].contains("bad.address@example..org"),
+        "{:?}",
+        report.errors
+    );
+    assert!(report.sent > 50);
+    let t = truth(&h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&t);
+    assert_audience(&h, LIST, &t, &model).await;
+    assert!(bad["id"].as_u64().is_some());
+}
