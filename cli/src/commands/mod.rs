@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod change_feed;
 mod export;
 mod org;
 mod plugin;
