@@ -37,7 +37,11 @@ pub async fn run_message(services: &Services, message: &SqsMessage) -> JobResult
         Some(Err(e)) => return JobResult::Failed(e.to_string()),
         None => return JobResult::Failed("message has no body".into()),
     };
-    let span = tracing::info_span!("push", org = job.org, plugin = job.plugin.as_deref().unwrap_or("*"));
+    let span = tracing::info_span!(
+        "push",
+        org = job.org,
+        plugin = job.plugin.as_deref().unwrap_or("*")
+    );
     run_job(services, job).instrument(span).await
 }
 
@@ -56,7 +60,10 @@ async fn run_job(services: &Services, job: PluginJob) -> JobResult {
     let runs = match engine.push_org(job.org, &opts).await {
         Ok(runs) => runs,
         // The organization is gone or disabled, or the plugin was removed: nothing to do.
-        Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_) | EngineError::Invalid(_))) => {
+        Err(
+            e
+            @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_) | EngineError::Invalid(_)),
+        ) => {
             if let Some(p) = &job.plugin {
                 let _ = engine.plugin_job_finished(job.org, p).await;
             }

@@ -51,11 +51,7 @@ struct Receiver {
     requests: Mutex<u32>,
 }
 
-async fn receive(
-    State(r): State<Arc<Receiver>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+async fn receive(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
     *r.requests.lock().unwrap() += 1;
     let sig = headers
         .get(SIGNATURE_HEADER)
@@ -79,7 +75,11 @@ async fn receive(
         .and_then(|v| v.to_str().ok())
         .unwrap()
         .to_string();
-    assert_eq!(v["delivery"], json!(id), "body and header name one delivery");
+    assert_eq!(
+        v["delivery"],
+        json!(id),
+        "body and header name one delivery"
+    );
     r.deliveries.lock().unwrap().push(Delivery {
         id,
         events: v["events"].as_array().unwrap().clone(),
@@ -99,7 +99,10 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        (r, format!("http://127.0.0.1:{port}/hooks/classy?token=s3cr3t-path"))
+        (
+            r,
+            format!("http://127.0.0.1:{port}/hooks/classy?token=s3cr3t-path"),
+        )
     }
 
     fn script(&self, answers: &[Answer]) {
@@ -180,7 +183,8 @@ fn tally(deliveries: &[Delivery]) -> (BTreeMap<(String, u64), u32>, BTreeMap<Str
                 e["entity_id"].as_u64().unwrap(),
             );
             *records.entry(key).or_insert(0) += 1;
-            *ids.entry(e["id"].as_str().unwrap().to_string()).or_insert(0) += 1;
+            *ids.entry(e["id"].as_str().unwrap().to_string())
+                .or_insert(0) += 1;
         }
     }
     (records, ids)
@@ -214,7 +218,10 @@ async fn signed_webhook_sends_each_change_once_and_resumes_after_failures() {
     assert!(failed.failed(), "{failed:?}");
     let err = failed.result.unwrap_err();
     assert!(err.contains("HTTP 500"), "{err}");
-    assert!(!err.contains("s3cr3t-path") && !err.contains(SIGNING_SECRET), "{err}");
+    assert!(
+        !err.contains("s3cr3t-path") && !err.contains(SIGNING_SECRET),
+        "{err}"
+    );
     assert!(rx.take().is_empty());
 
     // 2. Then it accepts: every supporter and every transaction arrives, exactly once.
@@ -330,7 +337,10 @@ async fn a_lost_ack_resends_only_that_batch_with_the_same_delivery_id() {
     let third = push(&h, org).await;
     third.result.unwrap();
     let rest = rx.take();
-    assert_eq!(rest[0].id, lost_id, "the in-flight batch is re-sent first, same id");
+    assert_eq!(
+        rest[0].id, lost_id,
+        "the in-flight batch is re-sent first, same id"
+    );
     let resent: BTreeSet<String> = rest[0]
         .events
         .iter()
@@ -351,7 +361,11 @@ async fn a_lost_ack_resends_only_that_batch_with_the_same_delivery_id() {
     assert!(ids.values().all(|n| *n == 1), "a change arrived twice");
     let n_supporters = truth_ids(&h, org, Entity::Supporters).await.len();
     let n_transactions = truth_ids(&h, org, Entity::Transactions).await.len();
-    assert_eq!(records.len(), n_supporters + n_transactions, "no change lost");
+    assert_eq!(
+        records.len(),
+        n_supporters + n_transactions,
+        "no change lost"
+    );
     assert!(push(&h, org).await.result.unwrap().sent == 0);
     assert!(rx.take().is_empty());
 }
@@ -372,8 +386,14 @@ async fn webhooks_to_private_or_loopback_addresses_are_refused() {
     let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
     for (target, class) in [
         // `localhost` resolves (DNS) to a loopback address.
-        (format!("https://localhost:{port}/hooks/classy?token=s3cr3t-path"), "loopback"),
-        ("https://10.20.30.40/hooks/classy?token=s3cr3t-path".to_string(), "private"),
+        (
+            format!("https://localhost:{port}/hooks/classy?token=s3cr3t-path"),
+            "loopback",
+        ),
+        (
+            "https://10.20.30.40/hooks/classy?token=s3cr3t-path".to_string(),
+            "private",
+        ),
         (
             "https://169.254.169.254/latest/meta-data?token=s3cr3t-path".to_string(),
             "link-local",
@@ -387,5 +407,9 @@ async fn webhooks_to_private_or_loopback_addresses_are_refused() {
         assert!(err.contains(class), "{target}: {err}");
         assert!(!err.contains("s3cr3t-path"), "the URL is a secret: {err}");
     }
-    assert_eq!(*rx.requests.lock().unwrap(), 0, "nothing reached the receiver");
+    assert_eq!(
+        *rx.requests.lock().unwrap(),
+        0,
+        "nothing reached the receiver"
+    );
 }

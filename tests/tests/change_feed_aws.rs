@@ -114,7 +114,11 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         .unwrap();
     // The customer's bus, with a rule forwarding our events to a queue we can read.
     let eb = moto.eventbridge().await;
-    eb.create_event_bus().name(CUSTOMER_BUS).send().await.unwrap();
+    eb.create_event_bus()
+        .name(CUSTOMER_BUS)
+        .send()
+        .await
+        .unwrap();
     let feed_url = sqs
         .create_queue()
         .queue_name("feed-events")
@@ -216,13 +220,20 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
             marker_ttl: Duration::from_secs(3600),
         },
     };
-    let plugin_queue = SqsQueue::new(sqs.clone(), &plugin_url, Some(plugin_dlq))
-        .with_wait_time(Duration::ZERO);
+    let plugin_queue =
+        SqsQueue::new(sqs.clone(), &plugin_url, Some(plugin_dlq)).with_wait_time(Duration::ZERO);
 
     // The hourly schedule: one job; a second dispatch while it is queued adds none.
-    let first = plugin_dispatch::handle(&services, &plugin_queue).await.unwrap();
-    assert_eq!(first["enqueued"], json!([{"org": org, "plugin": "change-feed"}]));
-    let second = plugin_dispatch::handle(&services, &plugin_queue).await.unwrap();
+    let first = plugin_dispatch::handle(&services, &plugin_queue)
+        .await
+        .unwrap();
+    assert_eq!(
+        first["enqueued"],
+        json!([{"org": org, "plugin": "change-feed"}])
+    );
+    let second = plugin_dispatch::handle(&services, &plugin_queue)
+        .await
+        .unwrap();
     assert_eq!(second["enqueued"], json!([]));
     assert_eq!(second["already_queued"].as_array().unwrap().len(), 1);
 
@@ -266,10 +277,15 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         )
         .collect();
     assert_eq!(seen.keys().cloned().collect::<BTreeSet<_>>(), want);
-    assert!(seen.values().all(|n| *n == 1), "an event was published twice");
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "an event was published twice"
+    );
 
     // Done: the marker is cleared and nothing is due within the hour.
-    let third = plugin_dispatch::handle(&services, &plugin_queue).await.unwrap();
+    let third = plugin_dispatch::handle(&services, &plugin_queue)
+        .await
+        .unwrap();
     assert_eq!(third["enqueued"], json!([]));
     assert_eq!(third["already_queued"], json!([]));
 
@@ -282,7 +298,9 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
 
     // A malformed job is a batch item failure naming the field, not a crash.
     plugin_queue
-        .send_batch(vec![classy_sync::ports::OutMessage::new(r#"{"organization": 1}"#)])
+        .send_batch(vec![classy_sync::ports::OutMessage::new(
+            r#"{"organization": 1}"#,
+        )])
         .await
         .unwrap();
     assert_eq!(deliver(&plugin_queue, &services).await, (1, 1));

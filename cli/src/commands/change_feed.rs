@@ -14,10 +14,7 @@ pub const ENV_SECRET: &str = "CLASSY_SYNC_WEBHOOK_SECRET";
 pub enum Target {
     Unchanged,
     Webhook,
-    EventBus {
-        bus: String,
-        prefix: Option<String>,
-    },
+    EventBus { bus: String, prefix: Option<String> },
 }
 
 impl Target {

@@ -14,7 +14,9 @@ async fn main() -> Result<(), Error> {
     let services = services::aws_services().await?;
     let sdk = classy_sync::adapters::aws::sdk_config().await;
     // Absent when plugins are not deployed: only the plugin schedule needs it.
-    let plugin_queue = plugin_dispatch::plugin_queue_from_env(&sdk).ok().map(Arc::new);
+    let plugin_queue = plugin_dispatch::plugin_queue_from_env(&sdk)
+        .ok()
+        .map(Arc::new);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let services = services.clone();
         let plugin_queue = plugin_queue.clone();

@@ -121,7 +121,9 @@ mod tests {
         assert_eq!(PluginJob::parse(&j.to_message().body).unwrap(), j);
         let all = PluginJob::parse(r#"{"org": 7}"#).unwrap();
         assert_eq!(all.plugin, None);
-        let e = PluginJob::parse(r#"{"organization": 7}"#).unwrap_err().to_string();
+        let e = PluginJob::parse(r#"{"organization": 7}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("org"), "{e}");
     }
 }
