@@ -33,7 +33,7 @@ build-cli:
 ARCH ?= --arm64
 LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 build: setup build-cli
-	$(LAMBDA_PROFILE) PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --locked $(ARCH) --bin dispatch --bin sync-worker
+	$(LAMBDA_PROFILE) PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --locked $(ARCH) --bin dispatch --bin sync-worker --bin plugin-worker
 
 run: setup build-cli
 	PYTHON=$(PY) bash scripts/demo.sh

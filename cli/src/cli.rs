@@ -141,7 +141,7 @@ pub enum PluginCommand {
     /// (MAILCHIMP_API_KEY for mailchimp) or a prompt, never from the command line.
     Add {
         org_id: u64,
-        /// The plugin: mailchimp.
+        /// The plugin: mailchimp or change-feed.
         plugin: String,
         /// Mailchimp audience (list) id.
         #[arg(long)]
@@ -161,6 +161,16 @@ pub enum PluginCommand {
         /// Skip checking the destination before saving.
         #[arg(long)]
         no_verify: bool,
+        /// change-feed: deliver to a signed HTTPS webhook; its URL and signing secret come
+        /// from CLASSY_SYNC_WEBHOOK_URL / CLASSY_SYNC_WEBHOOK_SECRET or prompts, never argv.
+        #[arg(long, conflicts_with = "event_bus")]
+        webhook: bool,
+        /// change-feed: publish to this EventBridge bus (name or ARN).
+        #[arg(long)]
+        event_bus: Option<String>,
+        /// change-feed: prefix of the events' detail-type (e.g. `Acme.`).
+        #[arg(long, requires = "event_bus")]
+        detail_type_prefix: Option<String>,
     },
     /// Remove a plugin's configuration and credential.
     Remove { org_id: u64, plugin: String },

@@ -7,6 +7,8 @@ pub mod dispatch;
 pub mod health_check;
 pub mod logging;
 pub mod metrics;
+pub mod plugin_dispatch;
+pub mod plugin_worker;
 pub mod report;
 pub mod services;
 pub mod worker;

@@ -34,3 +34,43 @@ pub fn emf_line(report: &SyncReport, timestamp_ms: i64) -> String {
     })
     .to_string()
 }
+
+/// One line per organization×plugin push (dimensions Organization × Plugin). `Duration` is
+/// the whole job's (a job may push several plugins of one organization).
+pub fn plugin_emf_line(
+    run: &classy_sync::engine::plugins::PluginRun,
+    duration_ms: u64,
+    timestamp_ms: i64,
+) -> String {
+    let (considered, sent, unchanged, failed) = match &run.result {
+        Ok(r) => (r.considered, r.sent, r.unchanged, r.failed),
+        Err(_) => (0, 0, 0, 0),
+    };
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Organization", "Plugin"]],
+                "Metrics": [
+                    {"Name": "PluginRecordsConsidered", "Unit": "Count"},
+                    {"Name": "PluginRecordsSent", "Unit": "Count"},
+                    {"Name": "PluginRecordsRefused", "Unit": "Count"},
+                    {"Name": "PluginFailures", "Unit": "Count"},
+                    {"Name": "PluginDuration", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "Organization": run.org.to_string(),
+        "Plugin": run.plugin,
+        "PluginRecordsConsidered": considered,
+        "PluginRecordsSent": sent,
+        "PluginRecordsUnchanged": unchanged,
+        "PluginRecordsRefused": failed,
+        "PluginFailures": u64::from(run.failed()),
+        "PluginDuration": duration_ms,
+        "reconcile": run.reconcile,
+        "error": run.result.as_ref().err(),
+    })
+    .to_string()
+}

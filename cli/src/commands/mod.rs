@@ -2,6 +2,7 @@
 
 pub mod alerts;
 mod analytics;
+mod change_feed;
 pub mod credentials;
 pub mod dlq;
 mod export;

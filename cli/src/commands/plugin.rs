@@ -1,5 +1,6 @@
 //! `classy-sync org plugin add|remove|show`: per-organization destination plugins.
 
+use super::change_feed;
 use crate::cli::PluginCommand;
 use crate::output::{opt, print_json, table};
 use crate::runtime;
@@ -73,18 +74,28 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             keep_credential,
             disabled,
             no_verify,
+            webhook,
+            event_bus,
+            detail_type_prefix,
         } => {
             engine.get_org(org_id).await?;
             let spec = plugins::find(&plugin)?;
             let previous = engine.plugin_config(org_id, spec.name).await?;
-            let settings = settings_from(list_id, segments, settings, previous.as_ref())?;
+            let mut settings = settings_from(list_id, segments, settings, previous.as_ref())?;
+            let target = change_feed::Target::from_flags(webhook, event_bus, detail_type_prefix);
+            change_feed::apply(spec.name, &target, &mut settings)?;
             (spec.validate)(&settings)?;
-            let secret_name = spec
-                .needs_secret
+            let webhook_secret = change_feed::needs_secret(spec.name, &settings);
+            let secret_name = (spec.needs_secret || webhook_secret)
                 .then(|| plugin_secret_name(org_id, spec.name));
             if let Some(name) = &secret_name {
                 if !(keep_credential && previous.is_some()) {
-                    engine.secrets.put(name, credential(spec.name)?).await?;
+                    let value = if webhook_secret {
+                        change_feed::webhook_credential()?
+                    } else {
+                        credential(spec.name)?
+                    };
+                    engine.secrets.put(name, value).await?;
                 }
             }
             let config = PluginConfig {
@@ -127,7 +138,8 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
         PluginCommand::Remove { org_id, plugin } => {
             let spec = plugins::find(&plugin)?;
             let existed = engine.remove_plugin_config(org_id, spec.name).await?;
-            if spec.needs_secret {
+            // The change feed's webhook target keeps its URL and signing secret there too.
+            if spec.needs_secret || spec.name == classy_sync::plugins::change_feed::NAME {
                 let _ = engine
                     .secrets
                     .delete(&plugin_secret_name(org_id, spec.name))

@@ -1,8 +1,10 @@
-//! Lambda `dispatch`: per-entity schedule → one sync job per due organization.
+//! Lambda `dispatch`: per-entity schedule → one sync job per due organization; the hourly
+//! plugin schedule (`{"plugins": true}`) → one plugin job per due organization×plugin.
 
-use classy_sync_functions::{dispatch, logging, services};
+use classy_sync_functions::{dispatch, logging, plugin_dispatch, services};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
+use std::sync::Arc;
 use tracing::Instrument;
 
 #[tokio::main]
@@ -10,10 +12,27 @@ async fn main() -> Result<(), Error> {
     logging::init();
     // Clients are created once per container, outside the handler.
     let services = services::aws_services().await?;
+    let sdk = classy_sync::adapters::aws::sdk_config().await;
+    // Absent when plugins are not deployed: only the plugin schedule needs it.
+    let plugin_queue = plugin_dispatch::plugin_queue_from_env(&sdk)
+        .ok()
+        .map(Arc::new);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let services = services.clone();
+        let plugin_queue = plugin_queue.clone();
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         async move {
+            if plugin_dispatch::is_plugin_dispatch(&event.payload) {
+                let queue = plugin_queue.ok_or_else(|| {
+                    Error::from(format!(
+                        "{} is not set: cannot dispatch plugin jobs",
+                        plugin_dispatch::ENV_PLUGIN_QUEUE_URL
+                    ))
+                })?;
+                return plugin_dispatch::handle(&services, queue.as_ref())
+                    .await
+                    .map_err(Error::from);
+            }
             dispatch::handle(&services, event.payload)
                 .await
                 .map_err(Error::from)

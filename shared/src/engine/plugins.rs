@@ -420,7 +420,40 @@ impl Engine {
                 }
             }
         }
-        if spec.wants.transactions {
+        if spec.wants.transactions && reconcile {
+            // A reconcile hands over every transaction (the change log may not reach back to
+            // the first push); the destination skips what it already sent.
+            let mut after: Option<String> = None;
+            loop {
+                let page = self
+                    .store
+                    .query(
+                        &org_pk(org),
+                        &SkRange::prefix(Entity::Transactions.sk_prefix()),
+                        after.as_deref(),
+                        self.options.scan_page.min(PUSH_CHUNK),
+                    )
+                    .await?;
+                let mut transactions: Vec<Transaction> = Vec::with_capacity(page.items.len());
+                for item in &page.items {
+                    transactions.push(item.parse()?);
+                }
+                if !transactions.is_empty() {
+                    let set = ChangeSet {
+                        org,
+                        supporters: Vec::new(),
+                        transactions,
+                        reconcile,
+                    };
+                    total.add(plugin.push(ctx, &set).await?);
+                    self.renew_plugin_lease(org, spec.name, lease).await?;
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+        } else if spec.wants.transactions {
             let ids: Vec<u64> = changed_txns.into_iter().collect();
             for chunk in ids.chunks(PUSH_CHUNK) {
                 let sks: Vec<String> = chunk

@@ -12,7 +12,7 @@ pub mod channel;
 pub mod console;
 pub mod delivery;
 pub mod email;
-mod http;
+pub(crate) mod http;
 pub mod retry;
 pub mod ses;
 pub mod slack;

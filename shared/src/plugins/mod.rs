@@ -1,6 +1,7 @@
 //! The destination plugin registry. Adding a destination = one module implementing
 //! [`crate::ports::Destination`] plus one line in [`REGISTRY`] (see docs/plugins.md).
 
+pub mod change_feed;
 pub mod mailchimp;
 
 use crate::ports::{Destination, PluginConfig, PluginError, Wants};
@@ -20,7 +21,7 @@ pub struct PluginSpec {
 }
 
 /// Every destination classy-sync knows, one line each.
-pub static REGISTRY: &[PluginSpec] = &[mailchimp::SPEC];
+pub static REGISTRY: &[PluginSpec] = &[mailchimp::SPEC, change_feed::SPEC];
 
 pub fn find(name: &str) -> Result<&'static PluginSpec, PluginError> {
     REGISTRY

@@ -1,0 +1,129 @@
+//! Plugin jobs for the serverless deployment: one message = push one organization's plugins
+//! (one named plugin, or all its enabled ones). They come from two places:
+//! - an EventBridge rule on `SyncCompleted` (input `{"org": <organization_id>}`), so changes
+//!   reach destinations right after a sync;
+//! - the hourly schedule ([`Engine::dispatch_plugins`]): one job per due organization×plugin,
+//!   guarded by a `PLUGIN#<name>#QUEUED` marker (conditional put with an expiry) so a job
+//!   still queued or running is not queued twice.
+
+use super::{Engine, EngineError};
+use crate::domain::keys::org_pk;
+use crate::domain::OrgId;
+use crate::ports::queue::MAX_SEND_BATCH;
+use crate::ports::store::{Condition, Item};
+use crate::ports::{JobQueue, OutMessage};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginJob {
+    pub org: OrgId,
+    /// One plugin; all the organization's enabled plugins when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+}
+
+pub fn queued_sk(plugin: &str) -> String {
+    format!("PLUGIN#{plugin}#QUEUED")
+}
+
+impl PluginJob {
+    pub fn parse(body: &str) -> Result<Self, EngineError> {
+        serde_json::from_str(body).map_err(|e| {
+            EngineError::Invalid(format!(
+                "plugin job must be {{\"org\": <id>, \"plugin\": \"<name>\"?}}: {e}"
+            ))
+        })
+    }
+
+    pub fn to_message(&self) -> OutMessage {
+        let body = serde_json::to_string(self).unwrap_or_default();
+        let mut m = OutMessage::new(body);
+        m.dedup_id = Some(format!(
+            "plugin:{}:{}",
+            self.org,
+            self.plugin.as_deref().unwrap_or("*")
+        ));
+        m.group_id = Some(self.org.to_string());
+        m
+    }
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct PluginDispatchReport {
+    pub enqueued: Vec<PluginJob>,
+    pub already_queued: Vec<PluginJob>,
+}
+
+impl Engine {
+    /// Enqueues one job per due organization×plugin (see [`Engine::due_pushes`]) unless one
+    /// is already queued or running. `marker_ttl` bounds how long a lost job blocks the next.
+    pub async fn dispatch_plugins(
+        &self,
+        queue: &dyn JobQueue,
+        marker_ttl: Duration,
+    ) -> Result<PluginDispatchReport, EngineError> {
+        let mut report = PluginDispatchReport::default();
+        let now = self.clock.unix();
+        let mut to_send = Vec::new();
+        for (org, plugin) in self.due_pushes().await? {
+            let job = PluginJob {
+                org,
+                plugin: Some(plugin.clone()),
+            };
+            let marker = Item::json(org_pk(org), queued_sk(&plugin), &job)
+                .with_expiry(now + marker_ttl.as_secs() as i64);
+            match self
+                .store
+                .put(marker, Condition::NotExistsOrExpired { now })
+                .await
+            {
+                Ok(()) => to_send.push(job),
+                Err(e) if e.is_condition_failed() => report.already_queued.push(job),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for chunk in to_send.chunks(MAX_SEND_BATCH) {
+            if let Err(e) = queue
+                .send_batch(chunk.iter().map(PluginJob::to_message).collect())
+                .await
+            {
+                // Nothing was queued for these: let the next dispatch try again.
+                for job in chunk {
+                    if let Some(p) = &job.plugin {
+                        let _ = self.plugin_job_finished(job.org, p).await;
+                    }
+                }
+                return Err(e.into());
+            }
+            report.enqueued.extend(chunk.iter().cloned());
+        }
+        Ok(report)
+    }
+
+    /// The plugin job for this pair has ended: the next dispatch may queue another.
+    pub async fn plugin_job_finished(&self, org: OrgId, plugin: &str) -> Result<(), EngineError> {
+        self.store
+            .delete(&org_pk(org), &queued_sk(plugin), Condition::Always)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_round_trip_and_name_the_field_on_bad_input() {
+        let j = PluginJob::parse(r#"{"org": 7, "plugin": "change-feed"}"#).unwrap();
+        assert_eq!(j.plugin.as_deref(), Some("change-feed"));
+        assert_eq!(PluginJob::parse(&j.to_message().body).unwrap(), j);
+        let all = PluginJob::parse(r#"{"org": 7}"#).unwrap();
+        assert_eq!(all.plugin, None);
+        let e = PluginJob::parse(r#"{"organization": 7}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("org"), "{e}");
+    }
+}
