@@ -371,16 +371,16 @@ fn currency_differs(own: Option<&str>, campaign: &CampaignRef) -> Option<String>
     }
 }
 
+/// Reference checks of one record, `at` = (organization, entity, record id).
 fn links(
     out: &mut Vec<Finding>,
-    org: OrgId,
-    e: Entity,
-    id: u64,
+    at: (OrgId, Entity, u64),
     supporter: Option<(u64, bool)>,
     campaign_id: Option<u64>,
     campaign: &CampaignRef,
     currency: Option<&str>,
 ) {
+    let (org, e, id) = at;
     if let Some((sid, false)) = supporter {
         let d = format!("supporter {sid} is not in the store");
         out.push(Finding::new(
@@ -505,9 +505,7 @@ pub fn check_transaction(
     let sup = t.supporter_id.zip(supporter_known);
     links(
         &mut out,
-        org,
-        e,
-        t.id,
+        (org, e, t.id),
         sup,
         t.campaign_id,
         &campaign,
@@ -552,9 +550,7 @@ pub fn check_plan(
     let sup = p.supporter_id.zip(supporter_known);
     links(
         &mut out,
-        org,
-        e,
-        p.id,
+        (org, e, p.id),
         sup,
         p.campaign_id,
         &campaign,

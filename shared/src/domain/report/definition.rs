@@ -314,7 +314,8 @@ mod tests {
     #[test]
     fn validation_names_the_field() {
         assert!(def().validate().is_ok());
-        let cases: Vec<(&str, Box<dyn Fn(&mut ReportDefinition)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut ReportDefinition)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("id", Box::new(|d| d.id = "Bad Id".into())),
             ("sections", Box::new(|d| d.sections.clear())),
             ("period", Box::new(|d| d.period = "fortnight".into())),
