@@ -326,6 +326,13 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
     )
     .await
     .unwrap();
+    // Defined after 2026-11-01's 09:00 New York occurrence (14:00 UTC), which therefore is
+    // not owed: the first one is 2026-11-02's.
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-01T15:00:00Z")
+            .unwrap()
+            .to_utc(),
+    );
     let def = definition(
         env.org,
         vec!["board@example.org".into(), "ed@example.org".into()],
