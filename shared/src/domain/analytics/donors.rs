@@ -534,7 +534,8 @@ mod tests {
         assert_eq!(r.totals.donors, 4);
         assert_eq!(r.totals.gross_cents, 3500);
         assert_eq!(r.totals.fees_cents, 350);
-        assert_eq!(r.gifts_per_day.len(), 30);
+        // 30 × 24 h ending mid-day touch 31 calendar days.
+        assert_eq!(r.gifts_per_day.len(), 31);
         assert_eq!(r.gifts_per_day.iter().map(|d| d.gifts).sum::<u64>(), 4);
     }
 

@@ -67,6 +67,14 @@ fn valid_bus(s: &str) -> bool {
 
 impl ChangeFeedSettings {
     pub fn parse(v: &serde_json::Value) -> Result<Self, PluginError> {
+        // Name the field when the target itself is wrong (serde only names the variant).
+        if let Some(t) = v.get("target") {
+            if !matches!(t.as_str(), Some("eventbridge" | "webhook")) {
+                return Err(bad(format!(
+                    "target must be \"eventbridge\" or \"webhook\", not {t}"
+                )));
+            }
+        }
         let s: ChangeFeedSettings =
             serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
         s.check()?;
