@@ -123,12 +123,13 @@ pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
     }
 }
 
-/// Destination health (Mailchimp `/ping` and list access) comes from the destination
-/// plugins (branch `plugins`); none are plugged in yet.
+/// Destination health (Mailchimp `/ping` and list access) of every enabled plugin.
 pub fn destination_probe(
-    _local: &Local,
+    local: &Local,
 ) -> Option<Arc<dyn classy_sync::engine::health::DestinationProbe>> {
-    None
+    Some(Arc::new(classy_sync::engine::plugin_health::PluginProbe(
+        local.engine.clone(),
+    )))
 }
 
 /// The notification service of this target: channels and delivery records in the target's

@@ -5,10 +5,13 @@ use crate::Services;
 use anyhow::Result;
 use classy_sync::engine::alerts::health_changed_event;
 use classy_sync::engine::health::HealthMonitor;
+use classy_sync::engine::plugin_health::PluginProbe;
 use serde_json::{json, Value};
 
 pub fn monitor(services: &Services) -> HealthMonitor {
-    HealthMonitor::new(services.engine.clone()).with_queue(services.queue.clone())
+    HealthMonitor::new(services.engine.clone())
+        .with_queue(services.queue.clone())
+        .with_destinations(std::sync::Arc::new(PluginProbe(services.engine.clone())))
 }
 
 pub async fn handle(services: &Services) -> Result<Value> {

@@ -226,8 +226,11 @@ pub async fn spawn_watchdog(
     let notifier: Arc<dyn Notifier> = runtime::notifier(target).await?;
     let alerts = Alerts::new(local.engine.clone(), notifier, rules);
     let queue = runtime::open_queue(local)?;
-    let monitor =
+    let mut monitor =
         classy_sync::engine::health::HealthMonitor::new(local.engine.clone()).with_queue(queue);
+    if let Some(probe) = runtime::destination_probe(local) {
+        monitor = monitor.with_destinations(probe);
+    }
     Ok(tokio::spawn(async move {
         loop {
             match monitor.run_and_record().await {

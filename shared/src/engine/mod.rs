@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod lease;
 pub mod orgs;
 pub mod pager;
+pub mod plugin_health;
 pub mod plugin_jobs;
 pub mod plugins;
 pub mod quality;

@@ -290,6 +290,17 @@ impl Engine {
             if let Err(e) = self.save_plugin_state(org, &name, &state).await {
                 tracing::warn!(org, plugin = %name, error = %e, "could not save plugin state");
             }
+            // Fresh compliance refusals feed the health check's compliance-spike alert.
+            if let Ok((report, _)) = &result {
+                let refused = report
+                    .counts
+                    .get("compliance_skipped")
+                    .copied()
+                    .unwrap_or(0);
+                if let Err(e) = self.count_compliance_refusals(org, refused).await {
+                    tracing::warn!(org, plugin = %name, error = %e, "could not count compliance refusals");
+                }
+            }
         }
         PluginRun {
             org,
