@@ -121,7 +121,8 @@ def mailchimp_push():
         secs, rss, _ = run_push(env, org)
         members = admin(ready["base_url"], f"/mailchimp/lists/{mc['list_id']}/members")["members"]
         pushed = len(members)
-        first_calls = admin(ready["base_url"], "/mailchimp/counters")["requests"]
+        first_counters = admin(ready["base_url"], "/mailchimp/counters")
+        first_calls = first_counters["requests"]
         # 1 % of the consented supporters change their name in Classy.
         sups = [s for s in admin(ready["base_url"], f"/orgs/{org}/supporters") if s["opt_in"]]
         changed = max(1, pushed // 100)
@@ -132,13 +133,15 @@ def mailchimp_push():
         run_cli(env, "sync", org, "--json")
         admin(ready["base_url"], "/mailchimp/counters/reset", "POST")
         inc_secs, _, _ = run_push(env, org)
-        inc_calls = admin(ready["base_url"], "/mailchimp/counters")["requests"]
+        inc_counters = admin(ready["base_url"], "/mailchimp/counters")
+        inc_calls = inc_counters["requests"]
         subprocess.run(["rm", "-rf", data])
         return {"consented_pushed": pushed, "push_s": round(secs, 2),
                 "contacts_per_s": round(pushed / secs), "peak_rss_mb": round(rss, 1),
                 "first_push_calls": first_calls, "first_calls_per_1000": round(first_calls * 1000 / pushed, 3),
                 "changed": changed, "incremental_push_s": round(inc_secs, 2),
-                "incremental_calls": inc_calls, "incremental_calls_per_1000": round(inc_calls * 1000 / changed, 3)}
+                "incremental_calls": inc_calls, "incremental_calls_per_1000": round(inc_calls * 1000 / changed, 3),
+                "first_counters": first_counters, "incremental_counters": inc_counters}
     finally:
         sandbox.terminate()
         sandbox.wait()

@@ -62,6 +62,18 @@ pub struct MemberState {
     /// The segment tags this destination set and has not removed.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// When the owning supporter record was last updated (unix seconds): of several
+    /// supporters sharing one address, only the most recently updated one drives the member.
+    #[serde(default)]
+    pub owner_updated_at: i64,
+}
+
+impl MemberState {
+    /// Whether this member belongs to another, more recently updated supporter than `d`.
+    pub fn owned_by_newer(&self, d: &DesiredMember) -> bool {
+        self.supporter != d.supporter
+            && (self.owner_updated_at, self.supporter) > (d.updated_at.unix(), d.supporter)
+    }
 }
 
 fn date(t: Option<Timestamp>) -> Value {
@@ -255,6 +267,7 @@ impl MemberChange {
             consent: self.desired.consent,
             merge_fields: self.desired.merge_fields.clone(),
             tags: self.desired.tags.clone(),
+            owner_updated_at: self.desired.updated_at.unix(),
         }
     }
 
@@ -272,6 +285,7 @@ impl MemberChange {
                 .as_ref()
                 .map(|p| p.tags.clone())
                 .unwrap_or_default(),
+            owner_updated_at: self.desired.updated_at.unix(),
         }
     }
 

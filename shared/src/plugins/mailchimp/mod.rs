@@ -368,6 +368,12 @@ impl Destination for MailchimpDestination {
         let known = self.known(ctx, wanted.keys()).await?;
         let mut todo = Vec::new();
         for d in wanted.values() {
+            // Several supporters can share an address (in other change sets): the most
+            // recently updated one keeps the member, the others do not flip it back and forth.
+            if known.get(&d.hash).is_some_and(|k| k.owned_by_newer(d)) {
+                report.count("duplicate_address_skipped", 1);
+                continue;
+            }
             match plan(d, known.get(&d.hash)) {
                 Some(c) => todo.push(c),
                 None if !d.consent && !known.contains_key(&d.hash) => {
