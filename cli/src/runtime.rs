@@ -164,3 +164,22 @@ pub async fn notifier(target: &Target) -> Result<Arc<classy_sync::notify::Notifi
         store, secrets, clock, settings,
     )))
 }
+
+/// The notification service over an already opened engine's store, secrets and clock (one
+/// store connection per process; SES on `--backend aws`, SMTP otherwise).
+pub async fn engine_notifier(
+    engine: &Engine,
+    backend: Backend,
+) -> Result<classy_sync::notify::NotificationService> {
+    use classy_sync::notify::{NotificationService, NotifySettings};
+    let mut settings = NotifySettings::from_env().map_err(anyhow::Error::msg)?;
+    if backend == Backend::Aws {
+        settings = settings.with_ses(&sdk_config().await);
+    }
+    Ok(NotificationService::new(
+        engine.store.clone(),
+        engine.secrets.clone(),
+        engine.clock.clone(),
+        settings,
+    ))
+}

@@ -96,7 +96,8 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
     let rules = load_rules(&target.data_dir)?;
     let alerts = Alerts::new(
         local.engine.clone(),
-        runtime::notifier(target).await? as Arc<dyn Notifier>,
+        Arc::new(runtime::engine_notifier(&local.engine, local.backend).await?)
+            as Arc<dyn Notifier>,
         rules.clone(),
     );
     match cmd {
@@ -223,7 +224,8 @@ pub async fn spawn_watchdog(
     target: &runtime::Target,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let rules = load_rules(&target.data_dir)?;
-    let notifier: Arc<dyn Notifier> = runtime::notifier(target).await?;
+    let notifier: Arc<dyn Notifier> =
+        Arc::new(runtime::engine_notifier(&local.engine, local.backend).await?);
     let alerts = Alerts::new(local.engine.clone(), notifier, rules);
     let queue = runtime::open_queue(local)?;
     let mut monitor =

@@ -2,15 +2,12 @@
 //! renders without sending; send goes through the notification channels (email by SMTP
 //! locally or SES on AWS, Slack webhooks).
 
-use crate::cli::Backend;
 use crate::runtime;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use classy_sync::domain::report::{Recipients, ReportDefinition, ReportScope, Section};
 use classy_sync::domain::Timestamp;
 use classy_sync::engine::reports;
-use classy_sync::engine::Engine;
-use classy_sync::notify::{NotificationService, NotifySettings};
 use classy_sync::ports::DeliveryStatus;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,21 +112,6 @@ fn parse_sections(raw: Option<&str>) -> Result<Vec<Section>> {
 fn parse_scope(raw: &str) -> Result<ReportScope> {
     raw.parse::<ReportScope>()
         .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// The notifier: SMTP from the environment locally, SES on the AWS backend.
-pub async fn notifier(engine: &Engine, backend: Backend) -> Result<NotificationService> {
-    let mut settings = NotifySettings::from_env().map_err(|e| anyhow::anyhow!(e))?;
-    if backend == Backend::Aws {
-        let sdk = classy_sync::adapters::aws::sdk_config().await;
-        settings = settings.with_ses(&sdk);
-    }
-    Ok(NotificationService::new(
-        engine.store.clone(),
-        engine.secrets.clone(),
-        engine.clock.clone(),
-        settings,
-    ))
 }
 
 fn write_out(output: Option<&PathBuf>, body: &str) -> Result<()> {
@@ -254,7 +236,7 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
                     a.org
                 );
             }
-            let n = notifier(engine, local.backend).await?;
+            let n = runtime::engine_notifier(engine, local.backend).await?;
             let now = Timestamp(engine.clock.now());
             let mut failed = 0;
             for d in &defs {
@@ -267,7 +249,7 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             }
         }
         ReportCommand::SendDue { report } => {
-            let n = notifier(engine, local.backend).await?;
+            let n = runtime::engine_notifier(engine, local.backend).await?;
             let mut failed = 0;
             for o in reports::send_due(engine, &n, report.as_deref()).await? {
                 failed += print_deliveries(&o.report_id, &o.deliveries);

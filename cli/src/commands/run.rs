@@ -79,7 +79,7 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     let reports_task = {
         let engine = local.engine.clone();
         let stop = ctl.stop.clone();
-        let notifier = super::report::notifier(&engine, target.backend).await?;
+        let notifier = runtime::engine_notifier(&engine, target.backend).await?;
         let tick = opts.tick;
         let once = args.once;
         tokio::spawn(async move {
