@@ -9,7 +9,7 @@ export CARGO_TERM_COLOR ?= never
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
-	@echo "make test   - fmt, clippy, every Rust test (sandbox, moto), Classy contract, infra lint, Lambda invoke test"
+	@echo "make test   - fmt, clippy, every Rust test (sandbox, moto), Classy and Mailchimp contracts, infra lint, Lambda invoke test"
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
 	@echo "make bench-health - classy-sync health over 100 sandbox organizations (<= 2 s)"
 	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics - the AWS stack (docs/deploy.md)"
@@ -49,8 +49,7 @@ test-rust:
 	PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace -- --test-threads 2
 
 contract: setup
-	bash scripts/classy-contract.sh $(PY)
-	bash scripts/mailchimp-contract.sh $(PY)
+	bash scripts/contract.sh $(PY)
 
 lint-infra: setup
 	bash scripts/lint-infra.sh $(VENV)/bin
