@@ -1,5 +1,5 @@
 //! The Mailchimp stand-in over real sockets: what the shared contract checker does not cover
-//! (compliance, the in-flight cap, faults, tags, merge fields, admin routes, counters).
+//! (compliance, the in-flight cap, faults, tags, segments, merge fields, admin routes, counters).
 
 mod common;
 
@@ -407,6 +407,214 @@ async fn tags_add_unless_sync_tags_replaces_them() {
         )
         .await;
     assert_problem(&r, 404, "Resource Not Found");
+    mc.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn segments_list_tags_and_take_one_from_many_members() {
+    let mc = start().await;
+    let segs = format!("/lists/{}/segments", mc.list);
+    mc.batch(json!({"members": [
+        {"email_address": "s1@example.org", "status": "subscribed", "tags": ["Donor", "Lapsed"]},
+        {"email_address": "s2@example.org", "status": "subscribed", "tags": ["Lapsed"]}]}))
+        .await;
+    let (st, _, v) = mc.api(Method::GET, &segs, None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["list_id"].as_str(), v["total_items"].as_u64()),
+        (Some(mc.list.as_str()), Some(2))
+    );
+    assert_eq!(v["_links"], json!([]));
+    let lapsed = v["segments"][1].clone();
+    assert_eq!(v["segments"][0]["name"], "Donor");
+    assert_eq!(v["segments"][0]["member_count"], 1);
+    assert_eq!(lapsed["name"], "Lapsed");
+    assert_eq!(lapsed["member_count"], 2);
+    assert_eq!(lapsed["type"], "static");
+    assert_eq!(lapsed["options"], json!({}));
+    assert_eq!(lapsed["list_id"], mc.list.as_str());
+    for f in ["created_at", "updated_at"] {
+        assert!(
+            lapsed[f].as_str().is_some_and(|s| s.contains('T')),
+            "{lapsed}"
+        );
+    }
+    let id = lapsed["id"].as_u64().expect("integer id");
+    let donor = v["segments"][0]["id"].as_u64().expect("integer id");
+    assert!(id > donor, "id order");
+    // The segment id is the tag id members carry.
+    let (_, _, m) = mc
+        .api(
+            Method::GET,
+            &format!("/lists/{}/members/{}", mc.list, hash("s2@example.org")),
+            None,
+        )
+        .await;
+    assert_eq!(m["tags"], json!([{"id": id, "name": "Lapsed"}]));
+
+    let seg = format!("{segs}/{id}");
+    let (st, _, v) = mc
+        .api(
+            Method::POST,
+            &seg,
+            Some(json!({"members_to_remove": ["S1@Example.ORG", "ghost@example.org"]})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        (v["total_removed"].as_u64(), v["total_added"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(v["error_count"], 1);
+    assert_eq!(
+        v["errors"][0]["email_addresses"],
+        json!(["ghost@example.org"])
+    );
+    assert!(v["errors"][0]["error"].is_string());
+    assert_eq!(v["members_removed"][0]["email_address"], "s1@example.org");
+    assert_eq!(
+        v["members_removed"][0]["tags"],
+        json!([{"id": donor, "name": "Donor"}])
+    );
+    assert_eq!(
+        (v["members_added"].clone(), v["_links"].clone()),
+        (json!([]), json!([]))
+    );
+    let tag_names = |m: &Value| -> Vec<String> {
+        m["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (e, want) in [
+        ("s1@example.org", vec!["Donor"]),
+        ("s2@example.org", vec!["Lapsed"]),
+    ] {
+        let (_, _, m) = mc
+            .api(
+                Method::GET,
+                &format!("/lists/{}/members/{}", mc.list, hash(e)),
+                None,
+            )
+            .await;
+        assert_eq!(tag_names(&m), want, "{e}");
+    }
+    let (_, _, v) = mc.api(Method::GET, &segs, None).await;
+    assert_eq!(v["segments"][1]["member_count"], 1);
+
+    // Adding back: only members without the tag count; removing an absent one counts nothing.
+    let (_, _, v) = mc
+        .api(
+            Method::POST,
+            &seg,
+            Some(json!({"members_to_add": ["s1@example.org", "s2@example.org"]})),
+        )
+        .await;
+    assert_eq!(
+        (v["total_added"].as_u64(), v["error_count"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(v["errors"], json!([]));
+    let (_, _, v) = mc
+        .api(
+            Method::POST,
+            &seg,
+            Some(json!({"members_to_remove": [], "members_to_add": null})),
+        )
+        .await;
+    assert_eq!(
+        (v["total_added"].as_u64(), v["total_removed"].as_u64()),
+        (Some(0), Some(0))
+    );
+
+    // Limits and errors.
+    let many: Vec<String> = (0..501).map(|i| format!("x{i}@example.org")).collect();
+    for field in ["members_to_add", "members_to_remove"] {
+        let r = mc
+            .api(Method::POST, &seg, Some(json!({ field: many })))
+            .await;
+        assert_problem(&r, 400, "Invalid Resource");
+        assert_eq!(r.2["errors"][0]["field"], field);
+        let r = mc
+            .api(Method::POST, &seg, Some(json!({ field: "a@example.org" })))
+            .await;
+        assert_eq!(r.2["errors"][0]["field"], field, "{}", r.2);
+        let r = mc
+            .api(Method::POST, &seg, Some(json!({ field: [1] })))
+            .await;
+        assert_eq!(r.2["errors"][0]["field"], field, "{}", r.2);
+    }
+    let r = mc
+        .api(Method::POST, &format!("{segs}/9999"), Some(json!({})))
+        .await;
+    assert_problem(&r, 404, "Resource Not Found");
+    let r = mc
+        .api(Method::POST, &format!("{segs}/abc"), Some(json!({})))
+        .await;
+    assert_problem(&r, 404, "Resource Not Found");
+    let r = mc
+        .api(
+            Method::POST,
+            &format!("/lists/nope/segments/{id}"),
+            Some(json!({})),
+        )
+        .await;
+    assert_problem(&r, 404, "Resource Not Found");
+    let r = mc.api(Method::GET, "/lists/nope/segments", None).await;
+    assert_problem(&r, 404, "Resource Not Found");
+    let (_, _, v) = mc
+        .api(Method::GET, &format!("{segs}?type=saved"), None)
+        .await;
+    assert_eq!(
+        (v["segments"].clone(), v["total_items"].as_u64()),
+        (json!([]), Some(0))
+    );
+    let (_, _, v) = mc
+        .api(
+            Method::GET,
+            &format!("{segs}?type=static&count=1&offset=1"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (v["segments"][0]["name"].as_str(), v["total_items"].as_u64()),
+        (Some("Lapsed"), Some(2))
+    );
+    let r = mc
+        .api(Method::GET, &format!("{segs}?type=dynamic"), None)
+        .await;
+    assert_problem(&r, 400, "Invalid Resource");
+    assert_eq!(r.2["errors"][0]["field"], "type");
+    let r = mc
+        .api(Method::GET, &format!("{segs}?count=ten"), None)
+        .await;
+    assert_eq!(r.2["errors"][0]["field"], "count", "{}", r.2);
+
+    // Faults reach these routes like every other /3.0 route.
+    mc.admin(
+        Method::POST,
+        "/faults/script",
+        Some(json!({"responses": [503]})),
+    )
+    .await;
+    let r = mc
+        .api(
+            Method::POST,
+            &seg,
+            Some(json!({"members_to_remove": ["s2@example.org"]})),
+        )
+        .await;
+    assert_problem(&r, 503, "Service Unavailable");
+    assert_eq!(mc.truth("s2@example.org").await["tags"], json!(["Lapsed"]));
+
+    let c = mc.counters().await;
+    assert_eq!(c["by_route"]["GET /lists/{id}/segments"], 7, "{c}");
+    assert_eq!(
+        c["by_route"]["POST /lists/{id}/segments/{segment_id}"], 13,
+        "{c}"
+    );
     mc.sandbox.shutdown().await;
 }
 

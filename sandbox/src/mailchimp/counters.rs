@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 11] = [
     "GET /ping",
     "GET /lists/{id}",
     "POST /lists/{id}",
@@ -16,6 +16,8 @@ pub const ROUTES: [&str; 9] = [
     "POST /lists/{id}/members/{hash}/tags",
     "GET /lists/{id}/merge-fields",
     "POST /lists/{id}/merge-fields",
+    "GET /lists/{id}/segments",
+    "POST /lists/{id}/segments/{segment_id}",
 ];
 
 /// The route template of a request path below `/3.0`; "other" for anything else.
@@ -28,6 +30,8 @@ pub fn route_of(method: &Method, path: &str) -> &'static str {
         ["lists", _, "members", _] => format!("{m} /lists/{{id}}/members/{{hash}}"),
         ["lists", _, "members", _, "tags"] => format!("{m} /lists/{{id}}/members/{{hash}}/tags"),
         ["lists", _, "merge-fields"] => format!("{m} /lists/{{id}}/merge-fields"),
+        ["lists", _, "segments"] => format!("{m} /lists/{{id}}/segments"),
+        ["lists", _, "segments", _] => format!("{m} /lists/{{id}}/segments/{{segment_id}}"),
         _ => return "other",
     };
     ROUTES
@@ -163,6 +167,14 @@ mod tests {
         assert_eq!(
             route_of(&Method::POST, "/lists/abc/members/0f/tags"),
             "POST /lists/{id}/members/{hash}/tags"
+        );
+        assert_eq!(
+            route_of(&Method::POST, "/lists/abc/segments/7"),
+            "POST /lists/{id}/segments/{segment_id}"
+        );
+        assert_eq!(
+            route_of(&Method::GET, "/lists/abc/segments"),
+            "GET /lists/{id}/segments"
         );
         assert_eq!(route_of(&Method::DELETE, "/lists/abc"), "other");
         let f = InFlight::new(2);

@@ -1,6 +1,6 @@
 //! Mailchimp Marketing API 3.0 stand-in, served under `/3.0` next to the Classy API: the
-//! member, batch, tag and merge-field calls classy-sync uses, with Mailchimp's compliance
-//! rule, its 10-connections-per-key limit, fault injection and an admin API under
+//! member, batch, tag, segment and merge-field calls classy-sync uses, with Mailchimp's
+//! compliance rule, its 10-connections-per-key limit, fault injection and an admin API under
 //! `/admin/mailchimp`. State lives in memory.
 
 pub mod admin;

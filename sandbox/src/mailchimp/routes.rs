@@ -2,7 +2,7 @@
 
 use super::member::{subscriber_hash, MemberInput};
 use super::problem::{self, json as json_ok};
-use super::store::{List, Mode, UpsertError, Written, MAX_BATCH};
+use super::store::{List, Mode, TagMembers, UpsertError, Written, MAX_BATCH};
 use super::view::ApiMember;
 use super::McShared;
 use axum::body::{Body, Bytes};
@@ -27,6 +27,8 @@ pub fn router() -> Router<McShared> {
             "/lists/{list}/merge-fields",
             get(list_merge_fields).post(add_merge_field),
         )
+        .route("/lists/{list}/segments", get(list_segments))
+        .route("/lists/{list}/segments/{segment}", post(update_segment))
 }
 
 /// Parses a JSON object body, or answers Mailchimp's parse error.
@@ -309,12 +311,8 @@ async fn post_tags(
     }
 }
 
-/// `GET /lists/{id}/merge-fields?count=&offset=`: Mailchimp pages these, 10 by default.
-async fn list_merge_fields(
-    State(state): State<McShared>,
-    Path(list): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+/// `count` (default 10, at most 1000) and `offset` (default 0), as Mailchimp pages collections.
+fn paging(q: &HashMap<String, String>) -> Result<(usize, usize), Response> {
     let num = |k: &str, default: usize| -> Result<usize, Response> {
         match q.get(k) {
             None => Ok(default),
@@ -323,9 +321,18 @@ async fn list_merge_fields(
                 .map_err(|_| problem::invalid(k, &format!("{k} must be a whole number"))),
         }
     };
-    let (count, offset) = match (num("count", 10), num("offset", 0)) {
-        (Ok(c), Ok(o)) => (c.min(1000), o),
-        (Err(r), _) | (_, Err(r)) => return r,
+    Ok((num("count", 10)?.min(1000), num("offset", 0)?))
+}
+
+/// `GET /lists/{id}/merge-fields?count=&offset=`: Mailchimp pages these, 10 by default.
+async fn list_merge_fields(
+    State(state): State<McShared>,
+    Path(list): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (count, offset) = match paging(&q) {
+        Ok(p) => p,
+        Err(r) => return r,
     };
     let result = with_list(&state, &list, |l| {
         let fields: Vec<Value> = l
@@ -375,4 +382,150 @@ async fn add_merge_field(
         Ok(Err(f)) => problem::invalid(&f.field, &f.message),
         Err(r) => r,
     }
+}
+
+/// `GET /lists/{id}/segments?type=&count=&offset=`: the list's tags, which are its only
+/// (static) segments here, in id order with member counts computed now.
+async fn list_segments(
+    State(state): State<McShared>,
+    Path(list): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (count, offset) = match paging(&q) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    // No saved (condition) or fuzzy segments exist in the sandbox.
+    let only_static = match q.get("type").map(String::as_str) {
+        None | Some("static") => true,
+        Some("saved" | "fuzzy") => false,
+        Some(_) => return problem::invalid("type", "type must be one of saved, static, fuzzy"),
+    };
+    let result = with_list(&state, &list, |l| {
+        let all = if only_static {
+            l.tags_with_counts()
+        } else {
+            Vec::new()
+        };
+        let segments: Vec<Value> = all
+            .iter()
+            .skip(offset)
+            .take(count)
+            .map(|(t, n)| t.segment_json(&l.id, *n))
+            .collect();
+        json!({"segments": segments, "list_id": l.id, "total_items": all.len(), "_links": []})
+    });
+    match result {
+        Ok(v) => json_ok(StatusCode::OK, &v),
+        Err(r) => r,
+    }
+}
+
+/// An optional array of at most 500 address strings.
+fn email_list(body: &Value, field: &str) -> Result<Vec<String>, Response> {
+    let items = match body.get(field) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(problem::invalid(
+                field,
+                &format!("{field} must be an array of email addresses"),
+            ))
+        }
+    };
+    if items.len() > MAX_BATCH {
+        return Err(problem::invalid(
+            field,
+            &format!(
+                "{field} may hold at most {MAX_BATCH} members; this one has {}",
+                items.len()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect::<Option<Vec<String>>>()
+        .ok_or_else(|| {
+            problem::invalid(
+                field,
+                &format!("{field} must be an array of email addresses"),
+            )
+        })
+}
+
+#[derive(serde::Serialize)]
+struct SegmentReply<'a> {
+    members_added: Vec<ApiMember<'a>>,
+    members_removed: Vec<ApiMember<'a>>,
+    errors: Vec<Value>,
+    total_added: usize,
+    total_removed: usize,
+    error_count: usize,
+    _links: Vec<Value>,
+}
+
+/// `POST /lists/{id}/segments/{segment_id}` `{"members_to_add":[..], "members_to_remove":[..]}`:
+/// gives or takes one tag for many members in one call. Additions run first. The spec says
+/// addresses not on the list are ignored; Mailchimp reports them in `errors`, so do we.
+async fn update_segment(
+    State(state): State<McShared>,
+    Path((list, segment)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body = match object_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let (to_add, to_remove) = match (
+        email_list(&body, "members_to_add"),
+        email_list(&body, "members_to_remove"),
+    ) {
+        (Ok(a), Ok(r)) => (a, r),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let result = with_list(&state, &list, |l| {
+        let name = segment
+            .parse::<u64>()
+            .ok()
+            .and_then(|id| l.tag_by_id(id))
+            .map(|t| t.name.clone())?;
+        let added = l.tag_members(&name, &to_add, true);
+        let removed = l.tag_members(&name, &to_remove, false);
+        Some(segment_reply(l, added, removed))
+    });
+    match result {
+        Ok(Some(bytes)) => problem::json_bytes(StatusCode::OK, bytes),
+        Ok(None) => problem::not_found(),
+        Err(r) => r,
+    }
+}
+
+/// The answer, with every address not on the list in one `errors` entry.
+fn segment_reply(l: &List, added: TagMembers, removed: TagMembers) -> Vec<u8> {
+    let view = |ids: &[String]| -> Vec<ApiMember<'_>> {
+        ids.iter().map(|id| l.api_member(&l.members[id])).collect()
+    };
+    let missing: Vec<String> = added
+        .not_found
+        .into_iter()
+        .chain(removed.not_found)
+        .collect();
+    let error_count = missing.len();
+    let errors = if missing.is_empty() {
+        Vec::new()
+    } else {
+        vec![json!({"email_addresses": missing,
+                    "error": "Email addresses are not members of this list"})]
+    };
+    let reply = SegmentReply {
+        members_added: view(&added.changed),
+        members_removed: view(&removed.changed),
+        errors,
+        total_added: added.changed.len(),
+        total_removed: removed.changed.len(),
+        error_count,
+        _links: Vec::new(),
+    };
+    serde_json::to_vec(&reply).expect("segment json")
 }

@@ -1,5 +1,6 @@
-//! In-memory audiences: members by subscriber hash, merge fields, tag ids. The upsert rules
-//! (compliance, update_existing, sync_tags, unknown merge tags dropped) live here, free of HTTP.
+//! In-memory audiences: members by subscriber hash, merge fields, tags (which Mailchimp also
+//! serves as static segments). The upsert rules (compliance, update_existing, sync_tags, unknown
+//! merge tags dropped) live here, free of HTTP.
 
 use super::member::{subscriber_hash, valid_email, FieldError, Member, MemberInput, Status};
 use super::view::ApiMember;
@@ -51,6 +52,43 @@ impl MergeField {
     }
 }
 
+/// A tag of the list. Mailchimp serves every tag as a static segment with the same id.
+#[derive(Clone, Debug)]
+pub struct Tag {
+    pub id: u64,
+    pub name: String,
+    pub created_at: String,
+    /// When a member last gained or lost the tag.
+    pub updated_at: String,
+}
+
+impl Tag {
+    /// The segment form (`GET /lists/{id}/segments`); `member_count` is computed by the caller.
+    pub fn segment_json(&self, list_id: &str, member_count: usize) -> Value {
+        json!({
+            "id": self.id, "name": self.name, "member_count": member_count,
+            "type": "static", "created_at": self.created_at, "updated_at": self.updated_at,
+            "options": {}, "list_id": list_id, "_links": [],
+        })
+    }
+}
+
+/// Marks a tag's membership as changed now (no-op for an unregistered name).
+fn touch_tag(tags: &mut HashMap<String, Tag>, name: &str, now: &str) {
+    if let Some(t) = tags.get_mut(name) {
+        t.updated_at = now.to_string();
+    }
+}
+
+/// What giving or taking one tag for a set of addresses did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TagMembers {
+    /// Ids of the members that gained (or lost) the tag, in request order.
+    pub changed: Vec<String>,
+    /// Addresses with no member on the list, as given.
+    pub not_found: Vec<String>,
+}
+
 /// Why one member could not be written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UpsertError {
@@ -90,7 +128,8 @@ pub struct List {
     pub date_created: String,
     pub members: HashMap<String, Member>,
     pub merge_fields: Vec<MergeField>,
-    tag_ids: HashMap<String, u64>,
+    /// By name; ids are handed out when a tag is first used and never reused.
+    tags: HashMap<String, Tag>,
     next_merge_id: u64,
     next_tag_id: u64,
 }
@@ -110,7 +149,7 @@ impl List {
             date_created: now_rfc3339(),
             members: HashMap::new(),
             merge_fields: Vec::new(),
-            tag_ids: HashMap::new(),
+            tags: HashMap::new(),
             next_merge_id: 1,
             next_tag_id: 1,
         };
@@ -179,12 +218,38 @@ impl List {
     }
 
     pub fn tag_id(&self, name: &str) -> u64 {
-        self.tag_ids.get(name).copied().unwrap_or(0)
+        self.tags.get(name).map(|t| t.id).unwrap_or(0)
+    }
+
+    pub fn tag_by_id(&self, id: u64) -> Option<&Tag> {
+        self.tags.values().find(|t| t.id == id)
+    }
+
+    /// Every tag in id order with the number of members having it (counted now, in one pass).
+    pub fn tags_with_counts(&self) -> Vec<(&Tag, usize)> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for t in self.members.values().flat_map(|m| &m.tags) {
+            *counts.entry(t.as_str()).or_default() += 1;
+        }
+        let mut out: Vec<(&Tag, usize)> = self
+            .tags
+            .values()
+            .map(|t| (t, counts.get(t.name.as_str()).copied().unwrap_or(0)))
+            .collect();
+        out.sort_by_key(|(t, _)| t.id);
+        out
     }
 
     fn register_tag(&mut self, name: &str) {
-        if !self.tag_ids.contains_key(name) {
-            self.tag_ids.insert(name.to_string(), self.next_tag_id);
+        if !self.tags.contains_key(name) {
+            let now = now_rfc3339();
+            let tag = Tag {
+                id: self.next_tag_id,
+                name: name.to_string(),
+                created_at: now.clone(),
+                updated_at: now,
+            };
+            self.tags.insert(name.to_string(), tag);
             self.next_tag_id += 1;
         }
     }
@@ -331,11 +396,18 @@ impl List {
             m.merge_fields.extend(merge);
         }
         if let Some(tags) = tags {
+            let before = m.tags.clone();
             if sync_tags {
                 m.tags.clear();
             }
             for t in &tags {
                 m.add_tag(t);
+            }
+            // Tags gained or lost (sync_tags re-adds kept ones: those did not change).
+            let lost = before.iter().filter(|t| !m.tags.contains(t));
+            let gained = m.tags.iter().filter(|t| !before.contains(t));
+            for t in lost.chain(gained) {
+                touch_tag(&mut self.tags, t, &now);
             }
         }
         m.last_changed = now;
@@ -353,18 +425,54 @@ impl List {
             }
         }
         let m = self.members.get_mut(hash).expect("present");
+        let now = now_rfc3339();
         let mut changed = false;
         for (name, active) in changes {
-            changed |= if *active {
+            let this = if *active {
                 m.add_tag(name)
             } else {
                 m.remove_tag(name)
             };
+            if this {
+                touch_tag(&mut self.tags, name, &now);
+            }
+            changed |= this;
         }
         if changed {
-            m.last_changed = now_rfc3339();
+            m.last_changed = now;
         }
         Ok(())
+    }
+
+    /// Gives (`active`) or takes the tag `name` to or from each address's member, matched
+    /// case-insensitively through the subscriber hash. Members that already have (or lack) it
+    /// are left alone and not reported; addresses with no member are.
+    pub fn tag_members(&mut self, name: &str, emails: &[String], active: bool) -> TagMembers {
+        if active {
+            self.register_tag(name);
+        }
+        let now = now_rfc3339();
+        let mut out = TagMembers::default();
+        for email in emails {
+            let id = subscriber_hash(email);
+            let Some(m) = self.members.get_mut(&id) else {
+                out.not_found.push(email.clone());
+                continue;
+            };
+            let changed = if active {
+                m.add_tag(name)
+            } else {
+                m.remove_tag(name)
+            };
+            if changed {
+                m.last_changed = now.clone();
+                out.changed.push(id);
+            }
+        }
+        if !out.changed.is_empty() {
+            touch_tag(&mut self.tags, name, &now);
+        }
+        out
     }
 
     pub fn stats_json(&self) -> Value {
@@ -498,6 +606,52 @@ mod tests {
         assert_eq!(
             m.merge_fields,
             *json!({"FNAME": "Ann"}).as_object().unwrap()
+        );
+    }
+
+    #[test]
+    fn tag_members_adds_and_removes_by_address() {
+        let mut l = List::new("l", "L", 1);
+        let batch = Mode::Batch {
+            update_existing: true,
+            sync_tags: false,
+        };
+        for e in ["a@x.org", "b@x.org"] {
+            let m = input(json!({"email_address": e, "status": "subscribed", "tags": ["Donor"]}));
+            l.upsert(None, &m, batch).unwrap();
+        }
+        let donor = l.tag_id("Donor");
+        assert_eq!(l.tag_by_id(donor).map(|t| t.name.as_str()), Some("Donor"));
+        let counts = |l: &List| -> Vec<(String, usize)> {
+            l.tags_with_counts()
+                .into_iter()
+                .map(|(t, n)| (t.name.clone(), n))
+                .collect()
+        };
+        assert_eq!(counts(&l), [("Donor".to_string(), 2)]);
+
+        let emails = |v: &[&str]| -> Vec<String> { v.iter().map(|e| e.to_string()).collect() };
+        let a = subscriber_hash("a@x.org");
+        l.members.get_mut(&a).unwrap().last_changed = "then".into();
+        let out = l.tag_members("Donor", &emails(&["A@X.org", "ghost@x.org"]), false);
+        assert_eq!(out.changed, std::slice::from_ref(&a));
+        assert_eq!(out.not_found, ["ghost@x.org"]);
+        assert!(l.members[&a].tags.is_empty());
+        assert_ne!(l.members[&a].last_changed, "then");
+        assert_eq!(counts(&l), [("Donor".to_string(), 1)]);
+
+        // Already without (remove) or already with (add): nothing changes.
+        let out = l.tag_members("Donor", &emails(&["a@x.org"]), false);
+        assert_eq!(out, TagMembers::default());
+        let out = l.tag_members("Donor", &emails(&["b@x.org", "a@x.org", "a@x.org"]), true);
+        assert_eq!(out.changed, [a]);
+        // A tag given only this way is registered with the next id; it stays at zero members.
+        l.tag_members("Lapsed", &emails(&["a@x.org"]), true);
+        l.tag_members("Lapsed", &emails(&["a@x.org"]), false);
+        assert!(l.tag_id("Lapsed") > donor);
+        assert_eq!(
+            counts(&l),
+            [("Donor".to_string(), 2), ("Lapsed".to_string(), 0)]
         );
     }
 
