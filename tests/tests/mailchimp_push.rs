@@ -607,8 +607,17 @@ async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() 
     )
     .await;
     sync(&h, org, SyncMode::Incremental).await;
+    h.mc_reset_counters().await;
     let report = push(&h, org, PushOptions::default()).await;
     assert_eq!(report.get("tags_removed"), 2, "{report:?}");
+    let c = h.mc_counters().await;
+    // One call per tag; the segment ids came back with the member written in the same run.
+    assert_eq!(c["by_route"]["GET /lists/{id}/segments"], json!(0), "{c}");
+    assert_eq!(
+        c["by_route"]["POST /lists/{id}/segments/{segment_id}"],
+        json!(2),
+        "{c}"
+    );
     let t = truth(&h, org).await;
     assert!(t[email].tags.is_empty());
     assert_eq!(t[email].fields["LIFETIME"], json!(0.0));
@@ -621,6 +630,94 @@ async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() 
         .unwrap();
     assert_eq!(m["tags"], json!(["Hand Picked"]));
     assert_eq!(m["merge_fields"]["GIFTCOUNT"], json!(0));
+}
+
+#[tokio::test]
+async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
+    // 12,000 supporters: a reconcile hands the destination three change sets.
+    let (h, org) = setup(config(12_000, 8_000, 5)).await;
+    h.mc_reset_counters().await;
+    let report = push(&h, org, PushOptions::default()).await;
+    let truth = truth(&h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&truth);
+    assert_audience(&h, LIST, &truth, &model).await;
+    let consented = model.status.len() as u64;
+    assert!(consented > 5_000, "{consented}");
+    let c = h.mc_counters().await;
+    // Batches are filled across change sets: only the very last one is partly filled.
+    assert_eq!(
+        c["by_route"]["POST /lists/{id}"],
+        json!(consented.div_ceil(500)),
+        "{c}"
+    );
+    // Supporters sharing an address were settled before anything was sent: no member
+    // changed hands, so no tag had to be taken off again.
+    assert!(report.get("duplicate_address_skipped") > 0, "{report:?}");
+    assert_eq!(report.get("tags_removed"), 0, "{report:?}");
+    assert_eq!(
+        c["requests"],
+        c["by_route"]["POST /lists/{id}"].as_u64().unwrap() + 7,
+        "{c}"
+    );
+
+    // Only "Major Donor" stays a segment: every other segment tag leaves its members
+    // through the tag's segment, 500 members per call, never one call per member.
+    let mut leaving: BTreeMap<String, u64> = BTreeMap::new();
+    let mut changed = 0u64;
+    for m in h.mc_members(LIST).await {
+        let tags: Vec<&str> = m["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .filter(|t| *t != "Major Donor")
+            .collect();
+        changed += u64::from(!tags.is_empty());
+        for t in tags {
+            *leaving.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    assert!(leaving.values().any(|n| *n > 500), "{leaving:?}");
+    let major_only =
+        serde_json::to_value(&classy_sync::domain::segments::default_rules()[..1]).unwrap();
+    h.configure_mailchimp(org, LIST, json!({ "segments": major_only }))
+        .await;
+    h.mc_reset_counters().await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.get("tags_removed"), leaving.values().sum::<u64>());
+    let c = h.mc_counters().await;
+    let by_route = |r: &str| c["by_route"][r].as_u64().unwrap_or(0);
+    assert_eq!(
+        by_route("POST /lists/{id}/segments/{segment_id}"),
+        leaving.values().map(|n| n.div_ceil(500)).sum::<u64>(),
+        "{c}"
+    );
+    // The tags' segment ids come back with the members written in the same run: no lookup.
+    assert_eq!(by_route("GET /lists/{id}/segments"), 0, "{c}");
+    assert_eq!(by_route("POST /lists/{id}/members/{hash}/tags"), 0, "{c}");
+    assert_eq!(by_route("POST /lists/{id}"), changed.div_ceil(500), "{c}");
+    for m in h.mc_members(LIST).await {
+        let email = m["email_address"].as_str().unwrap().to_lowercase();
+        let want: Vec<&str> = if truth[&email].tags.contains("Major Donor") {
+            vec!["Major Donor"]
+        } else {
+            vec![]
+        };
+        assert_eq!(m["tags"], json!(want), "{email}");
+    }
+    // Nothing is left half done: the next reconcile has nothing to send.
+    let again = push(
+        &h,
+        org,
+        PushOptions {
+            full: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(again.sent + again.get("tags_removed"), 0, "{again:?}");
 }
 
 #[tokio::test]

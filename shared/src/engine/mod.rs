@@ -2,6 +2,7 @@
 //! pager, idempotent page writes, aggregates, run records, export, status and the local
 //! scheduler.
 
+pub mod addresses;
 pub mod aggregator;
 pub mod alerts;
 pub mod analytics;

@@ -18,7 +18,7 @@ use crate::ports::{
     SupporterView,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// Supporters per change set handed to a plugin (memory stays bounded by this).
 pub const PUSH_CHUNK: usize = 5000;
@@ -347,7 +347,7 @@ impl Engine {
         let mut plugin = (spec.build)(config)?;
         let outcome = async {
             plugin.prepare(&ctx).await?;
-            self.feed(&ctx, spec, plugin.as_ref(), state, reconcile, &mut lease)
+            self.feed(&ctx, spec, plugin.as_mut(), state, reconcile, &mut lease)
                 .await
         }
         .await;
@@ -367,12 +367,12 @@ impl Engine {
         Ok((report, cursor))
     }
 
-    /// Hands the plugin its change sets, chunk by chunk.
+    /// Hands the plugin its change sets, chunk by chunk, then lets it finish.
     async fn feed(
         &self,
         ctx: &DestinationContext,
         spec: &PluginSpec,
-        plugin: &dyn Destination,
+        plugin: &mut dyn Destination,
         state: &PluginState,
         reconcile: bool,
         lease: &mut Option<u64>,
@@ -385,6 +385,11 @@ impl Engine {
         };
         if spec.wants.supporters {
             if reconcile {
+                let superseded = if spec.wants.addresses {
+                    self.superseded_supporters(org).await?
+                } else {
+                    HashSet::new()
+                };
                 let mut after: Option<String> = None;
                 let mut buffer: Vec<Supporter> = Vec::new();
                 loop {
@@ -404,7 +409,7 @@ impl Engine {
                     after = page.next;
                     if buffer.len() >= PUSH_CHUNK || (done && !buffer.is_empty()) {
                         let set = self
-                            .supporter_set(org, std::mem::take(&mut buffer), true)
+                            .supporter_set(org, std::mem::take(&mut buffer), Some(&superseded))
                             .await?;
                         total.add(plugin.push(ctx, &set).await?);
                         self.renew_plugin_lease(org, spec.name, lease).await?;
@@ -425,7 +430,7 @@ impl Engine {
                         supporters.push(item.parse()?);
                     }
                     supporters.sort_by_key(|s| s.id);
-                    let set = self.supporter_set(org, supporters, false).await?;
+                    let set = self.supporter_set(org, supporters, None).await?;
                     total.add(plugin.push(ctx, &set).await?);
                     self.renew_plugin_lease(org, spec.name, lease).await?;
                 }
@@ -486,6 +491,7 @@ impl Engine {
                 self.renew_plugin_lease(org, spec.name, lease).await?;
             }
         }
+        total.add(plugin.finish(ctx).await?);
         Ok(total)
     }
 
@@ -532,12 +538,13 @@ impl Engine {
         }
     }
 
-    /// Supporters with their aggregates (defaults for those who never gave).
+    /// Supporters with their aggregates (defaults for those who never gave). A reconcile
+    /// passes the superseded supporters (empty unless the plugin asked for them).
     async fn supporter_set(
         &self,
         org: OrgId,
         supporters: Vec<Supporter>,
-        reconcile: bool,
+        superseded: Option<&HashSet<u64>>,
     ) -> Result<ChangeSet, PluginError> {
         let sks: Vec<String> = supporters
             .iter()
@@ -555,11 +562,12 @@ impl Engine {
                 .into_iter()
                 .map(|s| SupporterView {
                     aggregates: aggs.remove(&s.id).unwrap_or_default(),
+                    superseded: superseded.is_some_and(|set| set.contains(&s.id)),
                     supporter: s,
                 })
                 .collect(),
             transactions: Vec::new(),
-            reconcile,
+            reconcile: superseded.is_some(),
         })
     }
 

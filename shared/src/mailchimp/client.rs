@@ -170,6 +170,53 @@ impl MailchimpClient {
             .await
     }
 
+    /// Every static segment of the list: the tags, with their segment ids.
+    pub async fn static_segments(&self, list_id: &str) -> Result<Vec<Segment>, MailchimpError> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            #[serde(default)]
+            segments: Vec<Segment>,
+            #[serde(default)]
+            total_items: usize,
+        }
+        const PAGE: usize = 1000;
+        let mut out = Vec::new();
+        loop {
+            let p: Page = self
+                .call(
+                    Method::GET,
+                    &format!(
+                        "/lists/{}/segments?type=static&count={PAGE}&offset={}",
+                        seg(list_id),
+                        out.len()
+                    ),
+                    None::<&()>,
+                )
+                .await?;
+            let got = p.segments.len();
+            out.extend(p.segments);
+            if got < PAGE || out.len() >= p.total_items {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Adds and removes up to 500 addresses each to and from a static segment (a tag) in
+    /// one call: how a tag leaves many members at once.
+    pub async fn segment_members(
+        &self,
+        list_id: &str,
+        segment_id: u64,
+        req: &SegmentMembersRequest,
+    ) -> Result<SegmentMembersResponse, MailchimpError> {
+        self.call(
+            Method::POST,
+            &format!("/lists/{}/segments/{segment_id}", seg(list_id)),
+            Some(req),
+        )
+        .await
+    }
+
     pub async fn update_tags(
         &self,
         list_id: &str,

@@ -7,6 +7,7 @@ mod types;
 
 pub use client::{base_url_for_key, subscriber_hash, ClientOptions, MailchimpClient};
 pub use types::{
-    BatchMember, BatchRequest, BatchResponse, ListInfo, MailchimpError, MemberError, MergeField,
-    NewMergeField, TagUpdate,
+    AckedMember, BatchMember, BatchRequest, BatchResponse, ListInfo, MailchimpError, MemberError,
+    MergeField, NewMergeField, Segment, SegmentMembersError, SegmentMembersRequest,
+    SegmentMembersResponse, TagRef, TagUpdate,
 };

@@ -97,9 +97,9 @@ pub struct BatchRequest {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct BatchResponse {
     #[serde(default)]
-    pub new_members: Vec<serde_json::Value>,
+    pub new_members: Vec<AckedMember>,
     #[serde(default)]
-    pub updated_members: Vec<serde_json::Value>,
+    pub updated_members: Vec<AckedMember>,
     #[serde(default)]
     pub errors: Vec<MemberError>,
     #[serde(default)]
@@ -108,6 +108,23 @@ pub struct BatchResponse {
     pub total_updated: u64,
     #[serde(default)]
     pub error_count: u64,
+}
+
+/// The part of a written member the destination reads back (the rest is skipped unparsed).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AckedMember {
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub tags: Vec<TagRef>,
+}
+
+/// A member's tag as Mailchimp shows it: the id is the tag's static segment id.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct TagRef {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -128,6 +145,48 @@ impl MemberError {
     pub fn is_compliance(&self) -> bool {
         self.error.to_lowercase().contains("compliance state")
     }
+}
+
+/// A segment of a list; tags are the static ones, named as the tag.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Segment {
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub member_count: u64,
+    #[serde(default, rename = "type")]
+    pub segment_type: String,
+}
+
+/// `POST /lists/{id}/segments/{segment_id}`: at most 500 addresses each way.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SegmentMembersRequest {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members_to_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members_to_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SegmentMembersResponse {
+    #[serde(default)]
+    pub total_added: u64,
+    #[serde(default)]
+    pub total_removed: u64,
+    #[serde(default)]
+    pub errors: Vec<SegmentMembersError>,
+    #[serde(default)]
+    pub error_count: u64,
+}
+
+/// Addresses a segment change did not apply to, and why.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SegmentMembersError {
+    #[serde(default)]
+    pub email_addresses: Vec<String>,
+    #[serde(default)]
+    pub error: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

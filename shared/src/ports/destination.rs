@@ -6,8 +6,10 @@
 //! 2. `build` makes the plugin from its configuration, then [`Destination::prepare`] loads
 //!    credentials and readies the destination (e.g. creates missing fields, once);
 //! 3. [`Destination::push`] is called with bounded [`ChangeSet`]s (memory stays flat) until
-//!    the changes are exhausted; the engine advances the plugin's cursor only after every
-//!    push of a run succeeded, so a killed run is simply pushed again (pushes are idempotent);
+//!    the changes are exhausted, then [`Destination::finish`] sends what the plugin held back
+//!    to fill its batches across change sets; the engine advances the plugin's cursor only
+//!    after all of it succeeded, so a killed run is simply pushed again (pushes are
+//!    idempotent);
 //! 4. [`Destination::health`] answers whether the destination is reachable and usable;
 //! 5. [`Destination::shutdown`] releases what `prepare` opened.
 //!
@@ -59,6 +61,10 @@ pub struct DestinationContext {
 pub struct SupporterView {
     pub supporter: Supporter,
     pub aggregates: SupporterAggregates,
+    /// In a reconcile of a plugin that asks for it ([`Wants::addresses`]): another supporter
+    /// with the same email address (case-insensitive) was updated more recently, so a
+    /// destination keyed by address should leave this one out.
+    pub superseded: bool,
 }
 
 /// A bounded set of changes for one organization.
@@ -188,6 +194,9 @@ impl PluginError {
 pub struct Wants {
     pub supporters: bool,
     pub transactions: bool,
+    /// Mark supporters whose address a more recently updated supporter shares (in a
+    /// reconcile), so one address is settled once, before anything is sent.
+    pub addresses: bool,
 }
 
 #[async_trait]
@@ -198,13 +207,19 @@ pub trait Destination: Send + Sync {
     /// Loads credentials and readies the destination. Called once per run, before any push.
     async fn prepare(&mut self, ctx: &DestinationContext) -> Result<(), PluginError>;
 
-    /// Sends one bounded set of changes. Per-record refusals go into the report; an `Err`
-    /// means the run failed (the cursor stays where it was).
+    /// Sends one bounded set of changes (it may hold some back for [`Destination::finish`]).
+    /// Per-record refusals go into the report; an `Err` means the run failed (the cursor
+    /// stays where it was).
     async fn push(
-        &self,
+        &mut self,
         ctx: &DestinationContext,
         changes: &ChangeSet,
     ) -> Result<PushReport, PluginError>;
+
+    /// Sends whatever the pushes held back; called once after the last change set.
+    async fn finish(&mut self, _ctx: &DestinationContext) -> Result<PushReport, PluginError> {
+        Ok(PushReport::default())
+    }
 
     /// Whether the destination answers and accepts the credential.
     async fn health(&self, ctx: &DestinationContext) -> Result<DestinationHealth, PluginError>;

@@ -41,6 +41,7 @@ pub const SPEC: PluginSpec = PluginSpec {
     wants: Wants {
         supporters: true,
         transactions: true,
+        addresses: false,
     },
     needs_secret: false,
     validate: |v| ChangeFeedSettings::parse(v).map(|_| ()),
@@ -241,7 +242,7 @@ impl Destination for ChangeFeedDestination {
     }
 
     async fn push(
-        &self,
+        &mut self,
         ctx: &DestinationContext,
         changes: &ChangeSet,
     ) -> Result<PushReport, PluginError> {

@@ -47,6 +47,9 @@ pub enum KnownStatus {
     Unsubscribed,
     /// Mailchimp refused to subscribe them (they unsubscribed or were cleaned there).
     Blocked,
+    /// Never sent (the owning supporter has no consent): only who owns the address is
+    /// remembered, so an older supporter sharing it is not sent in its place later.
+    Absent,
 }
 
 /// What Mailchimp last acknowledged for a member (`PLUGIN#mailchimp#M#<hash>`).
@@ -66,6 +69,12 @@ pub struct MemberState {
     /// supporters sharing one address, only the most recently updated one drives the member.
     #[serde(default)]
     pub owner_updated_at: i64,
+}
+
+/// Whether `a` should own an address rather than `b`: the more recently updated supporter
+/// (whole seconds, as stored), the higher id on a tie.
+pub fn newer(a: &DesiredMember, b: &DesiredMember) -> bool {
+    (a.updated_at.unix(), a.supporter) > (b.updated_at.unix(), b.supporter)
 }
 
 impl MemberState {
@@ -188,7 +197,7 @@ pub fn plan(want: &DesiredMember, known: Option<&MemberState>) -> Option<MemberC
             previous: known.cloned(),
         })
     };
-    let Some(k) = known else {
+    let Some(k) = known.filter(|k| k.status != KnownStatus::Absent) else {
         // Never pushed: only consented supporters are sent.
         return if want.consent {
             change(
@@ -230,7 +239,20 @@ pub fn plan(want: &DesiredMember, known: Option<&MemberState>) -> Option<MemberC
 fn status_name(s: KnownStatus) -> &'static str {
     match s {
         KnownStatus::Subscribed => "subscribed",
-        KnownStatus::Unsubscribed | KnownStatus::Blocked => "unsubscribed",
+        KnownStatus::Unsubscribed | KnownStatus::Blocked | KnownStatus::Absent => "unsubscribed",
+    }
+}
+
+/// The record of an address whose owner is not in the audience (no consent, never sent).
+pub fn absent(want: &DesiredMember) -> MemberState {
+    MemberState {
+        supporter: want.supporter,
+        email: want.email.clone(),
+        status: KnownStatus::Absent,
+        consent: want.consent,
+        merge_fields: BTreeMap::new(),
+        tags: Vec::new(),
+        owner_updated_at: want.updated_at.unix(),
     }
 }
 
@@ -257,6 +279,7 @@ impl MemberChange {
     pub fn acknowledged(&self) -> MemberState {
         let status = match (self.status, self.previous.as_ref().map(|p| p.status)) {
             (Some(s), _) => s,
+            (None, Some(KnownStatus::Absent)) => KnownStatus::Subscribed,
             (None, Some(p)) => p,
             (None, None) => KnownStatus::Subscribed,
         };
@@ -359,6 +382,7 @@ mod tests {
         SupporterView {
             supporter,
             aggregates,
+            superseded: false,
         }
     }
 
@@ -405,6 +429,21 @@ mod tests {
         // Opting in again asks Mailchimp to subscribe; Mailchimp may refuse (compliance).
         let again = plan(&want(true, 10.0), Some(&gone)).unwrap();
         assert_eq!(again.kind, ChangeKind::Resubscribe);
+    }
+
+    #[test]
+    fn an_absent_owner_is_no_member_until_it_consents() {
+        let record = absent(&want(false, 10.0));
+        assert_eq!(record.status, KnownStatus::Absent);
+        assert!(plan(&want(false, 10.0), Some(&record)).is_none());
+        let create = plan(&want(true, 10.0), Some(&record)).unwrap();
+        assert_eq!(create.kind, ChangeKind::Create);
+        assert_eq!(create.batch_member().status.as_deref(), Some("subscribed"));
+        assert_eq!(create.acknowledged().status, KnownStatus::Subscribed);
+        // An older supporter of the same address does not take it over.
+        let mut older = want(true, 10.0);
+        older.supporter = 4;
+        assert!(record.owned_by_newer(&older));
     }
 
     #[test]

@@ -2,9 +2,16 @@
 //! supporters, with giving merge fields and donor-segment tags. Pure rules in [`member`],
 //! settings in [`settings`], the HTTP client in [`crate::mailchimp`]; this module reads and
 //! writes the member states (`PLUGIN#mailchimp#M#<hash>`) and talks to Mailchimp.
+//!
+//! Calls carry full loads: member changes are held ([`pending`]) until a 500-member batch is
+//! full, across change sets, and the last partial batch goes out in `finish`; a tag leaves
+//! members through its static segment, 500 addresses per call ([`tags`]), not one call per
+//! member.
 
 pub mod member;
+pub mod pending;
 pub mod settings;
+mod tags;
 
 use super::PluginSpec;
 use crate::domain::keys::org_pk;
@@ -12,7 +19,6 @@ use crate::domain::segments::SegmentRule;
 use crate::domain::Timestamp;
 use crate::mailchimp::{
     BatchRequest, BatchResponse, ClientOptions, MailchimpClient, MailchimpError, NewMergeField,
-    TagUpdate,
 };
 use crate::ports::store::{Item, WriteOp};
 use crate::ports::{
@@ -22,9 +28,10 @@ use crate::ports::{
 use async_trait::async_trait;
 use futures::StreamExt;
 use member::{desired, plan, DesiredMember, KnownStatus, MemberChange, MemberState, MERGE_FIELDS};
+use pending::Pending;
 use serde::{Deserialize, Serialize};
 use settings::MailchimpSettings;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const NAME: &str = "mailchimp";
 
@@ -34,6 +41,7 @@ pub const SPEC: PluginSpec = PluginSpec {
     wants: Wants {
         supporters: true,
         transactions: false,
+        addresses: true,
     },
     needs_secret: true,
     validate: |v| MailchimpSettings::parse(v).map(|_| ()),
@@ -59,8 +67,19 @@ struct FieldsEnsured {
 /// A member Mailchimp acknowledged: its hash, the state to remember, tags still to remove.
 type Acked = (String, MemberState, Vec<String>);
 
-/// Tag calls (one per member that left a segment) in flight at once.
-const TAG_CONCURRENCY: usize = 10;
+/// What a round of batches came back with.
+struct Sent {
+    states: Vec<Acked>,
+    /// Tag name → static segment id, as the written members show them.
+    tag_ids: BTreeMap<String, u64>,
+    failure: Option<PluginError>,
+}
+
+/// Members acknowledged but still waiting for tag removals, before every held removal is
+/// sent even in part-filled calls (keeps memory bounded).
+const MAX_AWAITING: usize = 5_000;
+/// Rounds of sending held changes in `finish` (compliance refusals add one follow-up).
+const MAX_FINISH_ROUNDS: usize = 4;
 
 pub struct MailchimpDestination {
     settings: MailchimpSettings,
@@ -68,6 +87,8 @@ pub struct MailchimpDestination {
     secret_name: Option<String>,
     client: Option<MailchimpClient>,
     client_options: ClientOptions,
+    pending: Pending,
+    segments: tags::SegmentIds,
 }
 
 fn dest_err(e: MailchimpError) -> PluginError {
@@ -83,6 +104,8 @@ impl MailchimpDestination {
             secret_name: config.secret_name.clone(),
             client: None,
             client_options: ClientOptions::default(),
+            pending: Pending::default(),
+            segments: tags::SegmentIds::default(),
         })
     }
 
@@ -165,15 +188,23 @@ impl MailchimpDestination {
         let mut out: BTreeMap<String, DesiredMember> = BTreeMap::new();
         for v in &changes.supporters {
             report.considered += 1;
+            if v.superseded {
+                report.count("duplicate_address_skipped", 1);
+                continue;
+            }
             let Some(d) = desired(v, &self.rules, now) else {
                 report.count("skipped_no_email", 1);
                 continue;
             };
-            match out.get(&d.hash) {
-                Some(o) if (o.updated_at, o.supporter) >= (d.updated_at, d.supporter) => {}
-                _ => {
-                    out.insert(d.hash.clone(), d);
+            let keep = match out.get(&d.hash) {
+                Some(o) => {
+                    report.count("duplicate_address_skipped", 1);
+                    member::newer(&d, o)
                 }
+                None => true,
+            };
+            if keep {
+                out.insert(d.hash.clone(), d);
             }
         }
         out
@@ -195,13 +226,14 @@ impl MailchimpDestination {
         Ok(out)
     }
 
-    /// Sends the batches (up to 10 in flight); returns the states to remember and the error
-    /// of the first batch that failed outright, if any.
+    /// Sends the batches (up to 10 in flight); returns the states to remember, the tags'
+    /// segment ids seen in the answers and the error of the first batch that failed
+    /// outright, if any.
     async fn send(
         &self,
         changes: &[MemberChange],
         report: &mut PushReport,
-    ) -> Result<(Vec<Acked>, Option<PluginError>), PluginError> {
+    ) -> Result<Sent, PluginError> {
         let client = self.client()?;
         let list = self.list();
         // Futures built in a plain loop (not a borrowing closure) keep the future `Send`.
@@ -217,10 +249,18 @@ impl MailchimpDestination {
         }
         let mut results = futures::stream::iter(futs).buffer_unordered(client_concurrency());
         let mut states = Vec::new();
+        let mut tag_ids = BTreeMap::new();
         let mut failure = None;
         while let Some((i, result)) = results.next().await {
             match result {
-                Ok(resp) => self.settle(chunks[i], resp, report, &mut states),
+                Ok(resp) => {
+                    for m in resp.new_members.iter().chain(&resp.updated_members) {
+                        for t in &m.tags {
+                            tag_ids.insert(t.name.clone(), t.id);
+                        }
+                    }
+                    self.settle(chunks[i], resp, report, &mut states)
+                }
                 Err(e) => {
                     if failure.is_none() {
                         failure = Some(dest_err(e));
@@ -228,7 +268,11 @@ impl MailchimpDestination {
                 }
             }
         }
-        Ok((states, failure))
+        Ok(Sent {
+            states,
+            tag_ids,
+            failure,
+        })
     }
 
     /// Turns one batch answer into states to remember and report counts.
@@ -275,47 +319,126 @@ impl MailchimpDestination {
         }
     }
 
-    /// Removes the tags of segments members left (only those members; one call each).
-    async fn remove_tags(
-        &self,
-        states: &mut [Acked],
+    /// Sends the oldest held changes: every full batch, or (`all`) everything held. Members
+    /// refused for compliance come back as held follow-ups without a status; acknowledged
+    /// members are stored, their tag removals queued.
+    async fn send_held(
+        &mut self,
+        ctx: &DestinationContext,
         report: &mut PushReport,
+        all: bool,
     ) -> Result<(), PluginError> {
-        let client = self.client()?;
-        let list = self.list();
-        let mut futs = Vec::new();
-        for (i, (hash, _, remove)) in states.iter().enumerate() {
-            if remove.is_empty() {
-                continue;
+        let batch = self.settings.batch_size();
+        let mut failure = None;
+        for _ in 0..MAX_FINISH_ROUNDS {
+            let held = self.pending.held_count();
+            let n = if all { held } else { held / batch * batch };
+            if n == 0 {
+                break;
             }
-            let tags: Vec<TagUpdate> = remove
+            let todo = self.pending.take(n);
+            let Sent {
+                states,
+                tag_ids,
+                failure: f,
+            } = self.send(&todo, report).await?;
+            self.segments.learn(tag_ids);
+            failure = failure.or(f);
+            let refused: HashSet<&str> = states
                 .iter()
-                .map(|t| TagUpdate {
-                    name: t.clone(),
-                    status: "inactive".into(),
-                })
+                .filter(|(_, s, _)| s.status == KnownStatus::Blocked)
+                .map(|(h, _, _)| h.as_str())
                 .collect();
-            let hash = hash.clone();
-            futs.push(async move { (i, client.update_tags(list, &hash, &tags).await) });
-        }
-        let outcomes: Vec<(usize, Result<(), MailchimpError>)> = futures::stream::iter(futs)
-            .buffer_unordered(TAG_CONCURRENCY)
-            .collect()
-            .await;
-        for (i, outcome) in outcomes {
-            let (_, state, remove) = &mut states[i];
-            match outcome {
-                Ok(()) => report.count("tags_removed", remove.len() as u64),
-                Err(e) => {
-                    // Remember the tags as still set, so the next push tries again.
-                    for t in remove.iter() {
-                        if !state.tags.contains(t) {
-                            state.tags.push(t.clone());
-                        }
-                    }
-                    report.error(format!("{}: removing tags {remove:?}: {e}", state.email));
+            for c in todo
+                .iter()
+                .filter(|c| refused.contains(c.desired.hash.as_str()))
+            {
+                if let Some(follow_up) = plan(&c.desired, Some(&c.blocked())) {
+                    self.pending.hold(follow_up);
                 }
             }
+            let mut writes = Vec::with_capacity(states.len());
+            for (hash, state, remove) in states {
+                if remove.is_empty() {
+                    writes.push((hash, state));
+                } else {
+                    let interim = self.pending.await_removal(&hash, state, &remove);
+                    writes.push((hash, interim));
+                }
+            }
+            self.save_states(ctx, &writes).await?;
+            if failure.is_some() {
+                break;
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        self.flush_removals(ctx, report, all).await
+    }
+
+    /// Sends held tag removals: tags with a full call's worth, or (`all`, or too many members
+    /// waiting) every one. Members whose removals are all answered get their final state.
+    async fn flush_removals(
+        &mut self,
+        ctx: &DestinationContext,
+        report: &mut PushReport,
+        all: bool,
+    ) -> Result<(), PluginError> {
+        let per_call = tags::MAX_SEGMENT_MEMBERS;
+        let everything = all || self.pending.awaiting_count() > MAX_AWAITING;
+        let ready = self
+            .pending
+            .removal_tags(if everything { 1 } else { per_call });
+        let mut finals = Vec::new();
+        for tag in ready {
+            loop {
+                let waiting = self.pending.removal_len(&tag);
+                if waiting == 0 || (!everything && waiting < per_call) {
+                    break;
+                }
+                let members = self.pending.take_removals(&tag, per_call);
+                let client = self
+                    .client
+                    .as_ref()
+                    .ok_or_else(|| PluginError::destination(NAME, "used before prepare"))?;
+                let list = self.settings.list_id.trim();
+                let outcome = self
+                    .segments
+                    .remove_tag(client, list, &tag, &members)
+                    .await?;
+                let removed = outcome.is_ok();
+                match outcome {
+                    Ok(()) => report.count("tags_removed", members.len() as u64),
+                    // Remembered as still set: the next push that looks at them tries again.
+                    Err(reason) => {
+                        for (_, email) in &members {
+                            report.error(format!("{email}: removing tag {tag:?}: {reason}"));
+                        }
+                    }
+                }
+                for (hash, _) in &members {
+                    if let Some(done) = self.pending.removal_answered(hash, &tag, removed) {
+                        finals.push(done);
+                    }
+                }
+            }
+        }
+        self.save_states(ctx, &finals).await
+    }
+
+    async fn save_states(
+        &self,
+        ctx: &DestinationContext,
+        states: &[(String, MemberState)],
+    ) -> Result<(), PluginError> {
+        let pk = org_pk(ctx.org);
+        let ops: Vec<WriteOp> = states
+            .iter()
+            .map(|(hash, state)| WriteOp::Put(Item::json(&pk, member_sk(self.list(), hash), state)))
+            .collect();
+        for chunk in ops.chunks(500) {
+            ctx.store.batch_write(chunk.to_vec()).await?;
         }
         Ok(())
     }
@@ -357,7 +480,7 @@ impl Destination for MailchimpDestination {
     }
 
     async fn push(
-        &self,
+        &mut self,
         ctx: &DestinationContext,
         changes: &ChangeSet,
     ) -> Result<PushReport, PluginError> {
@@ -365,19 +488,50 @@ impl Destination for MailchimpDestination {
         let mut report = PushReport::default();
         let now = Timestamp(ctx.clock.now());
         let wanted = self.wanted(changes, now, &mut report);
-        let known = self.known(ctx, wanted.keys()).await?;
+        // A member with a change still held is compared with what that change started from.
+        let known = self
+            .known(
+                ctx,
+                wanted.keys().filter(|h| self.pending.held(h).is_none()),
+            )
+            .await?;
         let mut todo = Vec::new();
+        let mut absent = Vec::new();
         for d in wanted.values() {
+            if let Some(held) = self.pending.held(&d.hash) {
+                // Two supporters of one address in different change sets: one is skipped.
+                report.count("duplicate_address_skipped", 1);
+                if !member::newer(d, &held.desired) {
+                    continue;
+                }
+                let base = held.previous.clone();
+                match plan(d, base.as_ref()) {
+                    Some(c) => self.pending.hold(c),
+                    None => {
+                        self.pending.release(&d.hash);
+                        if base.is_none_or(|k| k.status == KnownStatus::Absent) {
+                            absent.push((d.hash.clone(), member::absent(d)));
+                        }
+                    }
+                }
+                continue;
+            }
             // Several supporters can share an address (in other change sets): the most
             // recently updated one keeps the member, the others do not flip it back and forth.
             if known.get(&d.hash).is_some_and(|k| k.owned_by_newer(d)) {
                 report.count("duplicate_address_skipped", 1);
                 continue;
             }
-            match plan(d, known.get(&d.hash)) {
+            let k = known.get(&d.hash);
+            match plan(d, k) {
                 Some(c) => todo.push(c),
-                None if !d.consent && !known.contains_key(&d.hash) => {
-                    report.count("skipped_no_consent", 1)
+                None if k.is_none_or(|k| k.status == KnownStatus::Absent) => {
+                    report.count("skipped_no_consent", 1);
+                    // Remember who owns the address, so an older supporter sharing it is
+                    // not sent in its place by a later push.
+                    if k.is_none_or(|k| k.supporter != d.supporter) {
+                        absent.push((d.hash.clone(), member::absent(d)));
+                    }
                 }
                 None => report.unchanged += 1,
             }
@@ -393,43 +547,24 @@ impl Destination for MailchimpDestination {
             report.sent = todo.len() as u64;
             return Ok(report);
         }
-        let (mut states, mut failure) = self.send(&todo, &mut report).await?;
-        // Members Mailchimp refused to subscribe (compliance) still get their fields and
-        // tags, without a status, in one follow-up round.
-        let retry: Vec<MemberChange> = todo
-            .iter()
-            .filter_map(|c| {
-                let blocked = states
-                    .iter()
-                    .find(|(h, s, _)| *h == c.desired.hash && s.status == KnownStatus::Blocked)?;
-                plan(&c.desired, Some(&blocked.1))
-            })
-            .collect();
-        if !retry.is_empty() {
-            let (again, f) = self.send(&retry, &mut report).await?;
-            for (hash, state, remove) in again {
-                if let Some(slot) = states.iter_mut().find(|(h, _, _)| *h == hash) {
-                    *slot = (hash, state, remove);
-                }
-            }
-            failure = failure.or(f);
+        self.save_states(ctx, &absent).await?;
+        for c in todo {
+            self.pending.hold(c);
         }
-        self.remove_tags(&mut states, &mut report).await?;
-        let pk = org_pk(ctx.org);
-        let ops: Vec<WriteOp> = states
-            .iter()
-            .map(|(hash, state, _)| {
-                WriteOp::Put(Item::json(&pk, member_sk(self.list(), hash), state))
-            })
-            .collect();
-        for chunk in ops.chunks(500) {
-            ctx.store.batch_write(chunk.to_vec()).await?;
-        }
+        let outcome = self.send_held(ctx, &mut report, false).await;
         report.count("api_calls", self.client()?.calls() - calls_before);
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(report),
+        outcome.map(|()| report)
+    }
+
+    async fn finish(&mut self, ctx: &DestinationContext) -> Result<PushReport, PluginError> {
+        let mut report = PushReport::default();
+        if ctx.dry_run {
+            return Ok(report);
         }
+        let calls_before = self.client()?.calls();
+        let outcome = self.send_held(ctx, &mut report, true).await;
+        report.count("api_calls", self.client()?.calls() - calls_before);
+        outcome.map(|()| report)
     }
 
     async fn health(&self, _ctx: &DestinationContext) -> Result<DestinationHealth, PluginError> {
