@@ -141,6 +141,8 @@ def mailchimp_push():
                 "first_push_calls": first_calls, "first_calls_per_1000": round(first_calls * 1000 / pushed, 3),
                 "changed": changed, "incremental_push_s": round(inc_secs, 2),
                 "incremental_calls": inc_calls, "incremental_calls_per_1000": round(inc_calls * 1000 / changed, 3),
+                "incremental_calls_per_1000_audience": round(inc_calls * 1000 / pushed, 3),
+                "incremental_batch_floor": -(-changed // 500),
                 "first_counters": first_counters, "incremental_counters": inc_counters}
     finally:
         sandbox.terminate()
@@ -166,9 +168,14 @@ def print_mailchimp(r):
     print(f"| first push | {r['consented_pushed']:,} | {r['push_s']} | {r['contacts_per_s']:,} | "
           f"{r['first_push_calls']} | {r['first_calls_per_1000']} |")
     print(f"| incremental, 1 % changed | {r['changed']:,} | {r['incremental_push_s']} | - | "
-          f"{r['incremental_calls']} | {r['incremental_calls_per_1000']} |")
+          f"{r['incremental_calls']} | {r['incremental_calls_per_1000']} per 1,000 changed, "
+          f"{r['incremental_calls_per_1000_audience']} per 1,000 in the audience |")
     print(f"{'met   ' if r['first_calls_per_1000'] <= 2.1 else 'MISSED'} <= 2.1 Mailchimp calls per 1,000 contacts (first push)")
-    print(f"{'met   ' if r['incremental_calls_per_1000'] <= 2.1 else 'MISSED'} <= 2.1 Mailchimp calls per 1,000 contacts (incremental)")
+    # 500 members per batch: n changed contacts need at least ceil(n / 500) calls.
+    print(f"{'met   ' if r['incremental_calls_per_1000'] <= 2.1 else 'MISSED'} <= 2.1 Mailchimp calls per 1,000 changed contacts "
+          f"(incremental; the batch floor alone is {r['incremental_batch_floor']} calls = "
+          f"{r['incremental_batch_floor'] * 1000 / r['changed']:.3f})")
+    print(f"{'met   ' if r['incremental_calls_per_1000_audience'] <= 2.1 else 'MISSED'} <= 2.1 Mailchimp calls per 1,000 contacts in the audience (incremental)")
 
 
 def main():

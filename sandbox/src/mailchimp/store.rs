@@ -228,7 +228,12 @@ impl List {
     /// Every tag in id order with the number of members having it (counted now, in one pass).
     pub fn tags_with_counts(&self) -> Vec<(&Tag, usize)> {
         let mut counts: HashMap<&str, usize> = HashMap::new();
-        for t in self.members.values().flat_map(|m| &m.tags) {
+        // Mailchimp counts the segment's active subscribers.
+        let subscribed = self
+            .members
+            .values()
+            .filter(|m| m.status == Status::Subscribed);
+        for t in subscribed.flat_map(|m| &m.tags) {
             *counts.entry(t.as_str()).or_default() += 1;
         }
         let mut out: Vec<(&Tag, usize)> = self
@@ -644,7 +649,7 @@ mod tests {
         let out = l.tag_members("Donor", &emails(&["a@x.org"]), false);
         assert_eq!(out, TagMembers::default());
         let out = l.tag_members("Donor", &emails(&["b@x.org", "a@x.org", "a@x.org"]), true);
-        assert_eq!(out.changed, [a]);
+        assert_eq!(out.changed, [a.clone()]);
         // A tag given only this way is registered with the next id; it stays at zero members.
         l.tag_members("Lapsed", &emails(&["a@x.org"]), true);
         l.tag_members("Lapsed", &emails(&["a@x.org"]), false);
@@ -652,6 +657,12 @@ mod tests {
         assert_eq!(
             counts(&l),
             [("Donor".to_string(), 2), ("Lapsed".to_string(), 0)]
+        );
+        // Only subscribed members count, as in Mailchimp.
+        l.members.get_mut(&a).unwrap().status = Status::Unsubscribed;
+        assert_eq!(
+            counts(&l),
+            [("Donor".to_string(), 1), ("Lapsed".to_string(), 0)]
         );
     }
 
