@@ -11,7 +11,7 @@
 pub mod member;
 pub mod pending;
 pub mod settings;
-mod tags;
+pub mod tags;
 
 use super::PluginSpec;
 use crate::domain::keys::org_pk;
