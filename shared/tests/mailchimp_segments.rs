@@ -28,8 +28,26 @@ async fn reset_counters(sb: &RunningSandbox) {
         .unwrap();
 }
 
-fn calls(counters: &Value, route: &str) -> u64 {
-    counters["by_route"][route].as_u64().unwrap_or(0)
+/// Removes `tag` from the members; returns the (lookup, removal) calls it took.
+async fn remove(
+    sb: &RunningSandbox,
+    client: &MailchimpClient,
+    ids: &mut SegmentIds,
+    tag: &str,
+    members: &[(String, String)],
+) -> (u64, u64) {
+    reset_counters(sb).await;
+    let outcome = ids
+        .remove_tag(client, sb.mailchimp_list_id(), tag, members)
+        .await
+        .unwrap();
+    assert_eq!(outcome, Ok(()));
+    let c = admin(sb, "/counters").await;
+    let calls = |route: &str| c["by_route"][route].as_u64().unwrap_or(0);
+    (
+        calls("GET /lists/{id}/segments"),
+        calls("POST /lists/{id}/segments/{segment_id}"),
+    )
 }
 
 /// Tags of each member, by address.
@@ -99,61 +117,31 @@ async fn segment_ids_are_looked_up_when_unknown_and_again_when_gone() {
     assert_eq!(written.error_count, 0);
 
     // Nothing learned: one lookup, then one call for both members.
-    reset_counters(&sb).await;
     let mut ids = SegmentIds::default();
-    let outcome = ids
-        .remove_tag(
-            &client,
-            list,
-            "Lapsed",
-            &[pair("a@example.org"), pair("B@Example.org")],
-        )
-        .await
-        .unwrap();
-    assert_eq!(outcome, Ok(()));
-    let c = admin(&sb, "/counters").await;
-    assert_eq!(calls(&c, "GET /lists/{id}/segments"), 1, "{c}");
-    assert_eq!(
-        calls(&c, "POST /lists/{id}/segments/{segment_id}"),
-        1,
-        "{c}"
-    );
+    let members = [pair("a@example.org"), pair("B@Example.org")];
+    let calls = remove(&sb, &client, &mut ids, "Lapsed", &members).await;
+    assert_eq!(calls, (1, 1));
     let t = tags(&sb, list).await;
     assert_eq!(t["a@example.org"], ["Hand Picked"]);
     assert_eq!(t["b@example.org"], ["Lost"]);
 
     // A remembered id that is gone (the tag was deleted and made again): 404, one more
     // lookup, and the removal goes through.
-    reset_counters(&sb).await;
     let mut ids = SegmentIds::default();
     ids.learn(BTreeMap::from([("Lost".to_string(), 9_999)]));
-    let outcome = ids
-        .remove_tag(&client, list, "Lost", &[pair("c@example.org")])
-        .await
-        .unwrap();
-    assert_eq!(outcome, Ok(()));
-    let c = admin(&sb, "/counters").await;
-    assert_eq!(calls(&c, "GET /lists/{id}/segments"), 1, "{c}");
-    assert_eq!(
-        calls(&c, "POST /lists/{id}/segments/{segment_id}"),
-        2,
-        "{c}"
-    );
+    let calls = remove(&sb, &client, &mut ids, "Lost", &[pair("c@example.org")]).await;
+    assert_eq!(calls, (1, 2));
     assert!(tags(&sb, list).await["c@example.org"].is_empty());
 
-    // A tag nobody carries has no segment: nothing to remove, no removal call.
-    reset_counters(&sb).await;
-    let outcome = ids
-        .remove_tag(&client, list, "Never Used", &[pair("a@example.org")])
-        .await
-        .unwrap();
-    assert_eq!(outcome, Ok(()));
-    let c = admin(&sb, "/counters").await;
-    // Already looked up in this run: not again.
-    assert_eq!(calls(&c, "GET /lists/{id}/segments"), 0, "{c}");
-    assert_eq!(
-        calls(&c, "POST /lists/{id}/segments/{segment_id}"),
-        0,
-        "{c}"
-    );
+    // A tag nobody carries has no segment: nothing to remove, no removal call, and no
+    // second lookup in the same run.
+    let calls = remove(
+        &sb,
+        &client,
+        &mut ids,
+        "Never Used",
+        &[pair("a@example.org")],
+    )
+    .await;
+    assert_eq!(calls, (0, 0));
 }

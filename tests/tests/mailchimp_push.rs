@@ -45,6 +45,14 @@ async fn push(h: &Harness, org: u64, opts: PushOptions) -> PushReport {
         .unwrap_or_else(|e| panic!("push failed: {e}"))
 }
 
+/// A full reconcile.
+fn full() -> PushOptions {
+    PushOptions {
+        full: true,
+        ..Default::default()
+    }
+}
+
 // ---- The truth, computed here from the sandbox's Classy records ----
 
 /// The sandbox's (Mailchimp's) idea of a valid address, written out independently.
@@ -281,15 +289,21 @@ async fn setup(cfg: SandboxConfig) -> (Harness, u64) {
     (h, org)
 }
 
+/// The first push with fresh counters; the audience must equal the truth afterwards.
+async fn first_push(h: &Harness, org: u64) -> (PushReport, BTreeMap<String, Want>, ConsentModel) {
+    h.mc_reset_counters().await;
+    let report = push(h, org, PushOptions::default()).await;
+    let truth = truth(h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&truth);
+    assert_audience(h, LIST, &truth, &model).await;
+    (report, truth, model)
+}
+
 #[tokio::test]
 async fn audience_equals_consent_filtered_truth_and_an_idle_push_costs_nothing() {
     let (h, org) = setup(config(700, 2000, 11)).await;
-    h.mc_reset_counters().await;
-    let report = push(&h, org, PushOptions::default()).await;
-    let truth = truth(&h, org).await;
-    let mut model = ConsentModel::default();
-    model.push(&truth);
-    assert_audience(&h, LIST, &truth, &model).await;
+    let (report, _, model) = first_push(&h, org).await;
     let consented = model.status.len() as u64;
     assert_eq!(report.sent, consented, "{report:?}");
     assert_eq!(report.get("create"), consented);
@@ -316,15 +330,7 @@ async fn audience_equals_consent_filtered_truth_and_an_idle_push_costs_nothing()
     h.mc_reset_counters().await;
     let again = push(&h, org, PushOptions::default()).await;
     assert_eq!(again.sent, 0, "{again:?}");
-    let full = push(
-        &h,
-        org,
-        PushOptions {
-            full: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let full = push(&h, org, full()).await;
     assert_eq!(full.sent, 0, "{full:?}");
     assert_eq!(full.unchanged, consented);
     assert_eq!(h.mc_counters().await["requests"], json!(0));
@@ -399,15 +405,7 @@ async fn consent_is_never_violated_over_a_randomized_run() {
         model.push(&t);
         assert_audience(&h, LIST, &t, &model).await;
         // A full reconcile changes nothing and subscribes nobody.
-        let full = push(
-            &h,
-            org,
-            PushOptions {
-                full: true,
-                ..Default::default()
-            },
-        )
-        .await;
+        let full = push(&h, org, full()).await;
         assert_eq!(full.sent, 0, "round {round}: {full:?}");
     }
     // Re-consent in Classy after an unsubscribe meets Mailchimp's compliance rule.
@@ -528,15 +526,7 @@ async fn withdrawn_consent_unsubscribes_and_a_mailchimp_unsubscribe_is_kept() {
     assert_eq!(report.get("compliance_skipped"), 1, "{report:?}");
     assert_eq!(report.failed, 0);
     // And is not asked again.
-    let again = push(
-        &h,
-        org,
-        PushOptions {
-            full: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let again = push(&h, org, full()).await;
     assert_eq!(
         (again.sent, again.get("compliance_skipped")),
         (0, 0),
@@ -636,12 +626,7 @@ async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() 
 async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
     // 12,000 supporters: a reconcile hands the destination three change sets.
     let (h, org) = setup(config(12_000, 8_000, 5)).await;
-    h.mc_reset_counters().await;
-    let report = push(&h, org, PushOptions::default()).await;
-    let truth = truth(&h, org).await;
-    let mut model = ConsentModel::default();
-    model.push(&truth);
-    assert_audience(&h, LIST, &truth, &model).await;
+    let (report, truth, model) = first_push(&h, org).await;
     let consented = model.status.len() as u64;
     assert!(consented > 5_000, "{consented}");
     let c = h.mc_counters().await;
@@ -708,15 +693,7 @@ async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
         assert_eq!(m["tags"], json!(want), "{email}");
     }
     // Nothing is left half done: the next reconcile has nothing to send.
-    let again = push(
-        &h,
-        org,
-        PushOptions {
-            full: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let again = push(&h, org, full()).await;
     assert_eq!(again.sent + again.get("tags_removed"), 0, "{again:?}");
 }
 
@@ -786,16 +763,7 @@ async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
         })
         .unwrap();
     assert_eq!(m["merge_fields"]["LNAME"], "Resumed");
-    let again = engine
-        .push_org(
-            org,
-            &PushOptions {
-                full: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
+    let again = engine.push_org(org, &full()).await.unwrap();
     assert_eq!(again[0].result.as_ref().unwrap().sent, 0);
 }
 
