@@ -33,7 +33,18 @@ impl Pending {
 
     /// Holds a change; a change already held for the member is replaced.
     pub fn hold(&mut self, change: MemberChange) {
-        self.changes.insert(change.desired.hash.clone(), change);
+        let hash = change.desired.hash.clone();
+        // Acknowledged earlier in this run with removals still queued (another supporter
+        // of the same address): the new change was planned from the state stored meanwhile,
+        // tags still set, so it carries every removal still wanted. The queued ones go,
+        // or they could take a tag the new owner wants, and a stale final state with them.
+        if self.awaiting.remove(&hash).is_some() {
+            for queue in self.removals.values_mut() {
+                queue.remove(&hash);
+            }
+            self.removals.retain(|_, queue| !queue.is_empty());
+        }
+        self.changes.insert(hash, change);
     }
 
     /// Forgets a held change (the member needs none after all).
@@ -174,6 +185,20 @@ mod tests {
         assert_eq!(first[0].desired.email, "a@x.org");
         p.release(&subscriber_hash("b@x.org"));
         assert_eq!(p.held_count(), 0);
+    }
+
+    #[test]
+    fn a_new_change_for_a_member_awaiting_removals_replaces_them() {
+        let mut p = Pending::default();
+        let c = change("a@x.org", "2025-01-01T00:00:00Z");
+        p.await_removal(&c.desired.hash, c.acknowledged(), &c.remove_tags);
+        p.hold(change("a@x.org", "2025-02-01T00:00:00Z"));
+        assert!(p.removal_tags(1).is_empty());
+        assert_eq!(p.awaiting_count(), 0);
+        assert!(p
+            .removal_answered(&c.desired.hash, "Lapsed", true)
+            .is_none());
+        assert_eq!(p.held_count(), 1);
     }
 
     #[test]
