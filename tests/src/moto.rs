@@ -137,6 +137,82 @@ impl MotoServer {
     pub async fn eventbridge(&self) -> aws_sdk_eventbridge::Client {
         aws_sdk_eventbridge::Client::new(&self.sdk_config().await)
     }
+
+    /// Creates the event bus `bus` and a queue `queue` that a rule on the bus fills with
+    /// every `source: classy-sync` event; returns the queue's URL (read it with
+    /// [`drain_json`]).
+    pub async fn bus_into_queue(&self, bus: &str, queue: &str) -> String {
+        let eb = self.eventbridge().await;
+        let sqs = self.sqs().await;
+        eb.create_event_bus().name(bus).send().await.expect("bus");
+        let url = sqs
+            .create_queue()
+            .queue_name(queue)
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("queue url");
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .expect("queue arn");
+        let rule = format!("{queue}-rule");
+        eb.put_rule()
+            .name(&rule)
+            .event_bus_name(bus)
+            .event_pattern(r#"{"source":["classy-sync"]}"#)
+            .send()
+            .await
+            .expect("rule");
+        eb.put_targets()
+            .rule(&rule)
+            .event_bus_name(bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(arn)
+                    .build()
+                    .expect("target"),
+            )
+            .send()
+            .await
+            .expect("target");
+        url
+    }
+}
+
+/// Every JSON message waiting in the queue, received and deleted.
+pub async fn drain_json(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    loop {
+        let r = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        let msgs = r.messages.unwrap_or_default();
+        if msgs.is_empty() {
+            return out;
+        }
+        for m in msgs {
+            out.push(serde_json::from_str(m.body().expect("body")).expect("a JSON message"));
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle().expect("receipt handle"))
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
 }
 
 impl Drop for MotoServer {

@@ -451,45 +451,7 @@ async fn eventbridge_events_reach_an_sqs_target() {
     let eb = moto.eventbridge().await;
     let sqs = moto.sqs().await;
     let bus = "classy-sync-events";
-    eb.create_event_bus().name(bus).send().await.expect("bus");
-    let url = sqs
-        .create_queue()
-        .queue_name("events")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url
-        .expect("url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attrs")
-        .attributes
-        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .expect("arn");
-    eb.put_rule()
-        .name("classy-sync-all")
-        .event_bus_name(bus)
-        .event_pattern(r#"{"source":["classy-sync"]}"#)
-        .send()
-        .await
-        .expect("rule");
-    eb.put_targets()
-        .rule("classy-sync-all")
-        .event_bus_name(bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("target");
+    let url = moto.bus_into_queue(bus, "events").await;
 
     let publisher = EventBridgeBus::new(eb, bus);
     let time = chrono::DateTime::parse_from_rfc3339("2025-04-20T12:00:00Z")

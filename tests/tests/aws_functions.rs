@@ -15,7 +15,7 @@ use classy_sync::engine::{Engine, EngineOptions};
 use classy_sync::ports::{JobQueue, SecretError, SecretStore, SystemClock};
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{dispatch, worker, Services};
-use classy_sync_tests::moto::MotoServer;
+use classy_sync_tests::moto::{drain_json, MotoServer};
 use classy_sync_tests::{assert_same_records, test_client_config};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -69,50 +69,7 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
             .await
             .unwrap();
     // Events go to a bus whose rule forwards classy-sync events to a queue we can read.
-    let eb = moto.eventbridge().await;
-    eb.create_event_bus()
-        .name("classy-sync-test")
-        .send()
-        .await
-        .unwrap();
-    let events_url = sqs
-        .create_queue()
-        .queue_name("events")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let events_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&events_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    eb.put_rule()
-        .name("to-queue")
-        .event_bus_name("classy-sync-test")
-        .event_pattern(json!({"source": ["classy-sync"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    eb.put_targets()
-        .rule("to-queue")
-        .event_bus_name("classy-sync-test")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(events_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let events_url = moto.bus_into_queue("classy-sync-test", "events").await;
 
     let settings = AwsSettings {
         table: table.into(),
@@ -256,31 +213,7 @@ async fn assert_truth(s: &Stack, org: u64) {
 }
 
 async fn events(s: &Stack) -> Vec<Value> {
-    let mut out = Vec::new();
-    loop {
-        let r = s
-            .sqs
-            .receive_message()
-            .queue_url(&s.events_url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            out.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
-            s.sqs
-                .delete_message()
-                .queue_url(&s.events_url)
-                .receipt_handle(m.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
+    drain_json(&s.sqs, &s.events_url).await
 }
 
 fn small() -> SandboxConfig {

@@ -16,7 +16,7 @@ use classy_sync::engine::{Engine, EngineOptions, RunControl, SyncMode, SyncOutco
 use classy_sync::ports::{JobQueue, PluginConfig, SystemClock};
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{plugin_dispatch, plugin_worker, Services};
-use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
+use classy_sync_tests::moto::{drain_json, MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
 use classy_sync_tests::test_client_config;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -25,45 +25,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const CUSTOMER_BUS: &str = "customer-feed";
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone()
-}
-
-/// Everything the rule on the customer's bus forwarded so far.
-async fn feed_events(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    loop {
-        let r = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            out.push(serde_json::from_str(m.body.as_deref().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
 
 /// What the event source mapping does: receive, invoke plugin-worker, delete what succeeded.
 async fn deliver(queue: &SqsQueue, services: &Services) -> (usize, usize) {
@@ -113,40 +74,7 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         .await
         .unwrap();
     // The customer's bus, with a rule forwarding our events to a queue we can read.
-    let eb = moto.eventbridge().await;
-    eb.create_event_bus()
-        .name(CUSTOMER_BUS)
-        .send()
-        .await
-        .unwrap();
-    let feed_url = sqs
-        .create_queue()
-        .queue_name("feed-events")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    eb.put_rule()
-        .name("feed-to-queue")
-        .event_bus_name(CUSTOMER_BUS)
-        .event_pattern(json!({"source": ["classy-sync"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    eb.put_targets()
-        .rule("feed-to-queue")
-        .event_bus_name(CUSTOMER_BUS)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(queue_arn(&sqs, &feed_url).await)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let feed_url = moto.bus_into_queue(CUSTOMER_BUS, "feed-events").await;
 
     let settings = AwsSettings {
         table: table.into(),
@@ -238,7 +166,7 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
     assert_eq!(second["already_queued"].as_array().unwrap().len(), 1);
 
     assert_eq!(deliver(&plugin_queue, &services).await, (1, 0));
-    let events = feed_events(&sqs, &feed_url).await;
+    let events = drain_json(&sqs, &feed_url).await;
     let mut seen: BTreeMap<(String, u64), u32> = BTreeMap::new();
     for e in &events {
         assert_eq!(e["source"], "classy-sync");
@@ -294,7 +222,7 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
     job.dedup_id = None;
     plugin_queue.send_batch(vec![job]).await.unwrap();
     assert_eq!(deliver(&plugin_queue, &services).await, (1, 0));
-    assert!(feed_events(&sqs, &feed_url).await.is_empty());
+    assert!(drain_json(&sqs, &feed_url).await.is_empty());
 
     // A malformed job is a batch item failure naming the field, not a crash.
     plugin_queue

@@ -16,10 +16,10 @@ use classy_sync::ports::{
 };
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{alert, health_check, Services};
-use classy_sync_tests::moto::MotoServer;
+use classy_sync_tests::moto::{drain_json, MotoServer};
 use classy_sync_tests::test_client_config;
 use secrecy::SecretString;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,32 +47,6 @@ impl Notifier for Recorder {
     }
 }
 
-async fn events(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    loop {
-        let r = sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .unwrap();
-        let msgs = r.messages.unwrap_or_default();
-        if msgs.is_empty() {
-            return out;
-        }
-        for m in msgs {
-            out.push(serde_json::from_str(m.body().unwrap()).unwrap());
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle().unwrap())
-                .send()
-                .await
-                .unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     let moto = MotoServer::start();
@@ -85,46 +59,7 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     let (queue_url, dlq_url) = SqsQueue::create_queues_for_tests(&sqs, "sync", 3, 2)
         .await
         .unwrap();
-    let eb = moto.eventbridge().await;
-    eb.create_event_bus().name("bus").send().await.unwrap();
-    let events_url = sqs
-        .create_queue()
-        .queue_name("events")
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    let events_arn = sqs
-        .get_queue_attributes()
-        .queue_url(&events_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
-        .clone();
-    eb.put_rule()
-        .name("to-queue")
-        .event_bus_name("bus")
-        .event_pattern(json!({"source": ["classy-sync"]}).to_string())
-        .send()
-        .await
-        .unwrap();
-    eb.put_targets()
-        .rule("to-queue")
-        .event_bus_name("bus")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("q")
-                .arn(events_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let events_url = moto.bus_into_queue("bus", "events").await;
     let settings = AwsSettings {
         table: table.into(),
         queue_url,
@@ -179,7 +114,7 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     let out = health_check::handle(&services).await.unwrap();
     assert_eq!(out["status"], "pass", "{out}");
     assert_eq!(out["changed"], false);
-    assert!(events(&sqs, &events_url).await.is_empty());
+    assert!(drain_json(&sqs, &events_url).await.is_empty());
 
     // A dead letter: health warns once (one HealthChanged), the alert fires once.
     sqs.send_message()
@@ -192,7 +127,7 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     assert_eq!(out["status"], "warn", "{out}");
     assert_eq!(out["changed"], true);
     health_check::handle(&services).await.unwrap();
-    let evs = events(&sqs, &events_url).await;
+    let evs = drain_json(&sqs, &events_url).await;
     assert_eq!(evs.len(), 1, "{evs:#?}");
     assert_eq!(evs[0]["detail-type"], "HealthChanged");
     assert_eq!(evs[0]["detail"]["previous"], "pass");
@@ -247,7 +182,7 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     assert_eq!(sent[1].kind, MessageKind::AlertResolved);
     let out = health_check::handle(&services).await.unwrap();
     assert_eq!(out["changed"], true, "{out}");
-    let evs = events(&sqs, &events_url).await;
+    let evs = drain_json(&sqs, &events_url).await;
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0]["detail"]["status"], "pass");
 }
