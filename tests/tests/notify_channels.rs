@@ -204,23 +204,33 @@ fn url_secrets(url: &str, signing_secret: Option<&str>) -> ChannelSecrets {
 
 // ---------- email ----------
 
+/// Email from alerts@example.org, through the SMTP server when given (else SES, added by the
+/// caller).
+fn email_settings(smtp_url: Option<String>) -> NotifySettings {
+    NotifySettings::from_lookup(|k| match k {
+        "CLASSY_SYNC_SMTP_URL" => smtp_url.clone(),
+        "CLASSY_SYNC_EMAIL_FROM" => Some("alerts@example.org".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn email_channel(name: &str, to: &[&str]) -> ChannelConfig {
+    ChannelConfig {
+        name: name.into(),
+        kind: ChannelKind::Email,
+        to: to.iter().map(|t| t.to_string()).collect(),
+        allow_http_loopback: false,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_goes_through_a_real_smtp_server_with_text_and_html_parts() {
     let sink = SmtpSink::start(0);
     let e = env();
-    let settings = NotifySettings::from_lookup(|k| match k {
-        "CLASSY_SYNC_SMTP_URL" => Some(sink.url()),
-        "CLASSY_SYNC_EMAIL_FROM" => Some("alerts@example.org".into()),
-        _ => None,
-    })
-    .unwrap();
+    let settings = email_settings(Some(sink.url()));
     let svc = e.service(settings);
-    let cfg = ChannelConfig {
-        name: "ops-mail".into(),
-        kind: ChannelKind::Email,
-        to: vec!["ops@example.org".into(), "cto@example.org".into()],
-        allow_http_loopback: false,
-    };
+    let cfg = email_channel("ops-mail", &["ops@example.org", "cto@example.org"]);
     e.add(&svc, cfg, ChannelSecrets::default()).await;
 
     let reports = svc
@@ -274,19 +284,9 @@ async fn email_goes_through_a_real_smtp_server_with_text_and_html_parts() {
 async fn a_transient_smtp_failure_is_retried_after_the_backoff_and_sent_once() {
     let sink = SmtpSink::start(1);
     let e = env();
-    let settings = NotifySettings::from_lookup(|k| match k {
-        "CLASSY_SYNC_SMTP_URL" => Some(sink.url()),
-        "CLASSY_SYNC_EMAIL_FROM" => Some("alerts@example.org".into()),
-        _ => None,
-    })
-    .unwrap();
+    let settings = email_settings(Some(sink.url()));
     let svc = e.service(settings);
-    let cfg = ChannelConfig {
-        name: "mail".into(),
-        kind: ChannelKind::Email,
-        to: vec!["ops@example.org".into()],
-        allow_http_loopback: false,
-    };
+    let cfg = email_channel("mail", &["ops@example.org"]);
     e.add(&svc, cfg, ChannelSecrets::default()).await;
 
     let r = svc
@@ -335,19 +335,9 @@ async fn email_through_ses_v2_on_moto() {
         .unwrap();
 
     let e = env();
-    let settings = NotifySettings::from_lookup(|k| match k {
-        "CLASSY_SYNC_EMAIL_FROM" => Some("alerts@example.org".into()),
-        _ => None,
-    })
-    .unwrap()
-    .with_ses(&sdk);
+    let settings = email_settings(None).with_ses(&sdk);
     let svc = e.service(settings);
-    let cfg = ChannelConfig {
-        name: "ses".into(),
-        kind: ChannelKind::Email,
-        to: vec!["board@example.org".into()],
-        allow_http_loopback: false,
-    };
+    let cfg = email_channel("ses", &["board@example.org"]);
     e.add(&svc, cfg, ChannelSecrets::default()).await;
     let r = svc
         .notify(&message("m-ses"), &["ses".into()])
