@@ -17,7 +17,7 @@ pub struct EngineOptions {
     /// Items per store query page when scanning.
     pub scan_page: usize,
     /// Index entries held in memory while a full sync's indexes are rebuilt in key order
-    /// (about 250 bytes each); more are spilled to temporary files.
+    /// (about 200 bytes each, in one reused buffer); more are spilled to temporary files.
     pub sort_chunk: usize,
     /// Whether a lease held by a dead process on this host may be taken over at once
     /// (local mode; on Lambda leases simply expire).
