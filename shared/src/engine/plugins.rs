@@ -12,7 +12,7 @@ use crate::domain::keys::{self, org_pk};
 use crate::domain::schedule::failure_backoff;
 use crate::domain::{Entity, OrgId, Supporter, Transaction};
 use crate::plugins::{self, PluginSpec};
-use crate::ports::store::{Condition, Item, SkRange};
+use crate::ports::store::{for_each_page, Condition, Item, SkRange};
 use crate::ports::{
     ChangeSet, Destination, DestinationContext, PluginConfig, PluginError, PushReport,
     SupporterView,
@@ -421,15 +421,8 @@ impl Engine {
             } else {
                 let ids: Vec<u64> = changed_supporters.into_iter().collect();
                 for chunk in ids.chunks(PUSH_CHUNK) {
-                    let sks: Vec<String> = chunk
-                        .iter()
-                        .map(|id| keys::record_sk(Entity::Supporters, *id))
-                        .collect();
-                    let mut supporters: Vec<Supporter> = Vec::with_capacity(sks.len());
-                    for item in self.store.batch_get(&org_pk(org), &sks).await? {
-                        supporters.push(item.parse()?);
-                    }
-                    supporters.sort_by_key(|s| s.id);
+                    let supporters: Vec<Supporter> =
+                        self.records(org, Entity::Supporters, chunk).await?;
                     let set = self.supporter_set(org, supporters, None).await?;
                     total.add(plugin.push(ctx, &set).await?);
                     self.renew_plugin_lease(org, spec.name, lease).await?;
@@ -472,15 +465,8 @@ impl Engine {
         } else if spec.wants.transactions {
             let ids: Vec<u64> = changed_txns.into_iter().collect();
             for chunk in ids.chunks(PUSH_CHUNK) {
-                let sks: Vec<String> = chunk
-                    .iter()
-                    .map(|id| keys::record_sk(Entity::Transactions, *id))
-                    .collect();
-                let mut transactions: Vec<Transaction> = Vec::with_capacity(sks.len());
-                for item in self.store.batch_get(&org_pk(org), &sks).await? {
-                    transactions.push(item.parse()?);
-                }
-                transactions.sort_by_key(|t| t.id);
+                let transactions: Vec<Transaction> =
+                    self.records(org, Entity::Transactions, chunk).await?;
                 let set = ChangeSet {
                     org,
                     supporters: Vec::new(),
@@ -504,38 +490,47 @@ impl Engine {
         let mut supporters = BTreeSet::new();
         let mut txns = BTreeSet::new();
         let range = SkRange::Between(change_sk_from(from_ms), format!("{CHANGE_PREFIX}~"));
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .store
-                .query(
-                    &org_pk(org),
-                    &range,
-                    after.as_deref(),
-                    self.options.scan_page,
-                )
-                .await?;
-            for item in &page.items {
-                let Some(c) = parse_change(org, &item.sk, &item.data) else {
-                    continue;
-                };
-                match c.entity {
-                    Entity::Supporters => {
-                        supporters.insert(c.id);
+        for_each_page(
+            self.store.as_ref(),
+            &org_pk(org),
+            &range,
+            self.options.scan_page,
+            |items| {
+                for item in &items {
+                    let Some(c) = parse_change(org, &item.sk, &item.data) else {
+                        continue;
+                    };
+                    match c.entity {
+                        Entity::Supporters => {
+                            supporters.insert(c.id);
+                        }
+                        Entity::Transactions => {
+                            txns.insert(c.id);
+                            supporters.extend(c.note.supporters);
+                        }
+                        Entity::RecurringPlans => supporters.extend(c.note.supporters),
+                        Entity::Campaigns => {}
                     }
-                    Entity::Transactions => {
-                        txns.insert(c.id);
-                        supporters.extend(c.note.supporters);
-                    }
-                    Entity::RecurringPlans => supporters.extend(c.note.supporters),
-                    Entity::Campaigns => {}
                 }
-            }
-            match page.next {
-                Some(n) => after = Some(n),
-                None => return Ok((supporters, txns)),
-            }
-        }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok((supporters, txns))
+    }
+
+    /// The stored records of `entity` with these ids, in id order (missing ones left out).
+    async fn records<T: serde::de::DeserializeOwned>(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        ids: &[u64],
+    ) -> Result<Vec<T>, PluginError> {
+        let sks: Vec<String> = ids.iter().map(|id| keys::record_sk(entity, *id)).collect();
+        let mut items = self.store.batch_get(&org_pk(org), &sks).await?;
+        // Keys hold zero-padded ids: key order is id order.
+        items.sort_by(|a, b| a.sk.cmp(&b.sk));
+        Ok(items.iter().map(|i| i.parse()).collect::<Result<_, _>>()?)
     }
 
     /// Supporters with their aggregates (defaults for those who never gave). A reconcile

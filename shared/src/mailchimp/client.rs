@@ -217,25 +217,6 @@ impl MailchimpClient {
         .await
     }
 
-    pub async fn update_tags(
-        &self,
-        list_id: &str,
-        hash: &str,
-        tags: &[TagUpdate],
-    ) -> Result<(), MailchimpError> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            tags: &'a [TagUpdate],
-        }
-        self.call::<serde_json::Value, _>(
-            Method::POST,
-            &format!("/lists/{}/members/{}/tags", seg(list_id), seg(hash)),
-            Some(&Body { tags }),
-        )
-        .await
-        .map(|_| ())
-    }
-
     async fn call<T: DeserializeOwned, B: Serialize + ?Sized>(
         &self,
         method: Method,

@@ -9,5 +9,5 @@ pub use client::{base_url_for_key, subscriber_hash, ClientOptions, MailchimpClie
 pub use types::{
     AckedMember, BatchMember, BatchRequest, BatchResponse, ListInfo, MailchimpError, MemberError,
     MergeField, NewMergeField, Segment, SegmentMembersError, SegmentMembersRequest,
-    SegmentMembersResponse, TagRef, TagUpdate,
+    SegmentMembersResponse, TagRef,
 };

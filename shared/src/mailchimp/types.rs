@@ -114,8 +114,6 @@ pub struct BatchResponse {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AckedMember {
     #[serde(default)]
-    pub status: String,
-    #[serde(default)]
     pub tags: Vec<TagRef>,
 }
 
@@ -187,11 +185,4 @@ pub struct SegmentMembersError {
     pub email_addresses: Vec<String>,
     #[serde(default)]
     pub error: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TagUpdate {
-    pub name: String,
-    /// `active` or `inactive`.
-    pub status: String,
 }

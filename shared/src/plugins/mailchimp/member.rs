@@ -243,6 +243,11 @@ fn status_name(s: KnownStatus) -> &'static str {
     }
 }
 
+/// Whether the address was never sent: no record, or only its owner's (`Absent`).
+pub fn never_sent(known: Option<&MemberState>) -> bool {
+    known.is_none_or(|k| k.status == KnownStatus::Absent)
+}
+
 /// The record of an address whose owner is not in the audience (no consent, never sent).
 pub fn absent(want: &DesiredMember) -> MemberState {
     MemberState {

@@ -390,6 +390,12 @@ impl MailchimpDestination {
         let ready = self
             .pending
             .removal_tags(if everything { 1 } else { per_call });
+        // Field borrows (not `self.client()`): the pending queues and segment ids change below.
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| PluginError::destination(NAME, "used before prepare"))?;
+        let list = self.settings.list_id.trim();
         let mut finals = Vec::new();
         for tag in ready {
             loop {
@@ -398,11 +404,6 @@ impl MailchimpDestination {
                     break;
                 }
                 let members = self.pending.take_removals(&tag, per_call);
-                let client = self
-                    .client
-                    .as_ref()
-                    .ok_or_else(|| PluginError::destination(NAME, "used before prepare"))?;
-                let list = self.settings.list_id.trim();
                 let outcome = self
                     .segments
                     .remove_tag(client, list, &tag, &members)
@@ -509,7 +510,7 @@ impl Destination for MailchimpDestination {
                     Some(c) => self.pending.hold(c),
                     None => {
                         self.pending.release(&d.hash);
-                        if base.is_none_or(|k| k.status == KnownStatus::Absent) {
+                        if member::never_sent(base.as_ref()) {
                             absent.push((d.hash.clone(), member::absent(d)));
                         }
                     }
@@ -525,7 +526,7 @@ impl Destination for MailchimpDestination {
             let k = known.get(&d.hash);
             match plan(d, k) {
                 Some(c) => todo.push(c),
-                None if k.is_none_or(|k| k.status == KnownStatus::Absent) => {
+                None if member::never_sent(k) => {
                     report.count("skipped_no_consent", 1);
                     // Remember who owns the address, so an older supporter sharing it is
                     // not sent in its place by a later push.
