@@ -24,7 +24,7 @@ setup: $(VENV)/.installed
 
 # The CLI (with the sandbox) for local runs.
 build-cli:
-	$(CARGO) build --release --locked -p classy-sync-cli
+	$(CARGO) build --release --locked -p classy-sync-cli -p classy-sandbox
 
 # Every Lambda function with cargo-lambda, and the CLI. arm64 by default (what the stack
 # deploys); these build machines have only the x86_64 standard library: ARCH=--x86-64.
@@ -33,7 +33,7 @@ build-cli:
 ARCH ?= --arm64
 LAMBDA_PROFILE := CARGO_PROFILE_RELEASE_OPT_LEVEL=s CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 build: setup build-cli
-	$(LAMBDA_PROFILE) PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --locked $(ARCH) --bin dispatch --bin sync-worker --bin plugin-worker
+	$(LAMBDA_PROFILE) PATH="$(abspath $(VENV))/bin:$$PATH" cargo lambda build --release --locked $(ARCH) -p classy-sync-functions
 
 run: setup build-cli
 	PYTHON=$(PY) bash scripts/demo.sh

@@ -14,12 +14,13 @@ import json, os, subprocess, sys, tempfile, time, urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release", "classy-sync")
+SANDBOX_BIN = os.path.join(TARGET, "release", "classy-sandbox")
 SUPPORTERS = int(os.environ.get("BENCH_SUPPORTERS", "1000000"))
 TRANSACTIONS = int(os.environ.get("BENCH_TRANSACTIONS", "2000000"))
 
 
 def start_sandbox(supporters, transactions):
-    proc = subprocess.Popen([BIN, "sandbox", "--port", "0", "--orgs", "1", "--supporters", str(supporters),
+    proc = subprocess.Popen([SANDBOX_BIN, "--port", "0", "--orgs", "1", "--supporters", str(supporters),
                              "--transactions", str(transactions), "--campaigns", "100", "--plans",
                              str(max(100, supporters // 50))], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True)
@@ -180,7 +181,7 @@ def print_mailchimp(r):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli", "-p", "classy-sandbox"], cwd=ROOT, check=True)
     if os.environ.get("BENCH_ONLY") == "mailchimp":
         r = mailchimp_push()
         os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)

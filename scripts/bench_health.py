@@ -8,12 +8,13 @@ import json, os, subprocess, sys, tempfile, time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 BIN = os.path.join(TARGET, "release", "classy-sync")
+SANDBOX_BIN = os.path.join(TARGET, "release", "classy-sandbox")
 ORGS = int(os.environ.get("BENCH_HEALTH_ORGS", "100"))
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli"], cwd=ROOT, check=True)
-    sandbox = subprocess.Popen([BIN, "sandbox", "--port", "0", "--orgs", str(ORGS), "--supporters", "10",
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli", "-p", "classy-sandbox"], cwd=ROOT, check=True)
+    sandbox = subprocess.Popen([SANDBOX_BIN, "--port", "0", "--orgs", str(ORGS), "--supporters", "10",
                                 "--transactions", "10", "--campaigns", "2", "--plans", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

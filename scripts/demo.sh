@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 BIN=${CARGO_TARGET_DIR:-target}/release/classy-sync
+SANDBOX_BIN=${CARGO_TARGET_DIR:-target}/release/classy-sandbox
 DATA_DIR=${DEMO_DATA_DIR:-.classy-sync/demo}
 ORGS=${DEMO_ORGS:-3}
 SUPPORTERS=${DEMO_SUPPORTERS:-10000}
@@ -26,7 +27,7 @@ trap cleanup EXIT
 json() { "$PYTHON" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
 
 echo "== Starting the Classy sandbox: $ORGS organizations, $SUPPORTERS supporters and $TRANSACTIONS transactions each"
-"$BIN" sandbox --port 0 --orgs "$ORGS" --supporters "$SUPPORTERS" --transactions "$TRANSACTIONS" \
+"$SANDBOX_BIN" --port 0 --orgs "$ORGS" --supporters "$SUPPORTERS" --transactions "$TRANSACTIONS" \
   --campaigns 40 --plans 1000 >"$WORK/ready.json" 2>"$WORK/sandbox.log" &
 SANDBOX_PID=$!
 for _ in $(seq 1 600); do

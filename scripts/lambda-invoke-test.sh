@@ -34,14 +34,14 @@ wait_for() { # file or port, description
 }
 
 echo "== building"
-cargo build --locked -p classy-sync-cli -p classy-sync-functions >&2
+cargo build --locked -p classy-sync-cli -p classy-sync-functions -p classy-sandbox >&2
 CLI="$TARGET/debug/classy-sync"
 
 MOTO_PORT=$(free_port)
 moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
 PIDS+=($!)
 wait_for "$MOTO_PORT" moto_server
-"$CLI" sandbox --port 0 --orgs 2 --supporters 300 --transactions 500 --campaigns 5 --plans 40 \
+"$TARGET/debug/classy-sandbox" --port 0 --orgs 2 --supporters 300 --transactions 500 --campaigns 5 --plans 40 \
   >"$WORK/ready.json" 2>"$WORK/sandbox.log" &
 PIDS+=($!)
 wait_for "$WORK/ready.json" "the sandbox"

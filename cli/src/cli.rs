@@ -52,8 +52,6 @@ pub enum Command {
     Export(ExportArgs),
     /// Run the local scheduler: sync every organization on its schedule until stopped.
     Run(RunArgs),
-    /// Start the local Classy sandbox.
-    Sandbox(SandboxArgs),
     /// Health of every component (application/health+json with --json).
     Health(crate::commands::health::HealthArgs),
     /// Alerts: list, acknowledge, silence, rules, history, evaluate.
@@ -125,7 +123,7 @@ pub enum OrgCommand {
     Schedule {
         org_id: u64,
         #[arg(long, value_parser = parse_entity)]
-        entity: classy_sync::domain::Entity,
+        entity: classy_sync_core::domain::Entity,
         /// Seconds, or `default`.
         #[arg(long)]
         every: String,
@@ -216,7 +214,7 @@ pub struct SyncArgs {
     pub all: bool,
     /// Only this entity (supporters, campaigns, transactions, recurring-plans).
     #[arg(long, value_parser = parse_entity)]
-    pub entity: Option<classy_sync::domain::Entity>,
+    pub entity: Option<classy_sync_core::domain::Entity>,
     /// Re-read everything instead of only what changed.
     #[arg(long)]
     pub full: bool,
@@ -244,7 +242,7 @@ pub enum ExportFormat {
 pub struct ExportArgs {
     pub org_id: u64,
     #[arg(long, value_parser = parse_entity)]
-    pub entity: classy_sync::domain::Entity,
+    pub entity: classy_sync_core::domain::Entity,
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     pub format: ExportFormat,
     /// Write to this file (atomically) instead of standard output.
@@ -265,34 +263,9 @@ pub struct RunArgs {
     pub once: bool,
 }
 
-#[derive(Args, Debug)]
-pub struct SandboxArgs {
-    #[arg(long, default_value_t = 8080)]
-    pub port: u16,
-    #[arg(long, default_value_t = 3)]
-    pub orgs: usize,
-    #[arg(long, default_value_t = 1)]
-    pub apps: usize,
-    #[arg(long, default_value_t = 5000)]
-    pub supporters: usize,
-    #[arg(long, default_value_t = 20)]
-    pub campaigns: usize,
-    #[arg(long, default_value_t = 10000)]
-    pub transactions: usize,
-    #[arg(long, default_value_t = 500)]
-    pub plans: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-    #[arg(long, default_value_t = 3600)]
-    pub token_lifetime: u64,
-    /// Serve deliberate quirks (string amounts, missing emails).
-    #[arg(long)]
-    pub quirks: bool,
-}
-
-pub fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
+pub fn parse_entity(s: &str) -> Result<classy_sync_core::domain::Entity, String> {
     s.parse()
-        .map_err(|e: classy_sync::domain::entity::UnknownEntity| e.to_string())
+        .map_err(|e: classy_sync_core::domain::entity::UnknownEntity| e.to_string())
 }
 
 /// Options shared by the analytics views.
@@ -300,10 +273,10 @@ pub fn parse_entity(s: &str) -> Result<classy_sync::domain::Entity, String> {
 pub struct AnalyticsOpts {
     /// 30d, 90d, 12m, ytd, 2025 or 2025-01-01..2025-03-31 (both dates inclusive, UTC).
     #[arg(long, default_value = "30d", value_parser = parse_period)]
-    pub period: classy_sync::domain::analytics::Period,
+    pub period: classy_sync_core::domain::analytics::Period,
     /// Compute as of this time instead of now (e.g. 2026-06-01T00:00:00Z).
     #[arg(long, value_parser = parse_now)]
-    pub as_of: Option<classy_sync::domain::Timestamp>,
+    pub as_of: Option<classy_sync_core::domain::Timestamp>,
     /// Value-tier thresholds in currency units, highest first (e.g. 1000,250).
     #[arg(long, value_delimiter = ',', default_values_t = vec![1000.0, 250.0])]
     pub tiers: Vec<f64>,
@@ -359,7 +332,7 @@ pub enum QualityCommand {
         #[arg(long, default_value_t = 20)]
         limit: usize,
         #[arg(long, value_parser = parse_now)]
-        as_of: Option<classy_sync::domain::Timestamp>,
+        as_of: Option<classy_sync_core::domain::Timestamp>,
         #[arg(long)]
         json: bool,
     },
@@ -394,13 +367,13 @@ pub enum NotifyCommand {
     },
 }
 
-fn parse_period(s: &str) -> Result<classy_sync::domain::analytics::Period, String> {
+fn parse_period(s: &str) -> Result<classy_sync_core::domain::analytics::Period, String> {
     s.parse()
-        .map_err(|e: classy_sync::domain::analytics::period::PeriodError| e.to_string())
+        .map_err(|e: classy_sync_core::domain::analytics::period::PeriodError| e.to_string())
 }
 
-fn parse_now(s: &str) -> Result<classy_sync::domain::Timestamp, String> {
-    classy_sync::domain::Timestamp::parse(s).map_err(|e| e.to_string())
+fn parse_now(s: &str) -> Result<classy_sync_core::domain::Timestamp, String> {
+    classy_sync_core::domain::Timestamp::parse(s).map_err(|e| e.to_string())
 }
 
 #[derive(Subcommand, Debug)]

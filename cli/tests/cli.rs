@@ -3,7 +3,7 @@
 //! and clear failures on bad input.
 
 use classy_sandbox::{RunningSandbox, SandboxConfig};
-use classy_sync::domain::Entity;
+use classy_sync_core::domain::Entity;
 use classy_sync_tests::assert_same_records;
 use serde_json::{json, Value};
 use std::path::Path;

@@ -136,7 +136,7 @@ fn webhook_channel_from_the_environment_sends_a_signed_test_message() {
     let (head, body) = &seen[0];
     let sig = header(head, "x-classy-sync-signature").expect("signature header");
     let now = chrono::Utc::now().timestamp();
-    classy_sync::signing::verify(SECRET.as_bytes(), sig, body, now, 300).unwrap();
+    classy_sync_core::signing::verify(SECRET.as_bytes(), sig, body, now, 300).unwrap();
     let json: Value = serde_json::from_slice(body).unwrap();
     assert_eq!(json["kind"], "test");
     assert_eq!(

@@ -4,9 +4,9 @@
 
 use crate::Services;
 use anyhow::{Context, Result};
-use classy_sync::domain::alerts::{default_rules, parse_rules, Rule};
-use classy_sync::engine::alerts::Alerts;
-use classy_sync::ports::Notifier;
+use classy_sync_core::domain::alerts::{default_rules, parse_rules, Rule};
+use classy_sync_core::engine::alerts::Alerts;
+use classy_sync_core::ports::Notifier;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -55,16 +55,6 @@ pub async fn handle(
 /// The notification service: channels and delivery records in the table, channel secrets in
 /// Secrets Manager, email through SES v2 (`CLASSY_SYNC_EMAIL_FROM` and the other
 /// `NotifySettings` variables).
-pub async fn notifier(services: &Services) -> Result<Arc<dyn Notifier>> {
-    use classy_sync::notify::{NotificationService, NotifySettings};
-    let settings = NotifySettings::from_env()
-        .map_err(anyhow::Error::msg)?
-        .with_ses(&classy_sync::adapters::aws::sdk_config().await);
-    let e = &services.engine;
-    Ok(Arc::new(NotificationService::new(
-        e.store.clone(),
-        e.secrets.clone(),
-        e.clock.clone(),
-        settings,
-    )))
+pub fn notifier(services: &Services) -> Result<Arc<dyn Notifier>> {
+    Ok(Arc::new(services.root.notifier()?))
 }

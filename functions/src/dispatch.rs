@@ -4,7 +4,7 @@
 
 use crate::Services;
 use anyhow::{anyhow, Context, Result};
-use classy_sync::domain::Entity;
+use classy_sync_core::domain::Entity;
 use serde_json::Value;
 
 /// The entity an invocation is for, from either event shape.

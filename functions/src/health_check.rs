@@ -3,9 +3,9 @@
 
 use crate::Services;
 use anyhow::Result;
-use classy_sync::engine::alerts::health_changed_event;
-use classy_sync::engine::health::HealthMonitor;
-use classy_sync::engine::plugin_health::PluginProbe;
+use classy_sync_core::engine::alerts::health_changed_event;
+use classy_sync_core::engine::health::HealthMonitor;
+use classy_sync_core::engine::plugin_health::PluginProbe;
 use serde_json::{json, Value};
 
 pub fn monitor(services: &Services) -> HealthMonitor {

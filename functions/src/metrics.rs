@@ -1,7 +1,7 @@
 //! CloudWatch Embedded Metric Format: one JSON line on stdout per job, which CloudWatch turns
 //! into metrics (namespace `ClassySync`, dimensions Organization × Entity) without API calls.
 
-use classy_sync::engine::{SyncOutcome, SyncReport};
+use classy_sync_core::engine::{SyncOutcome, SyncReport};
 use serde_json::json;
 
 pub const NAMESPACE: &str = "ClassySync";
@@ -38,7 +38,7 @@ pub fn emf_line(report: &SyncReport, timestamp_ms: i64) -> String {
 /// One line per organization×plugin push (dimensions Organization × Plugin). `Duration` is
 /// the whole job's (a job may push several plugins of one organization).
 pub fn plugin_emf_line(
-    run: &classy_sync::engine::plugins::PluginRun,
+    run: &classy_sync_core::engine::plugins::PluginRun,
     duration_ms: u64,
     timestamp_ms: i64,
 ) -> String {

@@ -3,7 +3,7 @@
 
 use crate::Services;
 use anyhow::{Context, Result};
-use classy_sync::ports::JobQueue;
+use classy_sync_core::ports::JobQueue;
 use serde_json::Value;
 
 pub const ENV_PLUGIN_QUEUE_URL: &str = "CLASSY_SYNC_PLUGIN_QUEUE_URL";
@@ -19,14 +19,12 @@ pub fn is_plugin_dispatch(event: &Value) -> bool {
 }
 
 /// The plugin queue, from the environment the SAM template sets.
-pub fn plugin_queue_from_env(
-    sdk: &aws_config::SdkConfig,
-) -> Result<classy_sync::adapters::aws::SqsQueue> {
+pub fn plugin_queue_from_env(sdk: &aws_config::SdkConfig) -> Result<classy_sync_aws::SqsQueue> {
     let url = std::env::var(ENV_PLUGIN_QUEUE_URL)
         .ok()
         .filter(|v| !v.trim().is_empty())
         .with_context(|| format!("{ENV_PLUGIN_QUEUE_URL} is not set"))?;
-    Ok(classy_sync::adapters::aws::SqsQueue::new(
+    Ok(classy_sync_aws::SqsQueue::new(
         aws_sdk_sqs::Client::new(sdk),
         url.trim(),
         None,

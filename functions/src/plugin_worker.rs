@@ -9,9 +9,9 @@ use crate::metrics::plugin_emf_line;
 use crate::worker::JobResult;
 use crate::Services;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use classy_sync::engine::plugin_jobs::PluginJob;
-use classy_sync::engine::plugins::PushOptions;
-use classy_sync::engine::EngineError;
+use classy_sync_core::engine::plugin_jobs::PluginJob;
+use classy_sync_core::engine::plugins::PushOptions;
+use classy_sync_core::engine::EngineError;
 use std::time::Instant;
 use tracing::Instrument;
 

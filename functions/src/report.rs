@@ -3,8 +3,8 @@
 //! own time zone has come and was not sent yet. Email goes through SES, Slack through the
 //! webhook URLs kept in Secrets Manager; sent-markers make a repeated invocation harmless.
 
-use classy_sync::engine::{reports, Engine};
-use classy_sync::ports::{DeliveryStatus, Notifier};
+use classy_sync_core::engine::{reports, Engine};
+use classy_sync_core::ports::{DeliveryStatus, Notifier};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

@@ -1,17 +1,34 @@
 //! What a function needs, built once per container (warm invocations reuse connections,
 //! tokens and the secret cache).
 
-use classy_sync::engine::Engine;
-use classy_sync::ports::{EventBus, JobQueue};
+use classy_sync_core::engine::Engine;
+use classy_sync_core::ports::{EventBus, JobQueue};
+use classy_sync_runtime::aws::AwsRoot;
 use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Services {
+    /// The adapters, built once per container.
+    pub root: AwsRoot,
     pub engine: Engine,
     pub queue: Arc<dyn JobQueue>,
     pub bus: Arc<dyn EventBus>,
     pub settings: FunctionSettings,
+}
+
+impl Services {
+    /// The services over `root`, with `engine` built from it (the job queue and the bus are
+    /// the root's).
+    pub fn new(engine: Engine, root: AwsRoot, settings: FunctionSettings) -> Self {
+        Services {
+            engine,
+            queue: root.job_queue(),
+            bus: root.bus.clone(),
+            settings,
+            root,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -55,34 +72,15 @@ impl FunctionSettings {
     }
 }
 
-/// The AWS wiring: DynamoDB, SQS, Secrets Manager, EventBridge and the Classy client, from
-/// the environment the SAM template sets. Called once per container, before the first event.
+/// The AWS wiring from the composition root: DynamoDB, SQS, Secrets Manager, EventBridge and
+/// the Classy client, from the environment the SAM template sets. Called once per container,
+/// before the first event.
 pub async fn aws_services() -> anyhow::Result<Services> {
-    use classy_sync::adapters::aws::{
-        sdk_config, AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
-    };
-    use classy_sync::classy::{ClassyClient, ClassyConfig};
-    use classy_sync::engine::EngineOptions;
-    use classy_sync::ports::SystemClock;
-
-    let settings = AwsSettings::from_env()?;
-    let sdk = sdk_config().await;
-    let client = ClassyClient::new(ClassyConfig::from_env()?)?;
-    let engine = Engine::new(
-        Arc::new(DynamoStore::from_settings(&sdk, &settings)),
-        Arc::new(client),
-        Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
-        Arc::new(SystemClock),
-    )
-    // Containers are not processes on one host: a lease simply expires.
-    .with_options(EngineOptions {
-        local_liveness: false,
-        ..EngineOptions::default()
-    });
-    Ok(Services {
-        engine,
-        queue: Arc::new(SqsQueue::from_settings(&sdk, &settings)),
-        bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
-        settings: FunctionSettings::from_env()?,
-    })
+    let root = AwsRoot::from_env().await?;
+    let client = classy_sync_runtime::classy_client()?;
+    Ok(Services::new(
+        root.engine(Arc::new(client)),
+        root,
+        FunctionSettings::from_env()?,
+    ))
 }

@@ -6,9 +6,9 @@
 use crate::metrics::emf_line;
 use crate::Services;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use classy_sync::engine::events::sync_event;
-use classy_sync::engine::jobs::SyncJob;
-use classy_sync::engine::{EngineError, RunControl, SyncOutcome};
+use classy_sync_core::engine::events::sync_event;
+use classy_sync_core::engine::jobs::SyncJob;
+use classy_sync_core::engine::{EngineError, RunControl, SyncOutcome};
 use std::time::SystemTime;
 use tracing::Instrument;
 
@@ -124,7 +124,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
         }
         SyncOutcome::Interrupted => {
             let next = SyncJob {
-                mode: classy_sync::engine::SyncMode::Auto,
+                mode: classy_sync_core::engine::SyncMode::Auto,
                 ..job
             };
             let sent = async {

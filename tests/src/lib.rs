@@ -7,13 +7,11 @@ pub mod moto;
 pub mod smtp_sink;
 
 use classy_sandbox::{RunningSandbox, SandboxConfig};
-use classy_sync::adapters::secrets_file::SecretsFile;
-use classy_sync::adapters::sqlite_store::SqliteStore;
-use classy_sync::classy::{ClassyClient, ClassyConfig};
-use classy_sync::domain::{Entity, OrgId, Timestamp};
-use classy_sync::engine::export::Row;
-use classy_sync::engine::Engine;
-use classy_sync::ports::SystemClock;
+use classy_sync_classy::{ClassyClient, ClassyConfig};
+use classy_sync_core::domain::{Entity, OrgId, Timestamp};
+use classy_sync_core::engine::export::Row;
+use classy_sync_core::engine::Engine;
+use classy_sync_runtime::local::LocalRoot;
 use secrecy::SecretString;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -77,14 +75,9 @@ impl Harness {
 
     /// Another engine over the same data directory (as a second process would have).
     pub fn engine_on(dir: &std::path::Path, client: &ClassyClient) -> Engine {
-        let store = SqliteStore::open(dir.join("store.db")).expect("store");
-        let secrets = SecretsFile::open(dir.join("secrets.json")).expect("secrets");
-        Engine::new(
-            Arc::new(store),
-            Arc::new(client.clone()),
-            Arc::new(secrets),
-            Arc::new(SystemClock),
-        )
+        LocalRoot::open(dir)
+            .expect("data dir")
+            .engine(Arc::new(client.clone()))
     }
 
     pub fn admin(&self, path: &str) -> String {
@@ -187,7 +180,7 @@ pub fn assert_same_records(entity: Entity, truth: &[Value], stored: &[Row]) {
         stored.len(),
         by_id.len()
     );
-    let computed = classy_sync::engine::export::computed_fields(entity);
+    let computed = classy_sync_core::engine::export::computed_fields(entity);
     for row in stored {
         let id = row["id"].as_u64().expect("stored id");
         let t = by_id

@@ -2,9 +2,9 @@
 //! for configuring the Mailchimp destination of an organization against the sandbox.
 
 use crate::Harness;
-use classy_sync::domain::OrgId;
-use classy_sync::ports::destination::plugin_secret_name;
-use classy_sync::ports::PluginConfig;
+use classy_sync_core::domain::OrgId;
+use classy_sync_core::ports::destination::plugin_secret_name;
+use classy_sync_core::ports::PluginConfig;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 

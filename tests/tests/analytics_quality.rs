@@ -5,11 +5,11 @@
 
 use chrono::{DateTime, NaiveDate};
 use classy_sandbox::SandboxConfig;
-use classy_sync::domain::analytics::{AnalyticsConfig, Period};
-use classy_sync::domain::quality::Rule;
-use classy_sync::domain::{Entity, Timestamp};
-use classy_sync::engine::analytics::{compare, summarize};
-use classy_sync::engine::{RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::domain::analytics::{AnalyticsConfig, Period};
+use classy_sync_core::domain::quality::Rule;
+use classy_sync_core::domain::{Entity, Timestamp};
+use classy_sync_core::engine::analytics::{compare, summarize};
+use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
 use classy_sync_tests::Harness;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -626,7 +626,7 @@ async fn check_quality(h: &Harness, truths: &[Truth]) {
         let have: BTreeSet<Vec<u64>> = q
             .duplicate_groups
             .iter()
-            .filter(|g| g.kind == classy_sync::domain::quality::DuplicateKind::Email)
+            .filter(|g| g.kind == classy_sync_core::domain::quality::DuplicateKind::Email)
             .map(|g| g.members.iter().map(|m| m.1).collect())
             .collect();
         assert!(!want.is_empty());
@@ -678,7 +678,7 @@ async fn check_quality(h: &Harness, truths: &[Truth]) {
         let have: BTreeSet<Vec<u64>> = q
             .duplicate_groups
             .iter()
-            .filter(|g| g.kind == classy_sync::domain::quality::DuplicateKind::NamePostal)
+            .filter(|g| g.kind == classy_sync_core::domain::quality::DuplicateKind::NamePostal)
             .map(|g| g.members.iter().map(|m| m.1).collect())
             .collect();
         assert_eq!(have, want, "org {org}");

@@ -1,15 +1,13 @@
 //! The AWS adapters against moto (`moto_server`), which speaks the real AWS wire protocol.
 //! Each test starts its own server. Without moto these tests fail, naming what to install.
 
-use classy_sync::adapters::aws::{
-    DynamoStore, EventBridgeBus, RetryPolicy, SecretsManagerStore, SqsQueue,
-};
-use classy_sync::adapters::conformance::{
-    queue_conformance, secrets_conformance, store_conformance, QueueProfile, RealTime,
-};
-use classy_sync::ports::{
+use classy_sync_aws::{DynamoStore, EventBridgeBus, RetryPolicy, SecretsManagerStore, SqsQueue};
+use classy_sync_core::ports::{
     Event, EventBus, EventError, Item, JobQueue, OutMessage, QueueError, Received, SecretError,
     SecretStore, SkRange, Store, WriteOp,
+};
+use classy_sync_testkit::conformance::{
+    queue_conformance, secrets_conformance, store_conformance, QueueProfile, RealTime,
 };
 use classy_sync_tests::moto::MotoServer;
 use secrecy::{ExposeSecret, SecretString};
@@ -137,7 +135,7 @@ async fn dynamo_errors_name_the_operation() {
     let client = moto.dynamodb().await;
     let store = DynamoStore::new(client, "no-such-table");
     match store.get("P", "S").await {
-        Err(classy_sync::ports::StoreError::Unavailable(m)) => {
+        Err(classy_sync_core::ports::StoreError::Unavailable(m)) => {
             assert!(m.contains("GetItem"), "{m}")
         }
         other => panic!("expected Unavailable, got {other:?}"),

@@ -6,15 +6,13 @@
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use classy_sandbox::{RunningSandbox, SandboxConfig};
-use classy_sync::adapters::aws::{
-    AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
-};
-use classy_sync::classy::ClassyClient;
-use classy_sync::domain::Entity;
-use classy_sync::engine::{Engine, EngineOptions};
-use classy_sync::ports::{JobQueue, SecretError, SecretStore, SystemClock};
+use classy_sync_aws::{AwsSettings, DynamoStore, SecretsManagerStore, SqsQueue};
+use classy_sync_classy::ClassyClient;
+use classy_sync_core::domain::Entity;
+use classy_sync_core::ports::{JobQueue, SecretError, SecretStore};
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{dispatch, worker, Services};
+use classy_sync_runtime::aws::AwsRoot;
 use classy_sync_tests::moto::{drain_json, MotoServer};
 use classy_sync_tests::{assert_same_records, test_client_config};
 use secrecy::SecretString;
@@ -86,16 +84,10 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
         reads: Mutex::default(),
     });
     let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings).with_wait_time(Duration::ZERO));
-    let engine = Engine::new(
-        Arc::new(DynamoStore::from_settings(&sdk, &settings)),
-        Arc::new(client),
-        secrets.clone(),
-        Arc::new(SystemClock),
-    )
-    .with_options(EngineOptions {
-        local_liveness: false,
-        ..EngineOptions::default()
-    });
+    let mut root = AwsRoot::from_sdk(sdk.clone(), settings.clone());
+    root.secrets = secrets.clone();
+    root.queue = queue.clone();
+    let engine = root.engine(Arc::new(client));
     let mut orgs = Vec::new();
     for app in sandbox.apps() {
         for org in &app.organizations {
@@ -112,15 +104,14 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
             orgs.push(org);
         }
     }
-    let services = Services {
+    let services = Services::new(
         engine,
-        queue: queue.clone(),
-        bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
-        settings: FunctionSettings {
+        root,
+        FunctionSettings {
             deadline_margin: Duration::from_secs(30),
             marker_ttl: Duration::from_secs(3600),
         },
-    };
+    );
     Stack {
         _moto: moto,
         sandbox,
@@ -377,10 +368,10 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
         .await
         .unwrap();
     s.queue
-        .send_batch(vec![classy_sync::engine::jobs::SyncJob {
+        .send_batch(vec![classy_sync_core::engine::jobs::SyncJob {
             org: 777,
             entity: Entity::Supporters,
-            mode: classy_sync::engine::SyncMode::Auto,
+            mode: classy_sync_core::engine::SyncMode::Auto,
         }
         .to_message()])
         .await
@@ -457,7 +448,7 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
             .await
             .unwrap()
             .unwrap();
-        if last.outcome == classy_sync::engine::SyncOutcome::Interrupted {
+        if last.outcome == classy_sync_core::engine::SyncOutcome::Interrupted {
             continued += 1;
         }
     }
@@ -468,7 +459,10 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(last.outcome, classy_sync::engine::SyncOutcome::Succeeded);
+    assert_eq!(
+        last.outcome,
+        classy_sync_core::engine::SyncOutcome::Succeeded
+    );
     let mut rows = Vec::new();
     services
         .engine
@@ -501,10 +495,10 @@ async fn each_job_reads_only_its_own_organizations_secret() {
         .unwrap();
     for org in [a, b] {
         s.queue
-            .send_batch(vec![classy_sync::engine::jobs::SyncJob {
+            .send_batch(vec![classy_sync_core::engine::jobs::SyncJob {
                 org,
                 entity: Entity::Campaigns,
-                mode: classy_sync::engine::SyncMode::Auto,
+                mode: classy_sync_core::engine::SyncMode::Auto,
             }
             .to_message()])
             .await
@@ -514,7 +508,7 @@ async fn each_job_reads_only_its_own_organizations_secret() {
     let received = s.queue.receive(10, VISIBILITY * 30).await.unwrap();
     assert_eq!(received.len(), 2);
     for r in received {
-        let job = classy_sync::engine::jobs::SyncJob::parse(&r.body).unwrap();
+        let job = classy_sync_core::engine::jobs::SyncJob::parse(&r.body).unwrap();
         s.secrets.reads.lock().unwrap().clear();
         let mut m = SqsMessage::default();
         m.message_id = Some(r.id.clone());

@@ -7,15 +7,14 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use classy_sandbox::SandboxConfig;
-use classy_sync::adapters::aws::{
-    AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
-};
-use classy_sync::classy::ClassyClient;
-use classy_sync::domain::Entity;
-use classy_sync::engine::{Engine, EngineOptions, RunControl, SyncMode, SyncOutcome};
-use classy_sync::ports::{JobQueue, PluginConfig, SystemClock};
+use classy_sync_aws::{AwsSettings, DynamoStore, SqsQueue};
+use classy_sync_classy::ClassyClient;
+use classy_sync_core::domain::Entity;
+use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::ports::{JobQueue, PluginConfig};
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{plugin_dispatch, plugin_worker, Services};
+use classy_sync_runtime::aws::AwsRoot;
 use classy_sync_tests::moto::{drain_json, MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
 use classy_sync_tests::test_client_config;
 use secrecy::SecretString;
@@ -96,16 +95,10 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
     })
     .await
     .unwrap();
-    let engine = Engine::new(
-        Arc::new(DynamoStore::from_settings(&sdk, &settings)),
-        Arc::new(ClassyClient::new(test_client_config(&sandbox)).unwrap()),
-        Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
-        Arc::new(SystemClock),
-    )
-    .with_options(EngineOptions {
-        local_liveness: false,
-        ..EngineOptions::default()
-    });
+    let root = AwsRoot::from_sdk(sdk.clone(), settings.clone());
+    let engine = root.engine(Arc::new(
+        ClassyClient::new(test_client_config(&sandbox)).unwrap(),
+    ));
     let app = &sandbox.apps()[0];
     let org = app.organizations[0] as u64;
     engine
@@ -139,15 +132,14 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         )
         .await
         .unwrap();
-    let services = Services {
+    let services = Services::new(
         engine,
-        queue: Arc::new(SqsQueue::from_settings(&sdk, &settings)),
-        bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
-        settings: FunctionSettings {
+        root,
+        FunctionSettings {
             deadline_margin: Duration::from_secs(30),
             marker_ttl: Duration::from_secs(3600),
         },
-    };
+    );
     let plugin_queue =
         SqsQueue::new(sqs.clone(), &plugin_url, Some(plugin_dlq)).with_wait_time(Duration::ZERO);
 
@@ -218,7 +210,7 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
     assert_eq!(third["already_queued"], json!([]));
 
     // A SyncCompleted rule's job (`{"org": n}`, every enabled plugin): nothing new to send.
-    let mut job = classy_sync::ports::OutMessage::new(json!({"org": org}).to_string());
+    let mut job = classy_sync_core::ports::OutMessage::new(json!({"org": org}).to_string());
     job.dedup_id = None;
     plugin_queue.send_batch(vec![job]).await.unwrap();
     assert_eq!(deliver(&plugin_queue, &services).await, (1, 0));
@@ -226,7 +218,7 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
 
     // A malformed job is a batch item failure naming the field, not a crash.
     plugin_queue
-        .send_batch(vec![classy_sync::ports::OutMessage::new(
+        .send_batch(vec![classy_sync_core::ports::OutMessage::new(
             r#"{"organization": 1}"#,
         )])
         .await

@@ -3,8 +3,8 @@
 //! unknown organizations fail clearly and store nothing half-way.
 
 use classy_sandbox::SandboxConfig;
-use classy_sync::domain::Entity;
-use classy_sync::engine::{EngineError, RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::domain::Entity;
+use classy_sync_core::engine::{EngineError, RunControl, SyncMode, SyncOutcome};
 use classy_sync_tests::Harness;
 use secrecy::SecretString;
 use serde_json::json;

@@ -4,22 +4,21 @@
 use async_trait::async_trait;
 use chrono::Utc;
 use classy_sandbox::SandboxConfig;
-use classy_sync::adapters::local_queue::{LocalQueue, QueueOptions};
-use classy_sync::adapters::secrets_file::SecretsFile;
-use classy_sync::adapters::sqlite_store::SqliteStore;
-use classy_sync::domain::alerts::default_rules;
-use classy_sync::domain::health::{CheckResult, HealthStatus};
-use classy_sync::domain::Entity;
-use classy_sync::engine::alerts::Alerts;
-use classy_sync::engine::credentials::CredentialInfo;
-use classy_sync::engine::health::{HealthCheck, HealthMonitor};
-use classy_sync::engine::recovery::{dead_letters, replay_dead_letters};
-use classy_sync::engine::scheduler::{run_scheduler, SchedulerOptions};
-use classy_sync::engine::{Engine, RunControl, SyncOutcome, SyncReport};
-use classy_sync::ports::{
+use classy_sync_core::domain::alerts::default_rules;
+use classy_sync_core::domain::health::{CheckResult, HealthStatus};
+use classy_sync_core::domain::Entity;
+use classy_sync_core::engine::alerts::Alerts;
+use classy_sync_core::engine::credentials::CredentialInfo;
+use classy_sync_core::engine::health::{HealthCheck, HealthMonitor};
+use classy_sync_core::engine::recovery::{dead_letters, replay_dead_letters};
+use classy_sync_core::engine::scheduler::{run_scheduler, SchedulerOptions};
+use classy_sync_core::engine::{Engine, RunControl, SyncOutcome, SyncReport};
+use classy_sync_core::ports::{
     Clock, DeliveryReport, DeliveryStatus, JobQueue, ManualClock, Message, MessageKind, Notifier,
     NotifyError, OutMessage,
 };
+use classy_sync_local::local_queue::{LocalQueue, QueueOptions};
+use classy_sync_runtime::local::LocalRoot;
 use classy_sync_tests::Harness;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
@@ -79,13 +78,9 @@ fn small(orgs: usize) -> SandboxConfig {
 
 /// An engine over the harness's data directory whose time the test moves.
 fn engine_with_clock(h: &Harness, clock: Arc<ManualClock>) -> Engine {
-    let dir = h.dir.path();
-    Engine::new(
-        Arc::new(SqliteStore::open(dir.join("store.db")).unwrap()),
-        Arc::new(h.client.clone()),
-        Arc::new(SecretsFile::open(dir.join("secrets.json")).unwrap()),
-        clock,
-    )
+    let mut root = LocalRoot::open(h.dir.path()).unwrap();
+    root.clock = clock;
+    root.engine(Arc::new(h.client.clone()))
 }
 
 /// One pass of the local scheduler: runs every due job, returns once idle.
@@ -262,7 +257,7 @@ async fn credential_expiry_alerts_at_30_7_1_days_and_expiry_each_once() {
         .collect();
     assert_eq!(stages, ["30d", "7d", "1d", "expired"]);
     let severities: Vec<_> = recorder.messages().iter().map(|m| m.severity).collect();
-    use classy_sync::ports::Severity::*;
+    use classy_sync_core::ports::Severity::*;
     assert_eq!(severities, [Medium, High, Critical, Critical]);
     assert_eq!(events.len(), 4);
     assert!(events.iter().all(|e| e.detail_type == "CredentialExpiring"));
@@ -433,7 +428,7 @@ async fn a_run_that_failed_mid_walk_waits_for_its_backoff_before_resuming() {
         .sync_entity(
             org,
             Entity::Supporters,
-            classy_sync::engine::SyncMode::Auto,
+            classy_sync_core::engine::SyncMode::Auto,
             &RunControl::default(),
         )
         .await
@@ -442,7 +437,7 @@ async fn a_run_that_failed_mid_walk_waits_for_its_backoff_before_resuming() {
     assert_eq!(r.pages, 1);
     let (cursor, _) = engine.load_cursor(org, Entity::Supporters).await.unwrap();
     assert!(cursor.in_progress.is_some(), "a checkpoint to resume from");
-    let due = |jobs: Vec<classy_sync::engine::jobs::SyncJob>| {
+    let due = |jobs: Vec<classy_sync_core::engine::jobs::SyncJob>| {
         jobs.iter().any(|j| j.entity == Entity::Supporters)
     };
     assert!(!due(engine.due_jobs(None).await.unwrap()), "backoff first");

@@ -4,18 +4,16 @@
 
 use async_trait::async_trait;
 use classy_sandbox::SandboxConfig;
-use classy_sync::adapters::aws::{
-    AwsSettings, DynamoStore, EventBridgeBus, SecretsManagerStore, SqsQueue,
-};
-use classy_sync::classy::ClassyClient;
-use classy_sync::domain::alerts::default_rules;
-use classy_sync::engine::recovery::{dead_letters, replay_dead_letters};
-use classy_sync::engine::{Engine, EngineOptions};
-use classy_sync::ports::{
-    DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, NotifyError, SystemClock,
+use classy_sync_aws::{AwsSettings, DynamoStore, SqsQueue};
+use classy_sync_classy::ClassyClient;
+use classy_sync_core::domain::alerts::default_rules;
+use classy_sync_core::engine::recovery::{dead_letters, replay_dead_letters};
+use classy_sync_core::ports::{
+    DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, NotifyError,
 };
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{alert, health_check, Services};
+use classy_sync_runtime::aws::AwsRoot;
 use classy_sync_tests::moto::{drain_json, MotoServer};
 use classy_sync_tests::test_client_config;
 use secrecy::SecretString;
@@ -80,16 +78,9 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     .unwrap();
     let client = ClassyClient::new(test_client_config(&sandbox)).unwrap();
     let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings).with_wait_time(Duration::ZERO));
-    let engine = Engine::new(
-        Arc::new(DynamoStore::from_settings(&sdk, &settings)),
-        Arc::new(client),
-        Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
-        Arc::new(SystemClock),
-    )
-    .with_options(EngineOptions {
-        local_liveness: false,
-        ..EngineOptions::default()
-    });
+    let mut root = AwsRoot::from_sdk(sdk.clone(), settings.clone());
+    root.queue = queue.clone();
+    let engine = root.engine(Arc::new(client));
     for app in sandbox.apps() {
         for org in &app.organizations {
             engine
@@ -103,12 +94,7 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
                 .unwrap();
         }
     }
-    let services = Services {
-        engine,
-        queue: queue.clone(),
-        bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
-        settings: FunctionSettings::default(),
-    };
+    let services = Services::new(engine, root, FunctionSettings::default());
 
     // Healthy: recorded, no event (nothing changed).
     let out = health_check::handle(&services).await.unwrap();

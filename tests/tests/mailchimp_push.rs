@@ -5,10 +5,10 @@
 //! cap are survived; per-member errors are reported, not fatal.
 
 use classy_sandbox::SandboxConfig;
-use classy_sync::domain::{Entity, Timestamp};
-use classy_sync::engine::plugins::{PluginRun, PushOptions};
-use classy_sync::engine::{EngineOptions, RunControl, SyncMode, SyncOutcome};
-use classy_sync::ports::PushReport;
+use classy_sync_core::domain::{Entity, Timestamp};
+use classy_sync_core::engine::plugins::{PluginRun, PushOptions};
+use classy_sync_core::engine::{EngineOptions, RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::ports::PushReport;
 use classy_sync_tests::Harness;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -429,7 +429,7 @@ async fn withdrawn_consent_unsubscribes_and_a_mailchimp_unsubscribe_is_kept() {
     let mut subscribed = t.iter().filter(|(_, w)| w.opt_in);
     let (a_email, a) = subscribed.next().unwrap();
     let (b_email, b) = subscribed.next().unwrap();
-    let b_hash = classy_sync::mailchimp::subscriber_hash(b_email);
+    let b_hash = classy_sync_destinations::mailchimp_api::subscriber_hash(b_email);
 
     // A withdraws consent in Classy.
     h.patch(
@@ -544,7 +544,7 @@ async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() 
         .iter()
         .find(|(_, w)| w.opt_in && w.fields["GIFTCOUNT"] == json!(0))
         .expect("a consented non-donor");
-    let hash = classy_sync::mailchimp::subscriber_hash(email);
+    let hash = classy_sync_destinations::mailchimp_api::subscriber_hash(email);
     // A tag the nonprofit set by hand must survive.
     let key = h.sandbox.mailchimp_api_key();
     let r = h
@@ -665,7 +665,7 @@ async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
     }
     assert!(leaving.values().any(|n| *n > 500), "{leaving:?}");
     let major_only =
-        serde_json::to_value(&classy_sync::domain::segments::default_rules()[..1]).unwrap();
+        serde_json::to_value(&classy_sync_core::domain::segments::default_rules()[..1]).unwrap();
     h.configure_mailchimp(org, LIST, json!({ "segments": major_only }))
         .await;
     h.mc_reset_counters().await;

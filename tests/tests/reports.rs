@@ -10,16 +10,17 @@ use axum::routing::post;
 use axum::Router;
 use chrono::DateTime;
 use classy_sandbox::SandboxConfig;
-use classy_sync::adapters::secrets_file::SecretsFile;
-use classy_sync::adapters::sqlite_store::SqliteStore;
-use classy_sync::domain::analytics::Period;
-use classy_sync::domain::report::{format, Recipients, ReportDefinition, ReportScope, Section};
-use classy_sync::domain::{Entity, Timestamp};
-use classy_sync::engine::analytics::summarize;
-use classy_sync::engine::{reports, Engine, RunControl, SyncMode, SyncOutcome};
-use classy_sync::notify::channel::{add_channel, ChannelConfig, ChannelKind, ChannelSecrets};
-use classy_sync::notify::{EmailTransport, NotificationService, NotifySettings};
-use classy_sync::ports::{DeliveryStatus, ManualClock};
+use classy_sync_core::domain::analytics::Period;
+use classy_sync_core::domain::report::{
+    format, Recipients, ReportDefinition, ReportScope, Section,
+};
+use classy_sync_core::domain::{Entity, Timestamp};
+use classy_sync_core::engine::analytics::summarize;
+use classy_sync_core::engine::{reports, Engine, RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::ports::{DeliveryStatus, ManualClock};
+use classy_sync_notify::channel::{add_channel, ChannelConfig, ChannelKind, ChannelSecrets};
+use classy_sync_notify::{NotificationService, NotifySettings};
+use classy_sync_runtime::local::LocalRoot;
 use classy_sync_tests::moto::MotoServer;
 use classy_sync_tests::Harness;
 use serde_json::Value;
@@ -212,12 +213,9 @@ async fn setup() -> Env {
             .unwrap()
             .to_utc(),
     ));
-    let engine = Engine::new(
-        Arc::new(SqliteStore::open(h.dir.path().join("store.db")).unwrap()),
-        Arc::new(h.client.clone()),
-        Arc::new(SecretsFile::open(h.dir.path().join("secrets.json")).unwrap()),
-        clock.clone(),
-    );
+    let mut root = LocalRoot::open(h.dir.path()).unwrap();
+    root.clock = clock.clone();
+    let engine = root.engine(Arc::new(h.client.clone()));
     Env {
         h,
         engine,
@@ -341,16 +339,12 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
     );
     reports::add_definition(e, &def).await.unwrap();
     let settings = NotifySettings {
-        email: EmailTransport::Smtp(
-            classy_sync::notify::smtp::SmtpSettings::parse(&format!(
-                "smtp://127.0.0.1:{}",
-                sink.port
-            ))
-            .unwrap(),
-        ),
         email_from: Some(FROM.into()),
         ..NotifySettings::default()
-    };
+    }
+    .with_email(Arc::new(
+        classy_sync_local::SmtpMailer::parse(&format!("smtp://127.0.0.1:{}", sink.port)).unwrap(),
+    ));
     let notifier = NotificationService::new(
         e.store.clone(),
         e.secrets.clone(),
@@ -455,7 +449,7 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
 
 impl Env {
     fn clock_unix(&self) -> i64 {
-        use classy_sync::ports::Clock;
+        use classy_sync_core::ports::Clock;
         self.clock.unix()
     }
 }
@@ -483,7 +477,7 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         email_from: Some(FROM.into()),
         ..NotifySettings::default()
     }
-    .with_ses(&sdk);
+    .with_email(Arc::new(classy_sync_aws::SesMailer::new(&sdk)));
     let notifier = NotificationService::new(
         e.store.clone(),
         e.secrets.clone(),
@@ -510,13 +504,11 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         .json()
         .await
         .unwrap();
-    let raws = data["ses"]["RawMessage"]
-        .as_array()
-        .expect("SES raw messages");
-    assert_eq!(raws.len(), 1);
-    assert_eq!(raws[0]["source"], FROM);
-    let mail = parse_mime(raws[0]["raw_data"].as_str().unwrap().as_bytes());
-    let html = mail["parts"]["text/html"].as_str().unwrap();
+    // SES v2 Simple content: moto keeps the subject and the HTML part.
+    let sent = data["ses"]["Message"].as_array().expect("SES messages");
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["source"], FROM);
+    let html = sent[0]["body"].as_str().unwrap();
     assert_no_raw_hostile_html(html);
     let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
     let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)

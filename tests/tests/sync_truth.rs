@@ -3,8 +3,8 @@
 //! API is used efficiently.
 
 use classy_sandbox::SandboxConfig;
-use classy_sync::domain::{Entity, Timestamp};
-use classy_sync::engine::{RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::domain::{Entity, Timestamp};
+use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
 use classy_sync_tests::Harness;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,7 +22,11 @@ fn config() -> SandboxConfig {
     }
 }
 
-async fn sync_all(h: &Harness, org: u64, mode: SyncMode) -> Vec<classy_sync::engine::SyncReport> {
+async fn sync_all(
+    h: &Harness,
+    org: u64,
+    mode: SyncMode,
+) -> Vec<classy_sync_core::engine::SyncReport> {
     let reports: Vec<_> = h
         .engine
         .sync_org(org, mode, &RunControl::default())
@@ -527,7 +531,10 @@ async fn two_syncs_of_one_pair_never_overlap() {
         )
         .await;
     assert!(
-        matches!(b, Err(classy_sync::engine::EngineError::LeaseHeld { .. })),
+        matches!(
+            b,
+            Err(classy_sync_core::engine::EngineError::LeaseHeld { .. })
+        ),
         "{b:?}"
     );
     assert_eq!(a.await.unwrap().unwrap().outcome, SyncOutcome::Succeeded);
@@ -556,7 +563,7 @@ async fn a_repeated_full_sync_rebuilds_indexes_after_gifts_move_between_supporte
     h.engine = h
         .engine
         .clone()
-        .with_options(classy_sync::engine::EngineOptions {
+        .with_options(classy_sync_core::engine::EngineOptions {
             sort_chunk: 97,
             ..Default::default()
         });

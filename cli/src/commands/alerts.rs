@@ -4,10 +4,10 @@ use crate::output::{opt, print_json, table};
 use crate::runtime;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use classy_sync::domain::alerts::{default_rules, parse_rules, AlertStatus, Rule};
-use classy_sync::domain::Timestamp;
-use classy_sync::engine::alerts::Alerts;
-use classy_sync::ports::Notifier;
+use classy_sync_core::domain::alerts::{default_rules, parse_rules, AlertStatus, Rule};
+use classy_sync_core::domain::Timestamp;
+use classy_sync_core::engine::alerts::Alerts;
+use classy_sync_core::ports::Notifier;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,8 +96,7 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
     let rules = load_rules(&target.data_dir)?;
     let alerts = Alerts::new(
         local.engine.clone(),
-        Arc::new(runtime::engine_notifier(&local.engine, local.backend).await?)
-            as Arc<dyn Notifier>,
+        Arc::new(local.root.notifier()?) as Arc<dyn Notifier>,
         rules.clone(),
     );
     match cmd {
@@ -224,12 +223,11 @@ pub async fn spawn_watchdog(
     target: &runtime::Target,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let rules = load_rules(&target.data_dir)?;
-    let notifier: Arc<dyn Notifier> =
-        Arc::new(runtime::engine_notifier(&local.engine, local.backend).await?);
+    let notifier: Arc<dyn Notifier> = Arc::new(local.root.notifier()?);
     let alerts = Alerts::new(local.engine.clone(), notifier, rules);
     let queue = runtime::open_queue(local)?;
-    let mut monitor =
-        classy_sync::engine::health::HealthMonitor::new(local.engine.clone()).with_queue(queue);
+    let mut monitor = classy_sync_core::engine::health::HealthMonitor::new(local.engine.clone())
+        .with_queue(queue);
     if let Some(probe) = runtime::destination_probe(local) {
         monitor = monitor.with_destinations(probe);
     }

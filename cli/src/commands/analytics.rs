@@ -4,12 +4,12 @@ use crate::cli::{AnalyticsCommand, AnalyticsOpts};
 use crate::output::{print_json, table, thousands};
 use crate::runtime;
 use anyhow::{bail, Result};
-use classy_sync::domain::analytics::donors::{DonorReport, TierThresholds};
-use classy_sync::domain::analytics::trends::{Direction, Trends};
-use classy_sync::domain::analytics::{AnalyticsConfig, OrgSummary};
-use classy_sync::domain::{OrgId, Timestamp};
-use classy_sync::engine::analytics::{compare as compare_orgs, summarize_with};
-use classy_sync::engine::Engine;
+use classy_sync_core::domain::analytics::donors::{DonorReport, TierThresholds};
+use classy_sync_core::domain::analytics::trends::{Direction, Trends};
+use classy_sync_core::domain::analytics::{AnalyticsConfig, OrgSummary};
+use classy_sync_core::domain::{OrgId, Timestamp};
+use classy_sync_core::engine::analytics::{compare as compare_orgs, summarize_with};
+use classy_sync_core::engine::Engine;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -117,7 +117,7 @@ pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<Exit
                 print_many(&out, org_id.is_some())?;
             } else {
                 for v in &out {
-                    let stats: Vec<classy_sync::domain::analytics::CampaignStats> =
+                    let stats: Vec<classy_sync_core::domain::analytics::CampaignStats> =
                         serde_json::from_value(v["campaigns"].clone())?;
                     println!(
                         "Organization {} — campaigns (period {} for the period column)",
@@ -285,7 +285,7 @@ fn print_donors(
     org: OrgId,
     opts: &AnalyticsOpts,
     r: &DonorReport,
-    rec: &classy_sync::domain::analytics::recurring::Recurring,
+    rec: &classy_sync_core::domain::analytics::recurring::Recurring,
 ) {
     println!(
         "Organization {org} — donors, period {} ({} to {})",

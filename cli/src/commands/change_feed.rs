@@ -2,8 +2,8 @@
 //! the environment or prompts, never argv) or `--event-bus NAME [--detail-type-prefix P]`.
 
 use anyhow::{bail, Context, Result};
-use classy_sync::plugins::change_feed::settings::WebhookCredential;
-use classy_sync::plugins::change_feed::NAME;
+use classy_sync_destinations::change_feed::settings::WebhookCredential;
+use classy_sync_destinations::change_feed::NAME;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::io::IsTerminal;

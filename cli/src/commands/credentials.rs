@@ -4,8 +4,8 @@
 use crate::output::print_json;
 use anyhow::Result;
 use clap::Args;
-use classy_sync::engine::credentials::{parse_date, CredentialInfo};
-use classy_sync::engine::Engine;
+use classy_sync_core::engine::credentials::{parse_date, CredentialInfo};
+use classy_sync_core::engine::Engine;
 
 #[derive(Args, Debug)]
 pub struct CredentialsArgs {

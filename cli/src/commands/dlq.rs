@@ -4,7 +4,7 @@ use crate::output::{opt, print_json, table};
 use crate::runtime;
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use classy_sync::engine::recovery::{dead_letters, replay_dead_letters};
+use classy_sync_core::engine::recovery::{dead_letters, replay_dead_letters};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]

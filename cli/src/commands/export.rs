@@ -4,8 +4,8 @@
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::runtime;
 use anyhow::{Context, Result};
-use classy_sync::engine::export::Row;
-use classy_sync::engine::EngineError;
+use classy_sync_core::engine::export::Row;
+use classy_sync_core::engine::EngineError;
 use serde_json::Value;
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;

@@ -4,7 +4,7 @@ use crate::output::{opt, print_json, table};
 use crate::runtime;
 use anyhow::Result;
 use clap::Subcommand;
-use classy_sync::domain::{Entity, Timestamp};
+use classy_sync_core::domain::{Entity, Timestamp};
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]

@@ -5,8 +5,8 @@ use crate::output::{print_json, table};
 use crate::runtime;
 use anyhow::Result;
 use clap::Args;
-use classy_sync::domain::health::{HealthReport, HealthStatus};
-use classy_sync::engine::health::HealthMonitor;
+use classy_sync_core::domain::health::{HealthReport, HealthStatus};
+use classy_sync_core::engine::health::HealthMonitor;
 use std::process::ExitCode;
 use std::time::Duration;
 

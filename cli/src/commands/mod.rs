@@ -15,7 +15,6 @@ mod push;
 mod quality;
 pub mod report;
 mod run;
-mod sandbox;
 mod status;
 mod sync;
 
@@ -33,7 +32,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(a) => status::run(&target, a).await,
         Command::Export(a) => export::run(&target, a).await,
         Command::Run(a) => run::run(&target, a).await,
-        Command::Sandbox(a) => sandbox::run(a).await,
         Command::Health(a) => health::run(&target, a).await,
         Command::Alerts(c) => alerts::run(&target, c).await,
         Command::Failures(c) => failures::run(&target, c).await,

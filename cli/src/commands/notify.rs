@@ -4,11 +4,11 @@ use crate::cli::{ChannelCommand, NotifyCommand};
 use crate::output::{opt, print_json, table};
 use crate::runtime;
 use anyhow::{bail, Context, Result};
-use classy_sync::notify::channel::{ChannelConfig, ChannelKind, ChannelSecrets};
-use classy_sync::notify::delivery::DeliveryRecord;
-use classy_sync::ports::{
+use classy_sync_core::ports::{
     DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, Severity,
 };
+use classy_sync_notify::channel::{ChannelConfig, ChannelKind, ChannelSecrets};
+use classy_sync_notify::delivery::DeliveryRecord;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

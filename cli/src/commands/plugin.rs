@@ -5,9 +5,8 @@ use crate::cli::PluginCommand;
 use crate::output::{opt, print_json, table};
 use crate::runtime;
 use anyhow::{bail, Context, Result};
-use classy_sync::plugins;
-use classy_sync::ports::destination::plugin_secret_name;
-use classy_sync::ports::{DestinationContext, PluginConfig};
+use classy_sync_core::ports::destination::plugin_secret_name;
+use classy_sync_core::ports::PluginConfig;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::io::IsTerminal;
@@ -79,7 +78,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             detail_type_prefix,
         } => {
             engine.get_org(org_id).await?;
-            let spec = plugins::find(&plugin)?;
+            let spec = engine.plugins.find(&plugin)?;
             let previous = engine.plugin_config(org_id, spec.name).await?;
             let mut settings = settings_from(list_id, segments, settings, previous.as_ref())?;
             let target = change_feed::Target::from_flags(webhook, event_bus, detail_type_prefix);
@@ -105,14 +104,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                 secret_name,
             };
             if !no_verify {
-                let ctx = DestinationContext {
-                    org: org_id,
-                    config: config.clone(),
-                    store: engine.store.clone(),
-                    secrets: engine.secrets.clone(),
-                    clock: engine.clock.clone(),
-                    dry_run: false,
-                };
+                let ctx = engine.destination_context(org_id, config.clone(), false);
                 let mut p = (spec.build)(&config)?;
                 p.prepare(&ctx).await.with_context(|| {
                     format!("cannot use {} for organization {org_id}", spec.name)
@@ -136,10 +128,10 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             );
         }
         PluginCommand::Remove { org_id, plugin } => {
-            let spec = plugins::find(&plugin)?;
+            let spec = engine.plugins.find(&plugin)?;
             let existed = engine.remove_plugin_config(org_id, spec.name).await?;
             // The change feed's webhook target keeps its URL and signing secret there too.
-            if spec.needs_secret || spec.name == classy_sync::plugins::change_feed::NAME {
+            if spec.needs_secret || spec.name == classy_sync_destinations::change_feed::NAME {
                 let _ = engine
                     .secrets
                     .delete(&plugin_secret_name(org_id, spec.name))
@@ -163,15 +155,8 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             for c in engine.plugin_configs(org_id).await? {
                 let state = engine.plugin_state(org_id, &c.plugin).await?;
                 let health = if check {
-                    let ctx = DestinationContext {
-                        org: org_id,
-                        config: c.clone(),
-                        store: engine.store.clone(),
-                        secrets: engine.secrets.clone(),
-                        clock: engine.clock.clone(),
-                        dry_run: true,
-                    };
-                    let spec = plugins::find(&c.plugin)?;
+                    let ctx = engine.destination_context(org_id, c.clone(), true);
+                    let spec = engine.plugins.find(&c.plugin)?;
                     let mut p = (spec.build)(&c)?;
                     let h = match p.prepare(&ctx).await {
                         Ok(()) => p.health(&ctx).await.map(|h| {

@@ -5,7 +5,7 @@ use crate::cli::PushArgs;
 use crate::output::{print_json, table, thousands};
 use crate::runtime;
 use anyhow::Result;
-use classy_sync::engine::plugins::{PluginRun, PushOptions};
+use classy_sync_core::engine::plugins::{PluginRun, PushOptions};
 use serde_json::json;
 use std::process::ExitCode;
 

@@ -4,8 +4,8 @@ use crate::cli::QualityCommand;
 use crate::output::{print_json, table, thousands};
 use crate::runtime;
 use anyhow::{bail, Result};
-use classy_sync::domain::quality::rules::ALL_RULES;
-use classy_sync::domain::Timestamp;
+use classy_sync_core::domain::quality::rules::ALL_RULES;
+use classy_sync_core::domain::Timestamp;
 use std::process::ExitCode;
 
 pub async fn run(target: &runtime::Target, cmd: QualityCommand) -> Result<ExitCode> {

@@ -5,10 +5,10 @@
 use crate::runtime;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use classy_sync::domain::report::{Recipients, ReportDefinition, ReportScope, Section};
-use classy_sync::domain::Timestamp;
-use classy_sync::engine::reports;
-use classy_sync::ports::DeliveryStatus;
+use classy_sync_core::domain::report::{Recipients, ReportDefinition, ReportScope, Section};
+use classy_sync_core::domain::Timestamp;
+use classy_sync_core::engine::reports;
+use classy_sync_core::ports::DeliveryStatus;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -132,7 +132,7 @@ fn write_out(output: Option<&PathBuf>, body: &str) -> Result<()> {
     }
 }
 
-fn print_deliveries(id: &str, ds: &[classy_sync::ports::DeliveryReport]) -> usize {
+fn print_deliveries(id: &str, ds: &[classy_sync_core::ports::DeliveryReport]) -> usize {
     let mut failed = 0;
     for d in ds {
         if d.status != DeliveryStatus::Sent {
@@ -236,7 +236,7 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
                     a.org
                 );
             }
-            let n = runtime::engine_notifier(engine, local.backend).await?;
+            let n = local.root.notifier()?;
             let now = Timestamp(engine.clock.now());
             let mut failed = 0;
             for d in &defs {
@@ -249,7 +249,7 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             }
         }
         ReportCommand::SendDue { report } => {
-            let n = runtime::engine_notifier(engine, local.backend).await?;
+            let n = local.root.notifier()?;
             let mut failed = 0;
             for o in reports::send_due(engine, &n, report.as_deref()).await? {
                 failed += print_deliveries(&o.report_id, &o.deliveries);

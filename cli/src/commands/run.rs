@@ -4,8 +4,8 @@
 use crate::cli::RunArgs;
 use crate::runtime;
 use anyhow::Result;
-use classy_sync::engine::scheduler::{run_scheduler, SchedulerOptions};
-use classy_sync::engine::{RunControl, SyncReport};
+use classy_sync_core::engine::scheduler::{run_scheduler, SchedulerOptions};
+use classy_sync_core::engine::{RunControl, SyncReport};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -79,12 +79,12 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     let reports_task = {
         let engine = local.engine.clone();
         let stop = ctl.stop.clone();
-        let notifier = runtime::engine_notifier(&engine, target.backend).await?;
+        let notifier = local.root.notifier()?;
         let tick = opts.tick;
         let once = args.once;
         tokio::spawn(async move {
             loop {
-                match classy_sync::engine::reports::send_due(&engine, &notifier, None).await {
+                match classy_sync_core::engine::reports::send_due(&engine, &notifier, None).await {
                     Ok(sent) => {
                         for o in sent {
                             eprintln!(

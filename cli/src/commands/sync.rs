@@ -4,9 +4,11 @@ use crate::cli::SyncArgs;
 use crate::output::{print_json, table, thousands};
 use crate::runtime;
 use anyhow::Result;
-use classy_sync::domain::{Entity, OrgId};
-use classy_sync::engine::sync::{Progress, ProgressFn};
-use classy_sync::engine::{Engine, EngineError, RunControl, SyncMode, SyncOutcome, SyncReport};
+use classy_sync_core::domain::{Entity, OrgId};
+use classy_sync_core::engine::sync::{Progress, ProgressFn};
+use classy_sync_core::engine::{
+    Engine, EngineError, RunControl, SyncMode, SyncOutcome, SyncReport,
+};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -215,7 +217,7 @@ async fn enqueue(local: &runtime::Local, orgs: &[OrgId], args: &SyncArgs) -> Res
     let mut jobs = Vec::new();
     for &org in orgs {
         for &entity in &entities {
-            let job = classy_sync::engine::jobs::SyncJob { org, entity, mode };
+            let job = classy_sync_core::engine::jobs::SyncJob { org, entity, mode };
             local
                 .engine
                 .job_continues(&job, std::time::Duration::from_secs(2 * 3600))
@@ -223,7 +225,7 @@ async fn enqueue(local: &runtime::Local, orgs: &[OrgId], args: &SyncArgs) -> Res
             jobs.push(job);
         }
     }
-    for chunk in jobs.chunks(classy_sync::ports::queue::MAX_SEND_BATCH) {
+    for chunk in jobs.chunks(classy_sync_core::ports::queue::MAX_SEND_BATCH) {
         queue
             .send_batch(chunk.iter().map(|j| j.to_message()).collect())
             .await?;

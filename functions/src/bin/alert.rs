@@ -11,7 +11,7 @@ async fn main() -> Result<(), Error> {
     logging::init();
     let services = services::aws_services().await?;
     let rules = alert::rules_from_env()?;
-    let notifier = alert::notifier(&services).await?;
+    let notifier = alert::notifier(&services)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (services, rules, notifier) = (services.clone(), rules.clone(), notifier.clone());
         let span = tracing::info_span!("invocation", request_id = %event.context.request_id);

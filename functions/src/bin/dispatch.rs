@@ -12,9 +12,8 @@ async fn main() -> Result<(), Error> {
     logging::init();
     // Clients are created once per container, outside the handler.
     let services = services::aws_services().await?;
-    let sdk = classy_sync::adapters::aws::sdk_config().await;
     // Absent when plugins are not deployed: only the plugin schedule needs it.
-    let plugin_queue = plugin_dispatch::plugin_queue_from_env(&sdk)
+    let plugin_queue = plugin_dispatch::plugin_queue_from_env(&services.root.sdk)
         .ok()
         .map(Arc::new);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {

@@ -1,0 +1,17 @@
+//! The Classy API 2.0 client.
+//!
+//! [`ClassyClient`] implements [`classy_sync_core::ports::ClassySource`] over HTTP: OAuth2
+//! client-credentials tokens cached per application, a client-side rate limiter per
+//! application, retries with jittered exponential backoff, and exactly-once encoding of
+//! filter expressions. Create one client per process and clone it freely.
+
+mod auth;
+mod client;
+mod config;
+mod envelope;
+mod limiter;
+mod retry;
+mod url;
+
+pub use client::ClassyClient;
+pub use config::ClassyConfig;

@@ -1,0 +1,215 @@
+//! Email over SMTP (local runs and any non-AWS host), with lettre.
+//!
+//! `CLASSY_SYNC_SMTP_URL`: `smtp://[user@]host[:port]` (default port 25; STARTTLS when the
+//! server offers it), `smtp://host:587?tls=required` (STARTTLS or fail), `?tls=none` (never),
+//! `smtps://host[:465]` (TLS from the first byte). A password, if any, is the channel's
+//! secret (`smtp_password`), never part of the URL.
+
+use async_trait::async_trait;
+use classy_sync_core::ports::{Email, MailTransport, SendError};
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use std::time::Duration;
+
+pub const ENV_SMTP_URL: &str = "CLASSY_SYNC_SMTP_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    None,
+    Opportunistic,
+    Required,
+    Wrapper,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpMailer {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub timeout: Duration,
+}
+
+impl SmtpMailer {
+    /// Parses an `smtp://` or `smtps://` URL (see the module docs). Errors name the problem
+    /// and never echo a password.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url =
+            url::Url::parse(raw.trim()).map_err(|e| format!("{ENV_SMTP_URL} is not a URL: {e}"))?;
+        if url.password().is_some() {
+            return Err(format!(
+                "{ENV_SMTP_URL} must not contain a password: store it as the channel's secret"
+            ));
+        }
+        let (default_port, mut tls) = match url.scheme() {
+            "smtp" => (25, TlsMode::Opportunistic),
+            "smtps" => (465, TlsMode::Wrapper),
+            other => {
+                return Err(format!(
+                    "{ENV_SMTP_URL}: scheme {other:?} is not smtp or smtps"
+                ))
+            }
+        };
+        for (k, v) in url.query_pairs() {
+            match (k.as_ref(), v.as_ref(), tls) {
+                ("tls", "required", TlsMode::Opportunistic) => tls = TlsMode::Required,
+                ("tls", "none", TlsMode::Opportunistic) => tls = TlsMode::None,
+                ("tls", "opportunistic", _) => {}
+                _ => return Err(format!("{ENV_SMTP_URL}: unknown option {k}={v}")),
+            }
+        }
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("{ENV_SMTP_URL} has no host"))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let username = Some(url.username()).filter(|u| !u.is_empty()).map(|u| {
+            percent_encoding::percent_decode_str(u)
+                .decode_utf8_lossy()
+                .into_owned()
+        });
+        Ok(SmtpMailer {
+            host,
+            port: url.port().unwrap_or(default_port),
+            tls,
+            username,
+            timeout: Duration::from_secs(30),
+        })
+    }
+
+    fn transport(
+        &self,
+        password: Option<&str>,
+    ) -> Result<AsyncSmtpTransport<Tokio1Executor>, SendError> {
+        let params = || {
+            TlsParameters::new(self.host.clone()).map_err(|e| SendError {
+                reason: format!("SMTP TLS setup: {e}"),
+                retry_after: None,
+                permanent: true,
+            })
+        };
+        let tls = match self.tls {
+            TlsMode::None => Tls::None,
+            TlsMode::Opportunistic => Tls::Opportunistic(params()?),
+            TlsMode::Required => Tls::Required(params()?),
+            TlsMode::Wrapper => Tls::Wrapper(params()?),
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(self.host.clone())
+            .port(self.port)
+            .tls(tls)
+            .timeout(Some(self.timeout));
+        if let (Some(user), Some(pass)) = (&self.username, password) {
+            b = b.credentials(Credentials::new(user.clone(), pass.to_owned()));
+        }
+        Ok(b.build())
+    }
+
+    /// Sends one MIME message. Permanent SMTP answers (5xx) are permanent failures.
+    pub async fn send_mime(
+        &self,
+        password: Option<&str>,
+        mail: lettre::Message,
+    ) -> Result<(), SendError> {
+        let transport = self.transport(password)?;
+        transport
+            .send(mail)
+            .await
+            .map(|_| ())
+            .map_err(|e| SendError {
+                reason: format!("SMTP {}:{}: {e}", self.host, self.port),
+                retry_after: None,
+                permanent: e.is_permanent(),
+            })
+    }
+}
+
+fn bad_address(what: &str, addr: &str) -> SendError {
+    SendError::permanent(format!("{what} {addr:?} is not a valid email address"))
+}
+
+/// The multipart/alternative MIME message (text part, then HTML part) of `mail`.
+pub fn mime(mail: &Email) -> Result<lettre::Message, SendError> {
+    let from: Mailbox = mail
+        .from
+        .parse()
+        .map_err(|_| bad_address("sender", &mail.from))?;
+    let mut b = lettre::Message::builder()
+        .from(from)
+        .subject(mail.subject.replace(['\r', '\n'], " "))
+        .message_id(None);
+    for addr in &mail.to {
+        b = b.to(addr.parse().map_err(|_| bad_address("recipient", addr))?);
+    }
+    b.multipart(
+        MultiPart::alternative()
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(mail.text.clone()),
+            )
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(mail.html.clone()),
+            ),
+    )
+    .map_err(|e| SendError::permanent(format!("cannot build the email: {e}")))
+}
+
+#[async_trait]
+impl MailTransport for SmtpMailer {
+    async fn send(&self, email: &Email, password: Option<&str>) -> Result<(), SendError> {
+        self.send_mime(password, mime(email)?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mime_has_both_parts_and_refuses_bad_addresses() {
+        let mut mail = Email {
+            from: "ops@example.org".into(),
+            to: vec!["a@example.org".into()],
+            subject: "Hi\r\nBcc: x@y.z".into(),
+            text: "text".into(),
+            html: "<p>html</p>".into(),
+        };
+        let raw = String::from_utf8(mime(&mail).unwrap().formatted()).unwrap();
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("text/plain"));
+        assert!(raw.contains("text/html"));
+        assert!(!raw.contains("\r\nBcc:"));
+        mail.from = "not an address".into();
+        assert!(mime(&mail).is_err());
+    }
+
+    #[test]
+    fn parses_urls() {
+        let s = SmtpMailer::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.tls),
+            ("127.0.0.1", 2525, TlsMode::Opportunistic)
+        );
+        let s = SmtpMailer::parse("smtp://bot%40x@mail.example.org:587?tls=required").unwrap();
+        assert_eq!(s.username.as_deref(), Some("bot@x"));
+        assert_eq!(s.tls, TlsMode::Required);
+        assert_eq!(
+            SmtpMailer::parse("smtps://m.example.org").unwrap().port,
+            465
+        );
+        assert_eq!(
+            SmtpMailer::parse("smtp://h?tls=none").unwrap().tls,
+            TlsMode::None
+        );
+        let e = SmtpMailer::parse("smtp://u:hunter2@h").unwrap_err();
+        assert!(!e.contains("hunter2"));
+        assert!(SmtpMailer::parse("http://h").is_err());
+        assert!(SmtpMailer::parse("smtp://h?tls=maybe").is_err());
+    }
+}

@@ -1,0 +1,69 @@
+//! The composition roots: one per backend, shared by the Lambda functions and the CLI.
+//!
+//! Each root opens its adapters once (per process or per Lambda cold start) and hands out
+//! what the services need: the store, the secrets, the queue, the event bus, the engine over
+//! a Classy source, and the notification service. Nothing else in classy-sync builds an
+//! adapter, the engine or the notification service.
+//!
+//! - [`aws`] (feature `aws`): DynamoDB, SQS, Secrets Manager, EventBridge and SES.
+//! - [`local`] (feature `local`): the SQLite store, the durable local queue, the secrets file,
+//!   the event log and SMTP.
+
+#[cfg(feature = "aws")]
+pub mod aws;
+#[cfg(feature = "local")]
+pub mod local;
+
+use classy_sync_classy::{ClassyClient, ClassyConfig};
+use classy_sync_core::engine::{Engine, EngineOptions};
+use classy_sync_core::ports::{
+    ClassySource, Clock, EventBusConnector, MailTransport, SecretStore, Store,
+};
+use classy_sync_notify::{NotificationService, NotifySettings};
+use std::sync::Arc;
+
+/// Why a root could not be built: a missing or bad setting (named), or an adapter that
+/// could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("{0}")]
+    Settings(String),
+    #[error("{0}")]
+    Open(String),
+}
+
+/// The Classy API client from `CLASSY_*` (base URLs, rate limit, retries).
+pub fn classy_client() -> Result<ClassyClient, RootError> {
+    let config = ClassyConfig::from_env().map_err(|e| RootError::Settings(e.to_string()))?;
+    ClassyClient::new(config).map_err(|e| RootError::Open(e.to_string()))
+}
+
+/// The engine over a backend's store and secrets, with every destination plugin known.
+pub(crate) fn engine(
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    source: Arc<dyn ClassySource>,
+    buses: Arc<dyn EventBusConnector>,
+    options: EngineOptions,
+) -> Engine {
+    Engine::new(store, source, secrets, clock)
+        .with_plugins(classy_sync_destinations::registry())
+        .with_buses(buses)
+        .with_options(options)
+}
+
+/// The notification service over a backend's store and secrets, email through `mail`
+/// (`CLASSY_SYNC_EMAIL_FROM` and `CLASSY_SYNC_NOTIFY_ALLOW` from the environment).
+pub(crate) fn notifier(
+    store: Arc<dyn Store>,
+    secrets: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    mail: Option<Arc<dyn MailTransport>>,
+) -> Result<NotificationService, RootError> {
+    let mut settings = NotifySettings::from_env().map_err(RootError::Settings)?;
+    if let Some(mail) = mail {
+        settings = settings.with_email(mail);
+    }
+    Ok(NotificationService::new(store, secrets, clock, settings))
+}
