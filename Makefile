@@ -44,6 +44,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	CARGO=$(CARGO) bash scripts/check-layers.sh
 
 test-rust:
 	PYTHON=$(abspath $(PY)) $(CARGO) test --locked --workspace -- --test-threads 2

@@ -860,3 +860,73 @@ async fn per_member_errors_are_reported_not_fatal() {
     assert_audience(&h, LIST, &t, &model).await;
     assert!(bad["id"].as_u64().is_some());
 }
+
+/// Regression: the change feed keeps one `PLUGIN#change-feed#SENT#…` item per delivered
+/// record, and they sort before `PLUGIN#mailchimp#CONFIG`. Plugin configurations used to be
+/// read from the first 1,000 items under `PLUGIN#`, so after about 1,000 deliveries Mailchimp
+/// silently dropped out of pushes, schedules, health checks and listings.
+#[tokio::test]
+async fn mailchimp_stays_configured_after_many_change_feed_deliveries() {
+    use classy_sync_core::domain::keys::org_pk;
+    use classy_sync_core::engine::health::DestinationProbe;
+    use classy_sync_core::engine::plugin_health::PluginProbe;
+    use classy_sync_core::ports::{Item, PluginConfig, WriteOp};
+    use classy_sync_destinations::change_feed::{event::Kind, sent_sk};
+
+    let (h, org) = setup(config(120, 300, 5)).await;
+    h.engine
+        .put_plugin_config(
+            org,
+            PluginConfig {
+                plugin: "change-feed".into(),
+                enabled: true,
+                settings: json!({"target": "eventbridge", "event_bus": "acme-feed"}),
+                secret_name: None,
+            },
+        )
+        .await
+        .unwrap();
+    // What 1,500 acknowledged change-feed deliveries leave behind.
+    let pk = org_pk(org);
+    let sent: Vec<WriteOp> = (0..1500u64)
+        .map(|id| {
+            WriteOp::Put(Item::new(
+                &pk,
+                sent_sk(Kind::Supporter, id),
+                r#"{"digest":"x"}"#,
+            ))
+        })
+        .collect();
+    for chunk in sent.chunks(25) {
+        h.engine.store.batch_write(chunk.to_vec()).await.unwrap();
+    }
+
+    // Listed (what `org plugin show` prints).
+    let names: Vec<String> = h
+        .engine
+        .plugin_configs(org)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.plugin)
+        .collect();
+    assert_eq!(names, ["change-feed", "mailchimp"]);
+    // Scheduled.
+    let due = h.engine.due_pushes().await.unwrap();
+    assert!(due.contains(&(org, "mailchimp".to_string())), "{due:?}");
+    // Health-checked.
+    let health = PluginProbe(h.engine.clone()).probe(org).await;
+    let mc = health.iter().find(|d| d.name == "mailchimp");
+    assert!(mc.is_some_and(|d| d.ok), "{health:?}");
+    // Pushed.
+    let report = push(
+        &h,
+        org,
+        PushOptions {
+            plugin: Some("mailchimp".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(report.sent > 0, "{report:?}");
+}

@@ -7,12 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Partition of everything notification-related that is not per organization.
-pub const NOTIFY_PK: &str = "NOTIFY";
-pub const CHANNEL_PREFIX: &str = "CHANNEL#";
-
-pub fn channel_sk(name: &str) -> String {
-    format!("{CHANNEL_PREFIX}{name}")
-}
+pub use crate::domain::keys::{channel_sk, CHANNEL_PREFIX, NOTIFY_PK};
 
 /// `classy-sync/_channels/<name>` (the `_` keeps it apart from organization ids).
 pub fn channel_secret_name(name: &str) -> String {

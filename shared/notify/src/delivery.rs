@@ -13,15 +13,11 @@ use classy_sync_core::ports::{
 };
 use serde::{Deserialize, Serialize};
 
-pub const DELIVERY_PREFIX: &str = "DELIVERY#";
+pub use classy_sync_core::domain::keys::{delivery_sk, DELIVERY_PREFIX};
 /// Records are kept this long (TTL), sent or not.
 pub const DELIVERY_TTL_SECS: i64 = 30 * 24 * 3600;
 /// How long a claimed (in-flight) delivery is left alone before a retry may take it over.
 pub const CLAIM_SECS: i64 = 300;
-
-pub fn delivery_sk(channel: &str, message_id: &str) -> String {
-    format!("{DELIVERY_PREFIX}{channel}#{message_id}")
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {

@@ -3,11 +3,10 @@
 //! read it from their cursor (minus an overlap window, because concurrent writers commit out
 //! of order) to learn which supporters and transactions changed since their last push.
 
-use super::keys::pad;
 use super::{Entity, OrgId};
 use serde::{Deserialize, Serialize};
 
-pub const CHANGE_PREFIX: &str = "CHG#";
+pub use super::keys::{change_sk, change_sk_from, CHANGE_PREFIX};
 
 /// Change entries expire after 14 days; a plugin idle for longer reconciles in full.
 pub const CHANGE_RETENTION_SECS: i64 = 14 * 24 * 3600;
@@ -18,20 +17,6 @@ pub const CHANGE_RETENTION_SECS: i64 = 14 * 24 * 3600;
 pub struct ChangeNote {
     #[serde(default, rename = "s", skip_serializing_if = "Vec::is_empty")]
     pub supporters: Vec<u64>,
-}
-
-pub fn change_sk(at_ms: i64, entity: Entity, id: u64) -> String {
-    format!(
-        "{CHANGE_PREFIX}{:015}#{}#{}",
-        at_ms.max(0),
-        entity.name(),
-        pad(id)
-    )
-}
-
-/// First sort key at or after `at_ms`.
-pub fn change_sk_from(at_ms: i64) -> String {
-    format!("{CHANGE_PREFIX}{:015}", at_ms.max(0))
 }
 
 /// One parsed change entry.

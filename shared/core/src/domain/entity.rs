@@ -45,12 +45,7 @@ impl Entity {
 
     /// Sort-key prefix of the records in the single table.
     pub fn sk_prefix(self) -> &'static str {
-        match self {
-            Entity::Supporters => "SUPPORTER#",
-            Entity::Campaigns => "CAMPAIGN#",
-            Entity::Transactions => "TXN#",
-            Entity::RecurringPlans => "PLAN#",
-        }
+        super::keys::record_prefix(self)
     }
 
     /// Default sync interval (supporters 30 min, transactions 15 min, others 1 h).

@@ -32,9 +32,9 @@ fn id_segment(sk: &str, index: usize) -> Option<u64> {
 
 fn fold_supporter_entry(fold: &mut SupporterFold, sk: &str, data: &str) -> Result<(), EngineError> {
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("index entry {sk}: {e}"));
-    if sk.contains("#T#") {
+    if sk.contains(keys::SUPPORTER_GIFT_MARK) {
         fold.gift(&serde_json::from_str::<GiftRef>(data).map_err(corrupt)?);
-    } else if sk.contains("#P#") {
+    } else if sk.contains(keys::SUPPORTER_PLAN_MARK) {
         fold.plan(&serde_json::from_str::<PlanRef>(data).map_err(corrupt)?);
     }
     Ok(())
@@ -59,9 +59,9 @@ impl Engine {
                 }
             }
         }
-        self.recompute_marked(org, "DIRTY#S#", true, &mut report)
+        self.recompute_marked(org, keys::DIRTY_SUPPORTER_PREFIX, true, &mut report)
             .await?;
-        self.recompute_marked(org, "DIRTY#C#", false, &mut report)
+        self.recompute_marked(org, keys::DIRTY_CAMPAIGN_PREFIX, false, &mut report)
             .await?;
         Ok(report)
     }
@@ -212,21 +212,23 @@ impl Engine {
         let store = self.store.as_ref();
         let scan = self.options.scan_page;
         let owned_kind = if entity == Entity::Transactions {
-            "#T#"
+            keys::SUPPORTER_GIFT_MARK
         } else {
-            "#P#"
+            keys::SUPPORTER_PLAN_MARK
         };
-        let mut cidx = RangeDiff::new(store, &pk, "CIDX#", scan, |_| true);
-        let mut sidx = RangeDiff::new(store, &pk, "SIDX#", scan, move |sk| sk.contains(owned_kind));
-        let mut camp_aggs = RangeDiff::new(store, &pk, "CAMPAGG#", scan, |_| true);
-        let mut sup_aggs = RangeDiff::new(store, &pk, "SUPAGG#", scan, |_| true);
+        let mut cidx = RangeDiff::new(store, &pk, keys::CAMPAIGN_INDEX_PREFIX, scan, |_| true);
+        let mut sidx = RangeDiff::new(store, &pk, keys::SUPPORTER_INDEX_PREFIX, scan, move |sk| {
+            sk.contains(owned_kind)
+        });
+        let mut camp_aggs = RangeDiff::new(store, &pk, keys::CAMPAIGN_AGG_PREFIX, scan, |_| true);
+        let mut sup_aggs = RangeDiff::new(store, &pk, keys::SUPPORTER_AGG_PREFIX, scan, |_| true);
         let mut campaign: Option<(u64, CampaignFold)> = None;
         let mut supporter: Option<(u64, SupporterFold)> = None;
 
         for pair in sorted {
             let (sk, data) =
                 pair.map_err(|e| StoreError::Unavailable(format!("sorting index entries: {e}")))?;
-            if sk.starts_with("CIDX#") {
+            if sk.starts_with(keys::CAMPAIGN_INDEX_PREFIX) {
                 let id = id_segment(&sk, 1).unwrap_or_default();
                 if campaign.as_ref().is_some_and(|(c, _)| *c != id) {
                     let (c, fold) = campaign.take().expect("checked");

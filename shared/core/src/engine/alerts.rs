@@ -20,12 +20,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub const ALERTS_PK: &str = "ALERTS";
+pub use crate::domain::keys::ALERTS_PK;
+use crate::domain::keys::{
+    alert_history_from, alert_history_sk, alert_state_sk as state_sk, prefix_end, silence_sk,
+    ALERT_HISTORY_PREFIX, ALERT_STATE_PREFIX, SILENCE_PREFIX,
+};
 const HISTORY_RETENTION_SECS: i64 = 90 * 24 * 3600;
-
-fn state_sk(fp: &str) -> String {
-    format!("STATE#{fp}")
-}
 
 /// One line of alert history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,13 +175,13 @@ impl Alerts {
 
     /// Every stored alert (firing and resolved).
     pub async fn states(&self) -> Result<Vec<AlertState>, EngineError> {
-        self.query_all("STATE#").await
+        self.query_all(ALERT_STATE_PREFIX).await
     }
 
     pub async fn silences(&self) -> Result<Vec<Silence>, EngineError> {
         let now = self.engine.clock.unix();
         Ok(self
-            .query_all::<Silence>("SILENCE#")
+            .query_all::<Silence>(SILENCE_PREFIX)
             .await?
             .into_iter()
             .filter(|s| s.until > now)
@@ -199,7 +199,7 @@ impl Alerts {
             crate::ports::store::for_each_page(
                 self.engine.store.as_ref(),
                 ALERTS_PK,
-                &SkRange::Between(format!("HIST#{since:015}"), "HIST#~".into()),
+                &SkRange::Between(alert_history_from(since), prefix_end(ALERT_HISTORY_PREFIX)),
                 500,
                 |items| {
                     for i in items {
@@ -285,7 +285,7 @@ impl Alerts {
         self.engine
             .store
             .put(
-                Item::json(ALERTS_PK, format!("SILENCE#{}", s.id), &s).with_expiry(s.until),
+                Item::json(ALERTS_PK, silence_sk(&s.id), &s).with_expiry(s.until),
                 Condition::Always,
             )
             .await?;
@@ -347,11 +347,10 @@ impl AlertState {
 }
 
 fn history_put(h: &AlertEvent, now: i64) -> WriteOp {
-    let sk = format!(
-        "HIST#{:015}#{}#{}",
+    let sk = alert_history_sk(
         h.at,
-        h.fingerprint,
-        &h.message_id.clone().unwrap_or_else(|| h.what.clone())
+        &h.fingerprint,
+        h.message_id.as_deref().unwrap_or(&h.what),
     );
     WriteOp::Put(Item::json(ALERTS_PK, sk, h).with_expiry(now + HISTORY_RETENTION_SECS))
 }

@@ -92,7 +92,7 @@ impl Engine {
         let mut fold = DonorFold::new(window, config.clone(), failing_plans);
         let mut current: Option<u64> = None;
         let mut gifts: Vec<Gift> = Vec::new();
-        let range = SkRange::prefix("SIDX#");
+        let range = SkRange::prefix(keys::SUPPORTER_INDEX_PREFIX);
         for_each_page(
             self.store.as_ref(),
             &org_pk(org),

@@ -9,7 +9,7 @@ use crate::ports::store::{Condition, Item};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub const CREDENTIAL_SK: &str = "CREDENTIAL#classy";
+pub use crate::domain::keys::CREDENTIAL_SK;
 
 /// Rotation policy when only a rotation date is known.
 pub const DEFAULT_MAX_AGE_DAYS: i64 = 365;

@@ -2,16 +2,12 @@
 //! the `ORGS` partition lists them all in one query. Both change in one transaction.
 
 use super::{Engine, EngineError};
-use crate::domain::keys::{org_pk, pad, META_SK, ORGS_PK};
+use crate::domain::keys::{org_list_sk as list_sk, org_pk, META_SK, ORGS_PK, ORG_LIST_PREFIX};
 use crate::domain::organization::classy_secret_name;
 use crate::domain::{Entity, OrgId, OrgStatus, Organization};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
 use crate::ports::AppCredentials;
 use secrecy::SecretString;
-
-fn list_sk(id: OrgId) -> String {
-    format!("ORG#{}", pad(id))
-}
 
 impl Engine {
     /// Onboards an organization: its credential goes to the secret store first, so an
@@ -75,7 +71,7 @@ impl Engine {
         for_each_page(
             self.store.as_ref(),
             ORGS_PK,
-            &SkRange::prefix("ORG#"),
+            &SkRange::prefix(ORG_LIST_PREFIX),
             500,
             |items| {
                 for it in items {

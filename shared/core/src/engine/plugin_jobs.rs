@@ -8,6 +8,7 @@
 
 use super::{Engine, EngineError};
 use crate::domain::keys::org_pk;
+pub use crate::domain::keys::plugin_queued_sk as queued_sk;
 use crate::domain::OrgId;
 use crate::ports::queue::MAX_SEND_BATCH;
 use crate::ports::store::{Condition, Item};
@@ -21,10 +22,6 @@ pub struct PluginJob {
     /// One plugin; all the organization's enabled plugins when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
-}
-
-pub fn queued_sk(plugin: &str) -> String {
-    format!("PLUGIN#{plugin}#QUEUED")
 }
 
 impl PluginJob {

@@ -29,17 +29,8 @@ pub const RECONCILE_EVERY_SECS: i64 = 24 * 3600;
 /// Plugins run at least this often from the scheduler (besides after every sync).
 pub const PUSH_EVERY_SECS: i64 = 3600;
 
-pub fn config_sk(plugin: &str) -> String {
-    format!("PLUGIN#{plugin}#CONFIG")
-}
-
-pub fn state_sk(plugin: &str) -> String {
-    format!("PLUGIN#{plugin}#STATE")
-}
-
-fn lease_sk(plugin: &str) -> String {
-    format!("PLUGIN#{plugin}#LEASE")
-}
+pub use crate::domain::keys::{plugin_config_sk as config_sk, plugin_state_sk as state_sk};
+use crate::domain::keys::{plugin_lease_sk as lease_sk, prefix_end, DIRTY_PREFIX};
 
 /// Per organization×plugin bookkeeping.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -99,16 +90,21 @@ impl Engine {
         }
     }
 
+    /// The configuration of every known plugin the organization has, by plugin name. Read
+    /// key by key from the registry: plugins keep their own items under `PLUGIN#<name>#`
+    /// (the change feed one per delivered record), so a scan of `PLUGIN#` would have to page
+    /// through all of them first.
     pub async fn plugin_configs(&self, org: OrgId) -> Result<Vec<PluginConfig>, EngineError> {
-        let page = self
-            .store
-            .query(&org_pk(org), &SkRange::prefix("PLUGIN#"), None, 1000)
-            .await?;
-        let mut out = Vec::new();
-        for item in page.items.iter().filter(|i| i.sk.ends_with("#CONFIG")) {
-            out.push(item.parse::<PluginConfig>()?);
+        let sks: Vec<String> = self.plugins.names().map(config_sk).collect();
+        if sks.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(out)
+        let mut items = self.store.batch_get(&org_pk(org), &sks).await?;
+        items.sort_by(|a, b| a.sk.cmp(&b.sk));
+        items
+            .iter()
+            .map(|i| Ok(i.parse::<PluginConfig>()?))
+            .collect()
     }
 
     pub async fn plugin_config(
@@ -350,7 +346,7 @@ impl Engine {
         // data, so the cursor stays put and they are read again next time.
         let pending = !self
             .store
-            .query(&pk, &SkRange::prefix("DIRTY#"), None, 1)
+            .query(&pk, &SkRange::prefix(DIRTY_PREFIX), None, 1)
             .await?
             .items
             .is_empty();
@@ -505,7 +501,7 @@ impl Engine {
     ) -> Result<(BTreeSet<u64>, BTreeSet<u64>), PluginError> {
         let mut supporters = BTreeSet::new();
         let mut txns = BTreeSet::new();
-        let range = SkRange::Between(change_sk_from(from_ms), format!("{CHANGE_PREFIX}~"));
+        let range = SkRange::Between(change_sk_from(from_ms), prefix_end(CHANGE_PREFIX));
         for_each_page(
             self.store.as_ref(),
             &org_pk(org),

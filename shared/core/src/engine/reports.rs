@@ -16,19 +16,12 @@ use crate::ports::{
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 
-pub const REPORTS_PK: &str = "REPORTS";
-const DEF_PREFIX: &str = "REPORT#";
-const SENT_PREFIX: &str = "SENT#";
+pub use crate::domain::keys::REPORTS_PK;
+use crate::domain::keys::{
+    report_def_sk as def_sk, report_sent_sk as sent_sk, REPORT_DEF_PREFIX as DEF_PREFIX,
+};
 /// A missed occurrence older than this is not sent late (the next one will be).
 pub const CATCH_UP_SECS: i64 = 36 * 3600;
-
-fn def_sk(id: &str) -> String {
-    format!("{DEF_PREFIX}{id}")
-}
-
-fn sent_sk(id: &str, occurrence: i64) -> String {
-    format!("{SENT_PREFIX}{id}#{occurrence:012}")
-}
 
 fn channel_err(e: ChannelError) -> EngineError {
     match e {

@@ -3,13 +3,9 @@
 
 use super::sync::SyncReport;
 use super::{Engine, EngineError};
-use crate::domain::keys::{org_pk, run_prefix, run_sk};
+use crate::domain::keys::{last_run_sk, org_pk, run_prefix, run_sk};
 use crate::domain::{Entity, OrgId};
 use crate::ports::store::{Item, SkRange, WriteOp};
-
-fn last_run_sk(entity: Entity) -> String {
-    format!("LASTRUN#{}", entity.name())
-}
 
 impl Engine {
     pub(crate) async fn save_run(&self, report: &SyncReport) -> Result<(), EngineError> {

@@ -185,7 +185,7 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(42);
         let mut expected = Vec::new();
         for i in 0..1000 {
-            let k = format!("SIDX#{:020}#T#{i:05}", rng.u32(..500));
+            let k = crate::domain::keys::supporter_gift_sk(rng.u64(..500), i);
             let v = format!("{{\"n\":{i}}}");
             s.push(k.clone(), v.clone()).unwrap();
             m.push(k.clone(), v.clone()).unwrap();

@@ -43,7 +43,7 @@ pub trait Synced: Record {
 /// organizations without storing the address in the key.
 pub fn email_key(email: &str) -> String {
     let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
-    format!("EMAIL#{}", hex::encode(&digest[..16]))
+    keys::email_gsi(&digest)
 }
 
 impl Synced for Supporter {

@@ -20,6 +20,7 @@ pub mod webhook;
 
 use super::PluginSpec;
 use async_trait::async_trait;
+use classy_sync_core::domain::keys;
 use classy_sync_core::domain::keys::org_pk;
 use classy_sync_core::ports::store::{Condition, Item, WriteOp};
 use classy_sync_core::ports::{
@@ -48,19 +49,18 @@ pub const SPEC: PluginSpec = PluginSpec {
     build: |c| Ok(Box::new(ChangeFeedDestination::new(c)?)),
 };
 
-pub const SENT_PREFIX: &str = "PLUGIN#change-feed#SENT#";
-
-/// The version of a record last acknowledged by the receiver.
+/// The version of a record last acknowledged by the receiver:
+/// `PLUGIN#change-feed#SENT#<S|T>#<id>`.
 pub fn sent_sk(kind: Kind, id: u64) -> String {
     let k = match kind {
         Kind::Supporter => "S",
         Kind::Transaction => "T",
     };
-    format!("{SENT_PREFIX}{k}#{id}")
+    format!("{}{k}#{id}", keys::plugin_family_prefix(NAME, "SENT"))
 }
 
 fn pending_sk() -> String {
-    format!("PLUGIN#{NAME}#PENDING")
+    keys::plugin_item_sk(NAME, "PENDING")
 }
 
 #[derive(Debug, Serialize, Deserialize)]

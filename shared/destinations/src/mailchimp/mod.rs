@@ -18,6 +18,7 @@ use crate::mailchimp_api::{
     BatchRequest, BatchResponse, ClientOptions, MailchimpClient, MailchimpError, NewMergeField,
 };
 use async_trait::async_trait;
+use classy_sync_core::domain::keys;
 use classy_sync_core::domain::keys::org_pk;
 use classy_sync_core::domain::segments::SegmentRule;
 use classy_sync_core::domain::Timestamp;
@@ -50,12 +51,12 @@ pub const SPEC: PluginSpec = PluginSpec {
 
 /// What Mailchimp acknowledged for one member of one list.
 pub fn member_sk(list: &str, hash: &str) -> String {
-    format!("PLUGIN#{NAME}#M#{list}#{hash}")
+    format!("{}{list}#{hash}", keys::plugin_family_prefix(NAME, "M"))
 }
 
 /// Records that the merge fields exist in a list, so they are created once, not per run.
 fn fields_sk() -> String {
-    format!("PLUGIN#{NAME}#FIELDS")
+    keys::plugin_item_sk(NAME, "FIELDS")
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

@@ -8,7 +8,9 @@ use crate::domain::health::{
     credential_status, error_rate_status, freshness_status, streak_status, CheckResult,
     HealthStatus, Thresholds,
 };
-use crate::domain::keys::{cursor_sk, fail_sk, org_pk, run_sk};
+use crate::domain::keys::{
+    cursor_sk, fail_sk, health_probe_sk, org_pk, prefix_end, run_prefix, run_sk, HEALTH_PK,
+};
 use crate::domain::schedule::interval;
 use crate::domain::{Entity, OrgId, Organization};
 use crate::engine::credentials::{CredentialInfo, CREDENTIAL_SK};
@@ -44,9 +46,7 @@ pub trait DestinationProbe: Send + Sync {
 pub const COMPLIANCE_SPIKE: u64 = 10;
 
 pub fn compliance_counter_sk(hour_unix: i64) -> String {
-    let t = chrono::DateTime::from_timestamp(hour_unix - hour_unix.rem_euclid(3600), 0)
-        .unwrap_or_default();
-    format!("COUNTER#mailchimp-compliance#{}", t.format("%Y%m%d%H"))
+    crate::domain::keys::counter_sk("mailchimp-compliance", hour_unix)
 }
 
 pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
@@ -107,17 +107,17 @@ impl HealthCheck for StoreCheck {
     async fn run(&self) -> Vec<CheckResult> {
         let store = &self.0.store;
         let t0 = Instant::now();
-        let sk = format!("PROBE#{}", uuid::Uuid::new_v4().simple());
+        let sk = health_probe_sk(&uuid::Uuid::new_v4().simple().to_string());
         let now = self.0.clock.unix();
         let round_trip = async {
             store
                 .put(
-                    Item::new("HEALTH", &sk, "{}").with_expiry(now + 3600),
+                    Item::new(HEALTH_PK, &sk, "{}").with_expiry(now + 3600),
                     Condition::Always,
                 )
                 .await?;
-            let back = store.get("HEALTH", &sk).await?;
-            store.delete("HEALTH", &sk, Condition::Always).await?;
+            let back = store.get(HEALTH_PK, &sk).await?;
+            store.delete(HEALTH_PK, &sk, Condition::Always).await?;
             Ok::<_, crate::ports::StoreError>(back.is_some())
         }
         .await;
@@ -497,8 +497,7 @@ impl HealthCheck for ErrorRateCheck {
         let (mut failed, mut total) = (0u64, 0u64);
         for org in &self.orgs {
             for e in Entity::ALL {
-                let range =
-                    SkRange::Between(run_sk(e, since_ms, ""), format!("RUN#{}#~", e.name()));
+                let range = SkRange::Between(run_sk(e, since_ms, ""), prefix_end(&run_prefix(e)));
                 let mut after: Option<String> = None;
                 loop {
                     let page = match self

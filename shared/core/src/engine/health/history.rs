@@ -6,8 +6,10 @@ use crate::engine::{Engine, EngineError};
 use crate::ports::store::{Condition, Item, SkRange};
 use serde::{Deserialize, Serialize};
 
-pub const HEALTH_PK: &str = "HEALTH";
-const LAST_SK: &str = "LAST";
+pub use crate::domain::keys::HEALTH_PK;
+use crate::domain::keys::{
+    health_history_sk, prefix_end, HEALTH_HISTORY_PREFIX, HEALTH_LAST_SK as LAST_SK,
+};
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 24 * 3600;
 
 /// One non-passing observation, kept in history.
@@ -71,7 +73,7 @@ impl Engine {
         let expires = now_ms / 1000 + HISTORY_RETENTION_SECS;
         self.store
             .put(
-                Item::json(HEALTH_PK, format!("H#{now_ms:015}"), &summary).with_expiry(expires),
+                Item::json(HEALTH_PK, health_history_sk(now_ms), &summary).with_expiry(expires),
                 Condition::Always,
             )
             .await?;
@@ -100,7 +102,7 @@ impl Engine {
             crate::ports::store::for_each_page(
                 self.store.as_ref(),
                 HEALTH_PK,
-                &SkRange::Between(format!("H#{since:015}"), "H#~".into()),
+                &SkRange::Between(health_history_sk(since), prefix_end(HEALTH_HISTORY_PREFIX)),
                 1000,
                 |page| {
                     items.extend(page);
