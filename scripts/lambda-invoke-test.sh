@@ -4,7 +4,7 @@
 # AWS is moto_server, Classy is the sandbox. The organizations are onboarded with the CLI's
 # `--backend aws`. Checks: dispatch enqueues a job per organization, sync-worker consumes
 # them (and the sample SQS events) without batch failures, and the table holds the
-# sandbox's records.
+# sandbox's records; health-check, alert and report accept their sample events.
 #
 #   bash scripts/lambda-invoke-test.sh [PYTHON]   (PYTHON's bin dir must hold moto_server
 #                                                  and cargo-lambda)
@@ -158,4 +158,14 @@ rows = json.load(sys.stdin)
 bad = [(r["org"], r["entity"]) for r in rows if not r["last_run"] or r["last_run"]["outcome"] != "succeeded" or r["resumable"]]
 assert not bad, f"not completed: {bad}"
 ' || { grep -E "run_for_ms|continues|completed" "$WORK/watch.log" | tail -20; exit 1; }
+echo "== health-check, alert and report take their sample events"
+out=$(invoke health-check events/health-check-scheduled.json)
+echo "health-check: $(echo "$out" | head -c 300)"
+"$PYTHON" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["status"] in ("pass","warn","fail"), r' "$out"
+out=$(invoke alert events/sync-failed.json)
+echo "alert: $out"
+"$PYTHON" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["trigger"]=="SyncFailed", r' "$out"
+out=$(invoke report events/report-hourly.json)
+echo "report: $out"
+"$PYTHON" -c 'import json,sys; r=json.loads(sys.argv[1]); assert r["sent"]==[] and r["failed_deliveries"]==0, r' "$out"
 echo "lambda-invoke-test: passed"

@@ -2,6 +2,7 @@
 //! a 15-minute schedule, checks health and applies the alert rules (state in DynamoDB);
 //! publishes `CredentialExpiring` once per credential stage.
 
+use crate::events::AlertTrigger;
 use crate::Services;
 use anyhow::{Context, Result};
 use classy_sync_core::domain::alerts::{default_rules, parse_rules, Rule};
@@ -24,13 +25,9 @@ pub async fn handle(
     services: &Services,
     notifier: Arc<dyn Notifier>,
     rules: Vec<Rule>,
-    event: Value,
+    trigger: AlertTrigger,
 ) -> Result<Value> {
-    let trigger = event
-        .get("detail-type")
-        .and_then(Value::as_str)
-        .unwrap_or("invocation")
-        .to_string();
+    let trigger = trigger.detail_type.unwrap_or_else(|| "invocation".into());
     let report = crate::health_check::monitor(services).run(None).await;
     let alerts = Alerts::new(services.engine.clone(), notifier, rules);
     let eval = alerts.evaluate(&report).await?;

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod dispatch;
+pub mod events;
 pub mod health_check;
 pub mod logging;
 pub mod metrics;

@@ -1,5 +1,6 @@
-//! Structured JSON logs on stdout (CloudWatch Logs), with the request id and organization
-//! as span fields. `RUST_LOG` filters (default `info`).
+//! Structured JSON logs on stdout (CloudWatch Logs). Every line carries its spans: the
+//! runtime's own `Lambda runtime invoke` span (`requestId`, `xrayTraceId`) and the job's
+//! (`org`, `entity`). `RUST_LOG` filters (default `info`).
 
 pub fn init() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -7,8 +8,8 @@ pub fn init() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(true)
-        .with_span_list(false)
+        .with_current_span(false)
+        .with_span_list(true)
         .with_target(false)
         .init();
 }

@@ -8,16 +8,6 @@ use serde_json::Value;
 
 pub const ENV_PLUGIN_QUEUE_URL: &str = "CLASSY_SYNC_PLUGIN_QUEUE_URL";
 
-/// Whether a dispatch invocation is the plugin schedule's.
-pub fn is_plugin_dispatch(event: &Value) -> bool {
-    event.get("plugins").and_then(Value::as_bool) == Some(true)
-        || event
-            .get("detail")
-            .and_then(|d| d.get("plugins"))
-            .and_then(Value::as_bool)
-            == Some(true)
-}
-
 /// The plugin queue, from the environment the SAM template sets.
 pub fn plugin_queue_from_env(sdk: &aws_config::SdkConfig) -> Result<classy_sync_aws::SqsQueue> {
     let url = std::env::var(ENV_PLUGIN_QUEUE_URL)
@@ -42,18 +32,4 @@ pub async fn handle(services: &Services, plugin_queue: &dyn JobQueue) -> Result<
         "plugin jobs dispatched"
     );
     Ok(serde_json::to_value(report)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn recognises_the_plugin_schedule_only() {
-        assert!(is_plugin_dispatch(&json!({"plugins": true})));
-        assert!(is_plugin_dispatch(&json!({"detail": {"plugins": true}})));
-        assert!(!is_plugin_dispatch(&json!({"entity": "supporters"})));
-        assert!(!is_plugin_dispatch(&json!({"plugins": "yes"})));
-    }
 }

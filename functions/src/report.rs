@@ -3,33 +3,16 @@
 //! own time zone has come and was not sent yet. Email goes through SES, Slack through the
 //! webhook URLs kept in Secrets Manager; sent-markers make a repeated invocation harmless.
 
+use crate::events::ReportEvent;
 use classy_sync_core::engine::{reports, Engine};
 use classy_sync_core::ports::{DeliveryStatus, Notifier};
-use serde::Deserialize;
 use serde_json::{json, Value};
-
-#[derive(Debug, Default, Deserialize)]
-pub struct ReportEvent {
-    /// Only this definition; absent: all due definitions.
-    #[serde(default)]
-    pub report_id: Option<String>,
-}
-
-/// Parses the scheduler's input (anything without `report_id` means "all").
-pub fn parse_event(payload: &Value) -> anyhow::Result<ReportEvent> {
-    if payload.is_null() {
-        return Ok(ReportEvent::default());
-    }
-    serde_json::from_value(payload.clone())
-        .map_err(|e| anyhow::anyhow!("report event: {e} (expected {{\"report_id\": \"...\"}})"))
-}
 
 pub async fn handle(
     engine: &Engine,
     notifier: &dyn Notifier,
-    payload: Value,
+    event: ReportEvent,
 ) -> anyhow::Result<Value> {
-    let event = parse_event(&payload)?;
     let sent = reports::send_due(engine, notifier, event.report_id.as_deref()).await?;
     let failed: usize = sent
         .iter()

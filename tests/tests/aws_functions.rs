@@ -223,13 +223,11 @@ fn small() -> SandboxConfig {
 async fn schedule_to_dispatch_to_worker_lands_exactly_the_truth_then_an_incremental_round() {
     let s = stack(small()).await;
     for e in Entity::ALL {
-        let r = dispatch::handle(&s.services, json!({"entity": e.name()}))
-            .await
-            .unwrap();
+        let r = dispatch::handle(&s.services, e).await.unwrap();
         assert_eq!(r["enqueued"].as_array().unwrap().len(), s.orgs.len(), "{r}");
     }
     // Dispatching again while the jobs are queued enqueues nothing.
-    let again = dispatch::handle(&s.services, json!({"detail": {"entity": "supporters"}}))
+    let again = dispatch::handle(&s.services, Entity::Supporters)
         .await
         .unwrap();
     assert!(again["enqueued"].as_array().unwrap().is_empty(), "{again}");
@@ -271,7 +269,7 @@ async fn schedule_to_dispatch_to_worker_lands_exactly_the_truth_then_an_incremen
             .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r = dispatch::handle(&s.services, json!({"entity": "supporters"}))
+    let r = dispatch::handle(&s.services, Entity::Supporters)
         .await
         .unwrap();
     assert_eq!(r["enqueued"], json!([org]));
@@ -431,7 +429,7 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
     // Invocations that may run for only about half a second before the margin.
     let mut services = s.services.clone();
     services.settings.deadline_margin = Duration::from_secs(30);
-    dispatch::handle(&services, json!({"entity": "supporters"}))
+    dispatch::handle(&services, Entity::Supporters)
         .await
         .unwrap();
     let mut continued = 0;

@@ -11,6 +11,7 @@ use classy_sync_core::engine::recovery::{dead_letters, replay_dead_letters};
 use classy_sync_core::ports::{
     DeliveryReport, DeliveryStatus, Message, MessageKind, Notifier, NotifyError,
 };
+use classy_sync_functions::events::AlertTrigger;
 use classy_sync_functions::services::FunctionSettings;
 use classy_sync_functions::{alert, health_check, Services};
 use classy_sync_runtime::aws::AwsRoot;
@@ -124,7 +125,10 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     );
 
     let recorder = Arc::new(Recorder::default());
-    let trigger = json!({"detail-type": "HealthChanged", "source": "classy-sync", "detail": {}});
+    let trigger: AlertTrigger = serde_json::from_value(
+        json!({"detail-type": "HealthChanged", "source": "classy-sync", "detail": {}}),
+    )
+    .unwrap();
     for _ in 0..2 {
         alert::handle(
             &services,

@@ -1,11 +1,10 @@
 //! Lambda `dispatch`: per-entity schedule → one sync job per due organization; the hourly
 //! plugin schedule (`{"plugins": true}`) → one plugin job per due organization×plugin.
 
+use classy_sync_functions::events::{DispatchEvent, DispatchRequest};
 use classy_sync_functions::{dispatch, logging, plugin_dispatch, services};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
 use std::sync::Arc;
-use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,27 +15,24 @@ async fn main() -> Result<(), Error> {
     let plugin_queue = plugin_dispatch::plugin_queue_from_env(&services.root.sdk)
         .ok()
         .map(Arc::new);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<DispatchEvent>| {
         let services = services.clone();
         let plugin_queue = plugin_queue.clone();
-        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         async move {
-            if plugin_dispatch::is_plugin_dispatch(&event.payload) {
-                let queue = plugin_queue.ok_or_else(|| {
-                    Error::from(format!(
-                        "{} is not set: cannot dispatch plugin jobs",
-                        plugin_dispatch::ENV_PLUGIN_QUEUE_URL
-                    ))
-                })?;
-                return plugin_dispatch::handle(&services, queue.as_ref())
-                    .await
-                    .map_err(Error::from);
+            match event.payload.request()? {
+                DispatchRequest::Plugins => {
+                    let queue = plugin_queue.ok_or_else(|| {
+                        Error::from(format!(
+                            "{} is not set: cannot dispatch plugin jobs",
+                            plugin_dispatch::ENV_PLUGIN_QUEUE_URL
+                        ))
+                    })?;
+                    plugin_dispatch::handle(&services, queue.as_ref()).await
+                }
+                DispatchRequest::Entity(entity) => dispatch::handle(&services, entity).await,
             }
-            dispatch::handle(&services, event.payload)
-                .await
-                .map_err(Error::from)
+            .map_err(Error::from)
         }
-        .instrument(span)
     }))
     .await
 }

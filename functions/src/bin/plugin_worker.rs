@@ -4,7 +4,6 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use classy_sync_functions::{logging, plugin_worker, services};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -13,11 +12,9 @@ async fn main() -> Result<(), Error> {
     let services = services::aws_services().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let services = services.clone();
-        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         async move {
             Ok::<SqsBatchResponse, Error>(plugin_worker::handle(&services, event.payload).await)
         }
-        .instrument(span)
     }))
     .await
 }

@@ -1,9 +1,8 @@
 //! Lambda `report`: sends the report definitions that are due (EventBridge Scheduler, hourly).
 
+use classy_sync_functions::events::ReportEvent;
 use classy_sync_functions::{logging, report, services};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde_json::Value;
-use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -11,15 +10,14 @@ async fn main() -> Result<(), Error> {
     let services = services::aws_services().await?;
     let notifier = services.root.notifier()?;
     let notifier = &notifier;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+    // `null` (a bare invocation) means every due definition, as `{}` does.
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Option<ReportEvent>>| {
         let engine = services.engine.clone();
-        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         async move {
-            report::handle(&engine, notifier, event.payload)
+            report::handle(&engine, notifier, event.payload.unwrap_or_default())
                 .await
                 .map_err(Error::from)
         }
-        .instrument(span)
     }))
     .await
 }

@@ -3,7 +3,6 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use classy_sync_functions::{logging, services, worker};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -12,12 +11,10 @@ async fn main() -> Result<(), Error> {
     let services = services::aws_services().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let services = services.clone();
-        let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
         async move {
             let deadline = event.context.deadline();
             Ok::<SqsBatchResponse, Error>(worker::handle(&services, event.payload, deadline).await)
         }
-        .instrument(span)
     }))
     .await
 }
