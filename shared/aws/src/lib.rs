@@ -46,12 +46,7 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (0 for the first retry): uniform in
     /// `[0, min(max_delay, base * 2^retry)]`.
     pub fn delay(&self, retry: u32) -> Duration {
-        let cap = self
-            .base
-            .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
-            .min(self.max_delay);
-        let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-        Duration::from_millis(fastrand::u64(0..=ms))
+        classy_sync_core::retry::Backoff::full(self.base, self.max_delay).delay(retry + 1)
     }
 }
 

@@ -2,6 +2,7 @@
 //! (`Retry-After` header, `retry_after` JSON field).
 
 use super::config::ClassyConfig;
+use classy_sync_core::retry::Backoff;
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
@@ -22,33 +23,18 @@ impl RetryPolicy {
         }
     }
 
-    /// Upper bound of the jittered wait before retry number `retry` (1-based):
-    /// `min(cap, base * 2^(retry-1))`.
-    pub fn ceiling(&self, retry: u32) -> Duration {
-        let shift = retry.saturating_sub(1).min(30);
-        self.base
-            .checked_mul(1u32 << shift)
-            .unwrap_or(self.cap)
-            .min(self.cap)
+    fn backoff(&self) -> Backoff {
+        Backoff::full(self.base, self.cap)
     }
 
-    /// Wait before retry number `retry`. Full jitter (uniform in `[0, ceiling]`); when the
-    /// server named a wait, that wait (capped at `max_retry_after`) plus a jitter of at most
-    /// `base`, so callers told the same number do not all come back at once.
+    /// Wait before retry number `retry`: full jitter below the ceiling, or the server's own
+    /// wait (capped at `max_retry_after`) when it named one.
     pub fn delay(&self, retry: u32, server_hint: Option<Duration>) -> Duration {
         match server_hint {
-            Some(hint) => hint.min(self.max_retry_after) + jitter(self.base.min(self.cap)),
-            None => jitter(self.ceiling(retry)),
+            Some(hint) => self.backoff().after_hint(hint, self.max_retry_after),
+            None => self.backoff().delay(retry),
         }
     }
-}
-
-fn jitter(max: Duration) -> Duration {
-    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
-    if nanos == 0 {
-        return Duration::ZERO;
-    }
-    Duration::from_nanos(fastrand::u64(0..=nanos))
 }
 
 /// `Retry-After` as delta-seconds (possibly fractional) or an HTTP date.
@@ -113,12 +99,12 @@ mod tests {
     #[test]
     fn ceiling_doubles_up_to_the_cap() {
         let p = policy();
-        assert_eq!(p.ceiling(1), Duration::from_millis(500));
-        assert_eq!(p.ceiling(2), Duration::from_secs(1));
-        assert_eq!(p.ceiling(3), Duration::from_secs(2));
-        assert_eq!(p.ceiling(7), Duration::from_secs(30));
-        assert_eq!(p.ceiling(1000), Duration::from_secs(30));
-        assert_eq!(p.ceiling(0), Duration::from_millis(500));
+        assert_eq!(p.backoff().ceiling(1), Duration::from_millis(500));
+        assert_eq!(p.backoff().ceiling(2), Duration::from_secs(1));
+        assert_eq!(p.backoff().ceiling(3), Duration::from_secs(2));
+        assert_eq!(p.backoff().ceiling(7), Duration::from_secs(30));
+        assert_eq!(p.backoff().ceiling(1000), Duration::from_secs(30));
+        assert_eq!(p.backoff().ceiling(0), Duration::from_millis(500));
     }
 
     #[test]
@@ -128,7 +114,7 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             for _ in 0..200 {
                 let d = p.delay(retry, None);
-                assert!(d <= p.ceiling(retry), "{d:?} > ceiling at {retry}");
+                assert!(d <= p.backoff().ceiling(retry), "{d:?} > ceiling at {retry}");
                 seen.insert(d);
             }
             assert!(seen.len() > 50, "not jittered at retry {retry}");

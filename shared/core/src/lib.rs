@@ -12,4 +12,5 @@ pub mod channels;
 pub mod domain;
 pub mod engine;
 pub mod ports;
+pub mod retry;
 pub mod signing;

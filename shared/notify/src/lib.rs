@@ -57,7 +57,7 @@ impl Default for NotifySettings {
             email: None,
             email_from: None,
             url_allow_list: Vec::new(),
-            retry: RetryPolicy::default(),
+            retry: retry::default_policy(),
             http_timeout: Duration::from_secs(15),
             max_429_wait: Duration::from_secs(30),
         }

@@ -2,6 +2,7 @@
 //! flight, bounded retries.
 
 use super::types::*;
+use classy_sync_core::retry::Backoff;
 use md5::{Digest, Md5};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -239,18 +240,9 @@ impl MailchimpClient {
         }
     }
 
+    /// Equal jitter: callers turned away together do not return together.
     fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .opts
-            .retry_base
-            .checked_mul(1u32 << retry.saturating_sub(1).min(20))
-            .unwrap_or(self.opts.retry_cap)
-            .min(self.opts.retry_cap);
-        // Half fixed, half jitter: callers turned away together do not return together.
-        let half = ceiling / 2;
-        half + Duration::from_nanos(fastrand::u64(
-            0..=half.as_nanos().min(u64::MAX as u128) as u64,
-        ))
+        Backoff::equal(self.opts.retry_base, self.opts.retry_cap).delay(retry)
     }
 
     async fn attempt<T: DeserializeOwned, B: Serialize + ?Sized>(
