@@ -8,10 +8,11 @@ use classy_sandbox::SandboxConfig;
 use classy_sync_core::domain::{Entity, Timestamp};
 use classy_sync_core::engine::plugins::{PluginRun, PushOptions};
 use classy_sync_core::engine::{EngineOptions, RunControl, SyncMode, SyncOutcome};
-use classy_sync_core::ports::PushReport;
+use classy_sync_core::ports::{ExpiryOnly, PushReport};
 use classy_sync_tests::Harness;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 const LIST: &str = "sandboxlist";
@@ -701,11 +702,12 @@ async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
 async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
     let (h, org) = setup(config(1500, 2000, 31)).await;
     // A second engine on the same data, with short leases (a killed holder's lease expires).
-    let engine = Harness::engine_on(h.dir.path(), &h.client).with_options(EngineOptions {
-        lease_ttl: Duration::from_secs(1),
-        local_liveness: false,
-        ..EngineOptions::default()
-    });
+    let engine = Harness::engine_on(h.dir.path(), &h.client)
+        .with_options(EngineOptions {
+            lease_ttl: Duration::from_secs(1),
+            ..EngineOptions::default()
+        })
+        .with_liveness(Arc::new(ExpiryOnly));
     h.configure_mailchimp(org, LIST, json!({"batch_size": 50}))
         .await;
     h.mc_put("/faults", json!({"delay_ms": 150})).await;

@@ -114,7 +114,10 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             for _ in 0..200 {
                 let d = p.delay(retry, None);
-                assert!(d <= p.backoff().ceiling(retry), "{d:?} > ceiling at {retry}");
+                assert!(
+                    d <= p.backoff().ceiling(retry),
+                    "{d:?} > ceiling at {retry}"
+                );
                 seen.insert(d);
             }
             assert!(seen.len() > 50, "not jittered at retry {retry}");

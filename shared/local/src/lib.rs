@@ -5,12 +5,14 @@
 //! adapters (`classy-sync-testkit`).
 
 pub mod event_log;
+pub mod liveness;
 pub mod local_queue;
 pub mod secrets_file;
 pub mod smtp;
 pub mod sqlite_store;
 mod sqlite_util;
 
+pub use liveness::ProcLiveness;
 pub use local_queue::{LocalQueue, QueueOptions};
 pub use secrets_file::SecretsFile;
 pub use smtp::{SmtpMailer, ENV_SMTP_URL};

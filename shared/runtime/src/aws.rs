@@ -59,10 +59,7 @@ impl AwsRoot {
             self.clock.clone(),
             source,
             Arc::new(EventBridgeConnector::new(&self.sdk)),
-            EngineOptions {
-                local_liveness: false,
-                ..EngineOptions::default()
-            },
+            EngineOptions::default(),
         )
     }
 

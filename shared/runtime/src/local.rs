@@ -8,7 +8,7 @@ use classy_sync_core::ports::{
     ClassySource, Clock, JobQueue, MailTransport, SecretStore, Store, SystemClock,
 };
 use classy_sync_local::{
-    LocalQueue, QueueOptions, SecretsFile, SmtpMailer, SqliteStore, ENV_SMTP_URL,
+    LocalQueue, ProcLiveness, QueueOptions, SecretsFile, SmtpMailer, SqliteStore, ENV_SMTP_URL,
 };
 use classy_sync_notify::NotificationService;
 use std::path::{Path, PathBuf};
@@ -83,6 +83,7 @@ impl LocalRoot {
             Arc::new(EventBridgeConnector::from_env_on_first_use()),
             EngineOptions::default(),
         )
+        .with_liveness(Arc::new(ProcLiveness::new()))
     }
 
     /// The notification service, email over SMTP when `CLASSY_SYNC_SMTP_URL` is set.

@@ -1,6 +1,9 @@
 //! The engine and the ports it runs on. One `Engine` per process, shared by every job.
 
-use crate::ports::{ClassySource, Clock, EventBusConnector, PluginRegistry, SecretStore, Store};
+use crate::ports::{
+    ClassySource, Clock, EventBusConnector, ExpiryOnly, HolderLiveness, PluginRegistry,
+    SecretStore, Store,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,9 +22,6 @@ pub struct EngineOptions {
     /// Index entries held in memory while a full sync's indexes are rebuilt in key order
     /// (about 200 bytes each, in one reused buffer); more are spilled to temporary files.
     pub sort_chunk: usize,
-    /// Whether a lease held by a dead process on this host may be taken over at once
-    /// (local mode; on Lambda leases simply expire).
-    pub local_liveness: bool,
     /// Consecutive failures after which an organization×entity is disabled until
     /// `failures reset` (or a successful manual sync).
     pub max_consecutive_failures: u32,
@@ -36,7 +36,6 @@ impl Default for EngineOptions {
             prefetch_pages: 4,
             scan_page: 1000,
             sort_chunk: 100_000,
-            local_liveness: true,
             max_consecutive_failures: 5,
         }
     }
@@ -53,6 +52,9 @@ pub struct Engine {
     pub plugins: PluginRegistry,
     /// Opens the event buses destination plugins target.
     pub buses: Option<Arc<dyn EventBusConnector>>,
+    /// Whether a lease's holder is gone (its lease taken over at once); by default leases
+    /// simply expire.
+    pub liveness: Arc<dyn HolderLiveness>,
     pub options: EngineOptions,
 }
 
@@ -70,6 +72,7 @@ impl Engine {
             clock,
             plugins: PluginRegistry::default(),
             buses: None,
+            liveness: Arc::new(ExpiryOnly),
             options: EngineOptions::default(),
         }
     }
@@ -81,6 +84,11 @@ impl Engine {
 
     pub fn with_buses(mut self, buses: Arc<dyn EventBusConnector>) -> Self {
         self.buses = Some(buses);
+        self
+    }
+
+    pub fn with_liveness(mut self, liveness: Arc<dyn HolderLiveness>) -> Self {
+        self.liveness = liveness;
         self
     }
 

@@ -23,20 +23,20 @@ pub struct Lease {
     version: u64,
 }
 
-pub(crate) fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_default()
-}
+impl Engine {
+    /// Who takes a lease: `owner` in this process on this host.
+    pub(crate) fn lease_holder(&self, owner: String) -> LeaseHolder {
+        LeaseHolder {
+            owner,
+            host: self.liveness.host(),
+            pid: std::process::id(),
+        }
+    }
 
-/// A holder on this host whose process no longer exists cannot be syncing.
-pub(crate) fn holder_is_dead(h: &LeaseHolder) -> bool {
-    cfg!(target_os = "linux")
-        && !h.host.is_empty()
-        && h.host == host_name()
-        && h.pid != std::process::id()
-        && !std::path::Path::new(&format!("/proc/{}", h.pid)).exists()
+    /// A holder whose process is known to be gone cannot be syncing.
+    pub(crate) fn holder_is_gone(&self, h: &LeaseHolder) -> bool {
+        !h.host.is_empty() && h.pid != std::process::id() && self.liveness.is_gone(&h.host, h.pid)
+    }
 }
 
 impl Engine {
@@ -48,11 +48,7 @@ impl Engine {
     ) -> Result<Lease, EngineError> {
         let pk = org_pk(org);
         let sk = lease_sk(entity);
-        let holder = LeaseHolder {
-            owner: owner.to_string(),
-            host: host_name(),
-            pid: std::process::id(),
-        };
+        let holder = self.lease_holder(owner.to_string());
         let now = self.clock.unix();
         let expires = now + self.options.lease_ttl.as_secs() as i64;
         let existing = self.store.get(&pk, &sk).await?;
@@ -60,11 +56,9 @@ impl Engine {
             None => (Condition::NotExists, 1),
             Some(item) => {
                 let expired = item.expires_at.is_none_or(|t| t < now);
-                let dead = self.options.local_liveness
-                    && item
-                        .parse::<LeaseHolder>()
-                        .map(|h| holder_is_dead(&h))
-                        .unwrap_or(false);
+                let dead = item
+                    .parse::<LeaseHolder>()
+                    .is_ok_and(|h| self.holder_is_gone(&h));
                 if !(expired || dead) {
                     let until = Timestamp::from_unix(item.expires_at.unwrap_or(now)).to_rfc3339();
                     return Err(EngineError::LeaseHeld { org, entity, until });
@@ -93,11 +87,7 @@ impl Engine {
 
     /// Extends the lease; fails with `LeaseLost` if someone took it over.
     pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), EngineError> {
-        let holder = LeaseHolder {
-            owner: lease.owner.clone(),
-            host: host_name(),
-            pid: std::process::id(),
-        };
+        let holder = self.lease_holder(lease.owner.clone());
         let expires = self.clock.unix() + self.options.lease_ttl.as_secs() as i64;
         let item = Item::json(org_pk(lease.org), lease_sk(lease.entity), &holder)
             .with_version(lease.version + 1)

@@ -4,7 +4,7 @@
 //! cursor, last success, last error and failure streak). A plugin's failure is recorded on
 //! its own state and never fails a sync or another plugin.
 
-use super::lease::{holder_is_dead, host_name, LeaseHolder};
+use super::lease::LeaseHolder;
 use super::{Engine, EngineError};
 use crate::domain::aggregates::SupporterAggregates;
 use crate::domain::changes::{change_sk_from, parse_change, CHANGE_PREFIX, CHANGE_RETENTION_SECS};
@@ -591,8 +591,9 @@ impl Engine {
         let (cond, version) = match &existing {
             None => (Condition::NotExists, 1),
             Some(i) => {
-                let dead = self.options.local_liveness
-                    && i.parse::<LeaseHolder>().is_ok_and(|h| holder_is_dead(&h));
+                let dead = i
+                    .parse::<LeaseHolder>()
+                    .is_ok_and(|h| self.holder_is_gone(&h));
                 if i.expires_at.is_some_and(|e| e < now) || dead {
                     (Condition::VersionIs(i.version), i.version + 1)
                 } else {
@@ -603,11 +604,7 @@ impl Engine {
                 }
             }
         };
-        let holder = LeaseHolder {
-            owner: format!("push-{}", uuid::Uuid::new_v4()),
-            host: host_name(),
-            pid: std::process::id(),
-        };
+        let holder = self.lease_holder(format!("push-{}", uuid::Uuid::new_v4()));
         let item = Item::json(&pk, &sk, &holder)
             .with_version(version)
             .with_expiry(now + self.plugin_lease_ttl());

@@ -4,6 +4,7 @@
 pub mod clock;
 pub mod destination;
 pub mod events;
+pub mod liveness;
 pub mod notifier;
 pub mod queue;
 pub mod secrets;
@@ -16,6 +17,7 @@ pub use destination::{
     PluginRegistry, PluginSpec, PushReport, SupporterView, Wants,
 };
 pub use events::{Event, EventBus, EventBusConnector, EventError};
+pub use liveness::{ExpiryOnly, HolderLiveness};
 pub use notifier::{
     DeliveryReport, DeliveryStatus, Email, MailTransport, Message, MessageKind, Notifier,
     NotifyError, SendError, Severity,
