@@ -111,7 +111,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                 })?;
                 let h = p.health(&ctx).await?;
                 let _ = p.shutdown().await;
-                if !h.healthy {
+                if !h.ok {
                     bail!(
                         "{} is not usable: {} (use --no-verify to save anyway)",
                         spec.name,
@@ -162,7 +162,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                         Ok(()) => p.health(&ctx).await.map(|h| {
                             format!(
                                 "{}: {}",
-                                if h.healthy { "healthy" } else { "unhealthy" },
+                                if h.ok { "healthy" } else { "unhealthy" },
                                 h.detail
                             )
                         }),

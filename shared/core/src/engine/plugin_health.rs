@@ -25,12 +25,10 @@ impl DestinationProbe for PluginProbe {
         let configs = match self.0.plugin_configs(org).await {
             Ok(c) => c,
             Err(e) => {
-                return vec![DestinationHealth {
-                    name: "plugins".into(),
-                    ok: false,
-                    latency_ms: 0,
-                    output: Some(format!("cannot read plugin configuration: {e}")),
-                }]
+                return vec![DestinationHealth::unhealthy(format!(
+                    "cannot read plugin configuration: {e}"
+                ))
+                .named("plugins", 0)]
             }
         };
         let mut out = Vec::new();
@@ -58,19 +56,10 @@ async fn probe_one(engine: &Engine, org: OrgId, config: PluginConfig) -> Destina
     .await;
     let latency_ms = started.elapsed().as_millis() as u64;
     match result {
-        Ok(h) => DestinationHealth {
-            name,
-            ok: h.healthy,
-            latency_ms,
-            output: (!h.healthy).then_some(h.detail),
-        },
-        Err(e) => DestinationHealth {
-            name,
-            ok: false,
-            latency_ms,
-            output: Some(e.to_string()),
-        },
+        Ok(h) => h,
+        Err(e) => DestinationHealth::unhealthy(e.to_string()),
     }
+    .named(name, latency_ms)
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

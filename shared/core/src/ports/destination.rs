@@ -153,10 +153,47 @@ impl PushReport {
     }
 }
 
+/// A destination's health: a plugin reports `healthy` or `unhealthy` with a detail; the
+/// health check completes it with the plugin's name and how long the probe took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DestinationHealth {
-    pub healthy: bool,
+    pub name: String,
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// What was checked, or why it failed; never a secret.
     pub detail: String,
+}
+
+impl DestinationHealth {
+    pub fn healthy(detail: impl Into<String>) -> Self {
+        DestinationHealth {
+            name: String::new(),
+            ok: true,
+            latency_ms: 0,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unhealthy(detail: impl Into<String>) -> Self {
+        DestinationHealth {
+            ok: false,
+            ..Self::healthy(detail)
+        }
+    }
+
+    /// The same report, for destination `name`, probed in `latency_ms`.
+    pub fn named(self, name: impl Into<String>, latency_ms: u64) -> Self {
+        DestinationHealth {
+            name: name.into(),
+            latency_ms,
+            ..self
+        }
+    }
+
+    /// Why the destination is not healthy.
+    pub fn problem(&self) -> Option<&str> {
+        (!self.ok).then_some(self.detail.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -349,23 +349,16 @@ impl Destination for ChangeFeedDestination {
                     Err(e) => Err(e.to_string()),
                 };
                 match checked {
-                    Ok(host) => DestinationHealth {
-                        healthy: true,
-                        detail: format!("webhook to {host}: URL and signing secret configured"),
-                    },
-                    Err(e) => DestinationHealth {
-                        healthy: false,
-                        detail: format!("webhook: {e}"),
-                    },
+                    Ok(host) => DestinationHealth::healthy(format!(
+                        "webhook to {host}: URL and signing secret configured"
+                    )),
+                    Err(e) => DestinationHealth::unhealthy(format!("webhook: {e}")),
                 }
             }
-            TargetKind::Eventbridge => DestinationHealth {
-                healthy: true,
-                detail: format!(
-                    "EventBridge bus {} (checked on the first PutEvents)",
-                    self.settings.bus()
-                ),
-            },
+            TargetKind::Eventbridge => DestinationHealth::healthy(format!(
+                "EventBridge bus {} (checked on the first PutEvents)",
+                self.settings.bus()
+            )),
         })
     }
 

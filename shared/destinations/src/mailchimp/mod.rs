@@ -571,25 +571,16 @@ impl Destination for MailchimpDestination {
     async fn health(&self, _ctx: &DestinationContext) -> Result<DestinationHealth, PluginError> {
         let client = self.client()?;
         if let Err(e) = client.ping().await {
-            return Ok(DestinationHealth {
-                healthy: false,
-                detail: format!("ping: {e}"),
-            });
+            return Ok(DestinationHealth::unhealthy(format!("ping: {e}")));
         }
         Ok(match client.list(self.list()).await {
-            Ok(l) => DestinationHealth {
-                healthy: true,
-                detail: format!(
-                    "list {} ({}), {} members",
-                    l.id,
-                    l.name,
-                    l.stats.get("member_count").cloned().unwrap_or_default()
-                ),
-            },
-            Err(e) => DestinationHealth {
-                healthy: false,
-                detail: format!("list {}: {e}", self.list()),
-            },
+            Ok(l) => DestinationHealth::healthy(format!(
+                "list {} ({}), {} members",
+                l.id,
+                l.name,
+                l.stats.get("member_count").cloned().unwrap_or_default()
+            )),
+            Err(e) => DestinationHealth::unhealthy(format!("list {}: {e}", self.list())),
         })
     }
 

@@ -23,16 +23,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What a destination plugin reports for one enabled destination of an organization
-/// (Mailchimp: `/ping` and access to the configured list).
-#[derive(Debug, Clone, PartialEq)]
-pub struct DestinationHealth {
-    pub name: String,
-    pub ok: bool,
-    pub latency_ms: u64,
-    /// Why not ok; never a secret.
-    pub output: Option<String>,
-}
+pub use crate::ports::DestinationHealth;
 
 /// Plugged in by the destination plugins: probes every enabled destination of an organization.
 #[async_trait]
@@ -321,7 +312,7 @@ impl HealthCheck for DestinationCheck {
                 .id(format!("org {} {}", self.org, d.name))
                 .for_org(self.org, None)
                 .observed(d.latency_ms, "ms");
-                if let Some(o) = d.output {
+                if let Some(o) = d.problem() {
                     r = r
                         .output(o)
                         .recommend("check the destination's API key and list settings");
