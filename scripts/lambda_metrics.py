@@ -3,13 +3,15 @@
 from process start to its first poll of the Lambda runtime API (a local stand-in that only
 records when it is first asked for an invocation).
 
-Usage: python3 scripts/lambda_metrics.py   (needs cargo-lambda; `make lambda-metrics`)
+Usage: python3 scripts/lambda_metrics.py [--no-build]   (needs cargo-lambda; `make lambda-metrics`)
+  --no-build  measure the bootstraps already built under $CARGO_TARGET_DIR/lambda (another
+              checkout's, to compare before and after a change)
 Writes bench-results/lambda.json and prints a Markdown table.
 """
-import http.server, json, os, statistics, subprocess, sys, threading, time, zipfile
+import http.server, json, os, shutil, statistics, subprocess, sys, threading, time, zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FUNCTIONS = ["dispatch", "sync-worker"]
+FUNCTIONS = ["dispatch", "sync-worker", "plugin-worker", "health-check", "alert", "report"]
 RUNS = 7
 
 
@@ -59,14 +61,16 @@ LAMBDA_PROFILE = {"CARGO_PROFILE_RELEASE_OPT_LEVEL": "s", "CARGO_PROFILE_RELEASE
 def main():
     os.environ.update({k: os.environ.get(k, v) for k, v in LAMBDA_PROFILE.items()})
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    cmd = ["cargo", "lambda", "build", "--release", "--x86-64", "--compiler", "cargo"]
-    for f in FUNCTIONS:
-        cmd += ["--bin", f]
-    subprocess.run(cmd, cwd=ROOT, check=True)
+    if "--no-build" not in sys.argv[1:]:
+        cmd = ["cargo", "lambda", "build", "--release", "--x86-64", "--compiler", "cargo",
+               "-p", "classy-sync-functions"]
+        subprocess.run(cmd, cwd=ROOT, check=True)
     results = {}
     for f in FUNCTIONS:
         bootstrap = os.path.join(target, "lambda", f, "bootstrap")
         zpath = os.path.join(target, "lambda", f, "bootstrap.zip")
+        if not os.path.exists(bootstrap):  # built with --output-format zip: take the binary
+            shutil.copy2(os.path.join(target, "x86_64-unknown-linux-gnu", "release", f), bootstrap)
         with zipfile.ZipFile(zpath, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
             z.write(bootstrap, "bootstrap")
         times = [init_time(bootstrap) for _ in range(RUNS)]
