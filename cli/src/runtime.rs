@@ -1,13 +1,17 @@
-//! Where the CLI's engine runs: on embedded parts under the data directory (SQLite store,
-//! durable queue, secrets file), or against a deployed AWS stack (DynamoDB, SQS, Secrets
-//! Manager). Both come from the composition roots in `classy-sync-runtime`; the Classy client
-//! is configured from the environment either way.
+//! Where a command runs: on embedded parts under the data directory (SQLite store, durable
+//! queue, secrets file), or against a deployed AWS stack (DynamoDB, SQS, Secrets Manager).
+//! Both come from the composition roots in `classy-sync-runtime`; a command asks the root for
+//! the services it uses, and only those that call Classy configure the Classy client (from
+//! the environment).
 
 use crate::cli::Backend;
 use anyhow::Result;
 use classy_sync_classy::ClassyClient;
-use classy_sync_core::engine::Engine;
-use classy_sync_core::ports::JobQueue;
+use classy_sync_core::engine::health::HealthMonitor;
+use classy_sync_core::engine::{
+    Datastore, PluginService, ReportDefinitions, ReportService, SyncService,
+};
+use classy_sync_core::ports::{JobQueue, SecretStore};
 use classy_sync_notify::NotificationService;
 use classy_sync_runtime::aws::AwsRoot;
 use classy_sync_runtime::local::LocalRoot;
@@ -44,65 +48,98 @@ pub enum Root {
     Aws(Box<AwsRoot>),
 }
 
+/// Opens the target's root (no Classy configuration needed).
+pub async fn open(target: &Target) -> Result<Root> {
+    Ok(match target.backend {
+        Backend::Local => Root::Local(LocalRoot::open(&target.data_dir)?),
+        Backend::Aws => Root::Aws(Box::new(AwsRoot::from_env().await?)),
+    })
+}
+
+/// The Classy API client from `CLASSY_*`.
+pub fn classy() -> Result<ClassyClient> {
+    Ok(classy_sync_runtime::classy_client()?)
+}
+
 impl Root {
-    pub async fn open(target: &Target) -> Result<Root> {
-        Ok(match target.backend {
-            Backend::Local => Root::Local(LocalRoot::open(&target.data_dir)?),
-            Backend::Aws => Root::Aws(Box::new(AwsRoot::from_env().await?)),
+    pub fn backend(&self) -> Backend {
+        match self {
+            Root::Local(_) => Backend::Local,
+            Root::Aws(_) => Backend::Aws,
+        }
+    }
+
+    /// The store and the clock.
+    pub fn data(&self) -> Datastore {
+        match self {
+            Root::Local(r) => r.data(),
+            Root::Aws(r) => r.data(),
+        }
+    }
+
+    pub fn secrets(&self) -> Arc<dyn SecretStore> {
+        match self {
+            Root::Local(r) => r.secrets.clone(),
+            Root::Aws(r) => r.secrets.clone(),
+        }
+    }
+
+    /// Syncs from Classy (configures the Classy client).
+    pub fn sync(&self) -> Result<SyncService> {
+        let source = Arc::new(classy()?);
+        Ok(match self {
+            Root::Local(r) => r.sync(source),
+            Root::Aws(r) => r.sync(source),
+        })
+    }
+
+    /// The destination plugins.
+    pub fn plugins(&self) -> PluginService {
+        match self {
+            Root::Local(r) => r.plugins(),
+            Root::Aws(r) => r.plugins(),
+        }
+    }
+
+    /// Every health check, Classy and the destinations included (configures the Classy
+    /// client).
+    pub fn health(&self) -> Result<HealthMonitor> {
+        let source = Arc::new(classy()?);
+        Ok(match self {
+            Root::Local(r) => r.health(source)?,
+            Root::Aws(r) => r.health(source),
+        })
+    }
+
+    pub fn report_definitions(&self) -> ReportDefinitions {
+        match self {
+            Root::Local(r) => r.report_definitions(),
+            Root::Aws(r) => r.report_definitions(),
+        }
+    }
+
+    /// Reports, sent through the notification service.
+    pub fn reports(&self) -> Result<ReportService> {
+        Ok(match self {
+            Root::Local(r) => r.reports()?,
+            Root::Aws(r) => r.reports()?,
         })
     }
 
     /// The notification service: email by SMTP (`CLASSY_SYNC_SMTP_URL`) locally and by SES
-    /// v2 on `--backend aws`. Needs no Classy configuration.
+    /// v2 on `--backend aws`.
     pub fn notifier(&self) -> Result<NotificationService> {
         Ok(match self {
             Root::Local(r) => r.notifier()?,
             Root::Aws(r) => r.notifier()?,
         })
     }
-}
 
-pub struct Local {
-    pub engine: Engine,
-    pub client: ClassyClient,
-    pub backend: Backend,
-    pub root: Root,
-}
-
-pub async fn open(target: &Target) -> Result<Local> {
-    let client = classy_sync_runtime::classy_client()?;
-    let root = Root::open(target).await?;
-    let source = Arc::new(client.clone());
-    let engine = match &root {
-        Root::Local(r) => r.engine(source),
-        Root::Aws(r) => r.engine(source),
-    };
-    Ok(Local {
-        engine,
-        client,
-        backend: target.backend,
-        root,
-    })
-}
-
-/// The job queue: the durable local queue, or the stack's SQS queue.
-pub fn open_queue(local: &Local) -> Result<Arc<dyn JobQueue>> {
-    Ok(match &local.root {
-        Root::Local(r) => r.job_queue()?,
-        Root::Aws(r) => r.job_queue(),
-    })
-}
-
-/// Destination health (Mailchimp `/ping` and list access) of every enabled plugin.
-pub fn destination_probe(
-    local: &Local,
-) -> Option<Arc<dyn classy_sync_core::engine::health::DestinationProbe>> {
-    Some(Arc::new(
-        classy_sync_core::engine::plugin_health::PluginProbe(local.engine.clone()),
-    ))
-}
-
-/// The notification service of a target, without opening the engine or configuring Classy.
-pub async fn notifier(target: &Target) -> Result<Arc<NotificationService>> {
-    Ok(Arc::new(Root::open(target).await?.notifier()?))
+    /// The job queue: the durable local queue, or the stack's SQS queue.
+    pub fn job_queue(&self) -> Result<Arc<dyn JobQueue>> {
+        Ok(match self {
+            Root::Local(r) => r.job_queue()?,
+            Root::Aws(r) => r.job_queue(),
+        })
+    }
 }

@@ -28,8 +28,8 @@ pub async fn handle(
     trigger: AlertTrigger,
 ) -> Result<Value> {
     let trigger = trigger.detail_type.unwrap_or_else(|| "invocation".into());
-    let report = crate::health_check::monitor(services).run(None).await;
-    let alerts = Alerts::new(services.engine.clone(), notifier, rules);
+    let report = services.health()?.run(None).await;
+    let alerts = Alerts::new(services.data.clone(), notifier, rules);
     let eval = alerts.evaluate(&report).await?;
     if !eval.events.is_empty() {
         services.bus.publish(eval.events.clone()).await?;

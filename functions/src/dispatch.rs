@@ -9,7 +9,7 @@ use serde_json::Value;
 
 pub async fn handle(services: &Services, entity: Entity) -> Result<Value> {
     let report = services
-        .engine
+        .data
         .dispatch(
             entity,
             services.queue.as_ref(),

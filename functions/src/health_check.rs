@@ -4,20 +4,12 @@
 use crate::Services;
 use anyhow::Result;
 use classy_sync_core::engine::alerts::health_changed_event;
-use classy_sync_core::engine::health::HealthMonitor;
-use classy_sync_core::engine::plugin_health::PluginProbe;
 use serde_json::{json, Value};
 
-pub fn monitor(services: &Services) -> HealthMonitor {
-    HealthMonitor::new(services.engine.clone())
-        .with_queue(services.queue.clone())
-        .with_destinations(std::sync::Arc::new(PluginProbe(services.engine.clone())))
-}
-
 pub async fn handle(services: &Services) -> Result<Value> {
-    let (report, previous, changed) = monitor(services).run_and_record().await?;
+    let (report, previous, changed) = services.health()?.run_and_record().await?;
     if changed {
-        let event = health_changed_event(previous, &report, services.engine.clock.now());
+        let event = health_changed_event(previous, &report, services.data.clock.now());
         services.bus.publish(vec![event]).await?;
     }
     tracing::info!(

@@ -23,7 +23,7 @@ pub fn plugin_queue_from_env(sdk: &aws_config::SdkConfig) -> Result<classy_sync_
 
 pub async fn handle(services: &Services, plugin_queue: &dyn JobQueue) -> Result<Value> {
     let report = services
-        .engine
+        .plugins()
         .dispatch_plugins(plugin_queue, services.settings.marker_ttl)
         .await?;
     tracing::info!(

@@ -51,13 +51,13 @@ fn lease_held(reason: &str) -> bool {
 }
 
 async fn run_job(services: &Services, job: PluginJob) -> JobResult {
-    let engine = &services.engine;
+    let plugins = services.plugins();
     let started = Instant::now();
     let opts = PushOptions {
         plugin: job.plugin.clone(),
         ..PushOptions::default()
     };
-    let runs = match engine.push_org(job.org, &opts).await {
+    let runs = match plugins.push_org(job.org, &opts).await {
         Ok(runs) => runs,
         // The organization is gone or disabled, or the plugin was removed: nothing to do.
         Err(
@@ -65,14 +65,14 @@ async fn run_job(services: &Services, job: PluginJob) -> JobResult {
             @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_) | EngineError::Invalid(_)),
         ) => {
             if let Some(p) = &job.plugin {
-                let _ = engine.plugin_job_finished(job.org, p).await;
+                let _ = plugins.plugin_job_finished(job.org, p).await;
             }
             return JobResult::Dropped(e.to_string());
         }
         Err(e) => return JobResult::Failed(e.to_string()),
     };
     let duration_ms = started.elapsed().as_millis() as u64;
-    let now_ms = engine.clock.now().timestamp_millis();
+    let now_ms = plugins.data.clock.now().timestamp_millis();
     let mut failures = Vec::new();
     let mut busy = false;
     for run in &runs {
@@ -96,7 +96,7 @@ async fn run_job(services: &Services, job: PluginJob) -> JobResult {
     }
     if failures.is_empty() && !busy {
         if let Some(p) = &job.plugin {
-            if let Err(e) = engine.plugin_job_finished(job.org, p).await {
+            if let Err(e) = plugins.plugin_job_finished(job.org, p).await {
                 tracing::warn!(error = %e, "could not clear the queued marker; it expires on its own");
             }
         }

@@ -4,16 +4,12 @@
 //! webhook URLs kept in Secrets Manager; sent-markers make a repeated invocation harmless.
 
 use crate::events::ReportEvent;
-use classy_sync_core::engine::{reports, Engine};
-use classy_sync_core::ports::{DeliveryStatus, Notifier};
+use classy_sync_core::engine::ReportService;
+use classy_sync_core::ports::DeliveryStatus;
 use serde_json::{json, Value};
 
-pub async fn handle(
-    engine: &Engine,
-    notifier: &dyn Notifier,
-    event: ReportEvent,
-) -> anyhow::Result<Value> {
-    let sent = reports::send_due(engine, notifier, event.report_id.as_deref()).await?;
+pub async fn handle(reports: &ReportService, event: ReportEvent) -> anyhow::Result<Value> {
+    let sent = reports.send_due(event.report_id.as_deref()).await?;
     let failed: usize = sent
         .iter()
         .flat_map(|o| &o.deliveries)

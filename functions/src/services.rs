@@ -1,33 +1,67 @@
 //! What a function needs, built once per container (warm invocations reuse connections,
 //! tokens and the secret cache).
 
-use classy_sync_core::engine::Engine;
-use classy_sync_core::ports::{EventBus, JobQueue};
+use anyhow::Context;
+use classy_sync_core::engine::health::HealthMonitor;
+use classy_sync_core::engine::{Datastore, PluginService, SyncService};
+use classy_sync_core::ports::{ClassySource, EventBus, JobQueue};
 use classy_sync_runtime::aws::AwsRoot;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The adapters a function runs on, and the services it builds from them. Classy is
+/// configured only in the functions that call it (sync-worker, health-check, alert): dispatch,
+/// the plugin functions and report run without any `CLASSY_*` setting.
 #[derive(Clone)]
 pub struct Services {
     /// The adapters, built once per container.
     pub root: AwsRoot,
-    pub engine: Engine,
+    /// The store and the clock.
+    pub data: Datastore,
     pub queue: Arc<dyn JobQueue>,
     pub bus: Arc<dyn EventBus>,
     pub settings: FunctionSettings,
+    classy: Option<Arc<dyn ClassySource>>,
 }
 
 impl Services {
-    /// The services over `root`, with `engine` built from it (the job queue and the bus are
-    /// the root's).
-    pub fn new(engine: Engine, root: AwsRoot, settings: FunctionSettings) -> Self {
+    /// The services over `root` (the job queue and the bus are the root's), without Classy.
+    pub fn new(root: AwsRoot, settings: FunctionSettings) -> Self {
         Services {
-            engine,
+            data: root.data(),
             queue: root.job_queue(),
             bus: root.bus.clone(),
             settings,
             root,
+            classy: None,
         }
+    }
+
+    /// Adds the Classy source, for the functions that sync or check Classy.
+    pub fn with_classy(mut self, source: Arc<dyn ClassySource>) -> Self {
+        self.classy = Some(source);
+        self
+    }
+
+    fn classy(&self) -> anyhow::Result<Arc<dyn ClassySource>> {
+        self.classy
+            .clone()
+            .context("this function was built without a Classy client")
+    }
+
+    /// Syncs from Classy (needs [`Services::with_classy`]).
+    pub fn sync(&self) -> anyhow::Result<SyncService> {
+        Ok(self.root.sync(self.classy()?))
+    }
+
+    /// The health monitor (needs [`Services::with_classy`]: it checks Classy too).
+    pub fn health(&self) -> anyhow::Result<HealthMonitor> {
+        Ok(self.root.health(self.classy()?))
+    }
+
+    /// The destination plugins.
+    pub fn plugins(&self) -> PluginService {
+        self.root.plugins()
     }
 }
 
@@ -72,15 +106,17 @@ impl FunctionSettings {
     }
 }
 
-/// The AWS wiring from the composition root: DynamoDB, SQS, Secrets Manager, EventBridge and
-/// the Classy client, from the environment the SAM template sets. Called once per container,
-/// before the first event.
+/// The AWS wiring from the composition root: DynamoDB, SQS, Secrets Manager, EventBridge
+/// and SES, from the environment the SAM template sets. Called once per container, before
+/// the first event.
 pub async fn aws_services() -> anyhow::Result<Services> {
     let root = AwsRoot::from_env().await?;
+    Ok(Services::new(root, FunctionSettings::from_env()?))
+}
+
+/// [`aws_services`] plus the Classy client from `CLASSY_*`, for the functions that call
+/// Classy.
+pub async fn aws_services_with_classy() -> anyhow::Result<Services> {
     let client = classy_sync_runtime::classy_client()?;
-    Ok(Services::new(
-        root.engine(Arc::new(client)),
-        root,
-        FunctionSettings::from_env()?,
-    ))
+    Ok(aws_services().await?.with_classy(Arc::new(client)))
 }

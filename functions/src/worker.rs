@@ -61,7 +61,11 @@ pub async fn run_message(
 }
 
 async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> JobResult {
-    let engine = &services.engine;
+    let data = &services.data;
+    let sync = match services.sync() {
+        Ok(sync) => sync,
+        Err(e) => return JobResult::Failed(e.to_string()),
+    };
     let ctl = RunControl::default();
     // Stop at the next checkpoint once the deadline comes near. A deadline already past
     // means the runtime gave none (local emulators): run to completion.
@@ -83,9 +87,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
             None
         }
     };
-    let result = engine
-        .sync_entity(job.org, job.entity, job.mode, &ctl)
-        .await;
+    let result = sync.sync_entity(job.org, job.entity, job.mode, &ctl).await;
     if let Some(t) = timer {
         t.abort();
     }
@@ -94,16 +96,13 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
         Ok(report) => report,
         Err(e @ EngineError::LeaseHeld { .. }) => return JobResult::Dropped(e.to_string()),
         Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_))) => {
-            let _ = engine.job_finished(job.org, job.entity).await;
+            let _ = data.job_finished(job.org, job.entity).await;
             return JobResult::Dropped(e.to_string());
         }
         Err(e) => return JobResult::Failed(e.to_string()),
     };
-    println!(
-        "{}",
-        emf_line(&report, engine.clock.now().timestamp_millis())
-    );
-    if let Some(event) = sync_event(&report, engine.clock.now()) {
+    println!("{}", emf_line(&report, data.clock.now().timestamp_millis()));
+    if let Some(event) = sync_event(&report, data.clock.now()) {
         if let Err(e) = services.bus.publish(vec![event]).await {
             // The run itself is recorded; a lost notification must not redo the sync.
             tracing::error!(error = %e, "could not publish the sync event");
@@ -117,7 +116,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
                 updated = report.updated,
                 "sync completed"
             );
-            if let Err(e) = engine.job_finished(job.org, job.entity).await {
+            if let Err(e) = data.job_finished(job.org, job.entity).await {
                 tracing::warn!(error = %e, "could not clear the queued marker; it expires on its own");
             }
             JobResult::Completed
@@ -128,8 +127,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
                 ..job
             };
             let sent = async {
-                engine
-                    .job_continues(&next, services.settings.marker_ttl)
+                data.job_continues(&next, services.settings.marker_ttl)
                     .await?;
                 // A fresh deduplication id: the message being handled is still live.
                 let mut message = next.to_message();

@@ -1,6 +1,6 @@
-//! Test harness: a sandbox on a loopback port, an engine on a temporary data directory with
-//! the real SQLite store, secrets file and HTTP client, and independent readers of the
-//! sandbox's truth.
+//! Test harness: a sandbox on a loopback port, the services of the local root on a temporary
+//! data directory with the real SQLite store, secrets file and HTTP client, and independent
+//! readers of the sandbox's truth.
 
 pub mod mailchimp;
 pub mod moto;
@@ -10,7 +10,7 @@ use classy_sandbox::{RunningSandbox, SandboxConfig};
 use classy_sync_classy::{ClassyClient, ClassyConfig};
 use classy_sync_core::domain::{Entity, OrgId, Timestamp};
 use classy_sync_core::engine::export::Row;
-use classy_sync_core::engine::Engine;
+use classy_sync_core::engine::{Datastore, PluginService, SyncService};
 use classy_sync_runtime::local::LocalRoot;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -20,7 +20,13 @@ use std::time::Duration;
 
 pub struct Harness {
     pub sandbox: RunningSandbox,
-    pub engine: Engine,
+    /// The local root over `dir`.
+    pub root: LocalRoot,
+    /// The store and the clock.
+    pub data: Datastore,
+    /// Syncs from the sandbox.
+    pub sync: SyncService,
+    pub plugins: PluginService,
     pub client: ClassyClient,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
@@ -47,12 +53,13 @@ impl Harness {
         let sandbox = classy_sandbox::start(config).await.expect("sandbox starts");
         let dir = tempfile::tempdir().expect("temp dir");
         let client = ClassyClient::new(test_client_config(&sandbox)).expect("client");
-        let engine = Self::engine_on(dir.path(), &client);
+        let root = LocalRoot::open(dir.path()).expect("data dir");
         let mut orgs = Vec::new();
         for app in sandbox.apps() {
             for org in &app.organizations {
-                engine
+                root.data()
                     .add_org(
+                        root.secrets.as_ref(),
                         *org as u64,
                         &format!("Org {org}"),
                         &app.client_id,
@@ -65,7 +72,10 @@ impl Harness {
         }
         Harness {
             sandbox,
-            engine,
+            data: root.data(),
+            sync: Self::sync_on(dir.path(), &client),
+            plugins: root.plugins(),
+            root,
             client,
             dir,
             http: reqwest::Client::new(),
@@ -73,11 +83,30 @@ impl Harness {
         }
     }
 
-    /// Another engine over the same data directory (as a second process would have).
-    pub fn engine_on(dir: &std::path::Path, client: &ClassyClient) -> Engine {
+    /// Syncs over the data directory `dir` (another one, as a second process would have).
+    pub fn sync_on(dir: &std::path::Path, client: &ClassyClient) -> SyncService {
         LocalRoot::open(dir)
             .expect("data dir")
-            .engine(Arc::new(client.clone()))
+            .sync(Arc::new(client.clone()))
+    }
+
+    /// The plugins over the data directory `dir` (another one, as a second process would
+    /// have).
+    pub fn plugins_on(dir: &std::path::Path) -> PluginService {
+        LocalRoot::open(dir).expect("data dir").plugins()
+    }
+
+    /// Onboards organization `id` with the sandbox application's credentials.
+    pub async fn add_org(
+        &self,
+        id: OrgId,
+        name: &str,
+        client_id: &str,
+        secret: SecretString,
+    ) -> Result<classy_sync_core::domain::Organization, classy_sync_core::engine::EngineError> {
+        self.data
+            .add_org(self.root.secrets.as_ref(), id, name, client_id, secret)
+            .await
     }
 
     pub fn admin(&self, path: &str) -> String {
@@ -101,7 +130,7 @@ impl Harness {
 
     pub async fn stored(&self, org: OrgId, entity: Entity) -> Vec<Row> {
         let mut rows = Vec::new();
-        self.engine
+        self.data
             .export(org, entity, |r| {
                 rows.push(r);
                 Ok(())

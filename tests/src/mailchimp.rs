@@ -71,7 +71,7 @@ impl Harness {
     /// the destination for `list` with `extra` settings merged in.
     pub async fn configure_mailchimp(&self, org: OrgId, list: &str, extra: Value) {
         let secret = plugin_secret_name(org, "mailchimp");
-        self.engine
+        self.root
             .secrets
             .put(
                 &secret,
@@ -88,7 +88,7 @@ impl Harness {
                 s.insert(k.clone(), v.clone());
             }
         }
-        self.engine
+        self.plugins
             .put_plugin_config(
                 org,
                 PluginConfig {

@@ -8,7 +8,6 @@ use classy_sandbox::SandboxConfig;
 use classy_sync_core::domain::analytics::{AnalyticsConfig, Period};
 use classy_sync_core::domain::quality::Rule;
 use classy_sync_core::domain::{Entity, Timestamp};
-use classy_sync_core::engine::analytics::{compare, summarize};
 use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
 use classy_sync_tests::Harness;
 use serde_json::{json, Value};
@@ -37,13 +36,13 @@ fn now() -> Timestamp {
 
 async fn sync(h: &Harness, org: u64) {
     for r in h
-        .engine
+        .sync
         .sync_org(org, SyncMode::Full, &RunControl::default())
         .await
     {
         assert_eq!(r.unwrap().outcome, SyncOutcome::Succeeded);
     }
-    h.engine.refresh_aggregates(org).await.unwrap();
+    h.data.refresh_aggregates(org).await.unwrap();
 }
 
 /// Classy's wire format, parsed here with chrono alone.
@@ -148,7 +147,9 @@ fn rfm_here(days: i64, n: usize, m: i64) -> u8 {
 }
 
 async fn check_summary(h: &Harness, org: u64, t: &Truth, period: &str, start: i64, end: i64) {
-    let s = summarize(&h.engine, org, &period.parse::<Period>().unwrap(), now())
+    let s = h
+        .data
+        .summarize(org, &period.parse::<Period>().unwrap(), now())
         .await
         .unwrap();
     assert_eq!((s.period.start, s.period.end), (start, end), "{period}");
@@ -488,7 +489,7 @@ async fn check_journey(h: &Harness, org: u64, t: &Truth) {
         .max_by_key(|(id, v)| (v.len(), std::cmp::Reverse(**id)))
         .unwrap();
     let j = h
-        .engine
+        .data
         .donor_journey(org, sup, now().unix(), &AnalyticsConfig::default())
         .await
         .unwrap();
@@ -534,15 +535,11 @@ async fn check_journey(h: &Harness, org: u64, t: &Truth) {
 
 async fn check_compare(h: &Harness, truths: &[Truth]) {
     let period: Period = "90d".parse().unwrap();
-    let c = compare(
-        &h.engine,
-        &h.orgs,
-        &period,
-        now(),
-        &AnalyticsConfig::default(),
-    )
-    .await
-    .unwrap();
+    let c = h
+        .data
+        .compare(&h.orgs, &period, now(), &AnalyticsConfig::default())
+        .await
+        .unwrap();
     let end = now().unix();
     let mut gross = 0;
     let mut gifts = 0;
@@ -568,7 +565,7 @@ fn valid_email(e: &str) -> bool {
 
 async fn check_quality(h: &Harness, truths: &[Truth]) {
     let report = h
-        .engine
+        .data
         .quality_report(&h.orgs, now().unix(), usize::MAX)
         .await
         .unwrap();
@@ -762,7 +759,7 @@ async fn clean_data_has_no_findings_and_scores_100() {
         sync(&h, org).await;
     }
     let now = Timestamp(chrono::Utc::now()).unix();
-    let report = h.engine.quality_report(&h.orgs, now, 100).await.unwrap();
+    let report = h.data.quality_report(&h.orgs, now, 100).await.unwrap();
     for q in &report.orgs {
         assert!(q.findings.is_empty(), "{:?}", q.findings);
         assert!(q.duplicate_groups.is_empty(), "{:?}", q.duplicate_groups);

@@ -87,31 +87,31 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
     let mut root = AwsRoot::from_sdk(sdk.clone(), settings.clone());
     root.secrets = secrets.clone();
     root.queue = queue.clone();
-    let engine = root.engine(Arc::new(client));
+    let data = root.data();
     let mut orgs = Vec::new();
     for app in sandbox.apps() {
         for org in &app.organizations {
             let org = *org as u64;
-            engine
-                .add_org(
-                    org,
-                    &format!("Org {org}"),
-                    &app.client_id,
-                    SecretString::from(app.client_secret.clone()),
-                )
-                .await
-                .unwrap();
+            data.add_org(
+                root.secrets.as_ref(),
+                org,
+                &format!("Org {org}"),
+                &app.client_id,
+                SecretString::from(app.client_secret.clone()),
+            )
+            .await
+            .unwrap();
             orgs.push(org);
         }
     }
     let services = Services::new(
-        engine,
         root,
         FunctionSettings {
             deadline_margin: Duration::from_secs(30),
             marker_ttl: Duration::from_secs(3600),
         },
-    );
+    )
+    .with_classy(Arc::new(client));
     Stack {
         _moto: moto,
         sandbox,
@@ -192,7 +192,7 @@ async fn assert_truth(s: &Stack, org: u64) {
     for e in Entity::ALL {
         let mut rows = Vec::new();
         s.services
-            .engine
+            .data
             .export(org, e, |r| {
                 rows.push(r);
                 Ok(())
@@ -263,7 +263,7 @@ async fn schedule_to_dispatch_to_worker_lands_exactly_the_truth_then_an_incremen
     .unwrap();
     for e in Entity::ALL {
         s.services
-            .engine
+            .data
             .set_org_interval(org, e, Some(1))
             .await
             .unwrap();
@@ -276,7 +276,7 @@ async fn schedule_to_dispatch_to_worker_lands_exactly_the_truth_then_an_incremen
     drain(&s, &s.services).await;
     let run = s
         .services
-        .engine
+        .data
         .last_run(org, Entity::Supporters)
         .await
         .unwrap()
@@ -315,7 +315,7 @@ async fn a_message_delivered_twice_or_to_two_workers_at_once_has_one_effect() {
     assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
     let runs = s
         .services
-        .engine
+        .data
         .runs(org, Entity::Transactions, 10)
         .await
         .unwrap();
@@ -329,7 +329,7 @@ async fn a_message_delivered_twice_or_to_two_workers_at_once_has_one_effect() {
     assert!(c.batch_item_failures.is_empty());
     let last = s
         .services
-        .engine
+        .data
         .last_run(org, Entity::Transactions)
         .await
         .unwrap()
@@ -337,7 +337,7 @@ async fn a_message_delivered_twice_or_to_two_workers_at_once_has_one_effect() {
     assert_eq!((last.created, last.updated), (0, 0), "{last:?}");
     let mut rows = Vec::new();
     s.services
-        .engine
+        .data
         .export(org, Entity::Transactions, |r| {
             rows.push(r);
             Ok(())
@@ -356,8 +356,9 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
     let s = stack(SandboxConfig { orgs: 1, ..small() }).await;
     let app = &s.sandbox.apps()[0];
     s.services
-        .engine
+        .data
         .add_org(
+            s.services.root.secrets.as_ref(),
             777,
             "Broken credentials",
             &app.client_id,
@@ -402,7 +403,7 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
     assert!(!failed[0].to_string().contains("not-the-secret"));
     assert_eq!(
         s.services
-            .engine
+            .data
             .load_failures(777, Entity::Supporters)
             .await
             .unwrap()
@@ -441,7 +442,7 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
             break;
         }
         let last = services
-            .engine
+            .data
             .last_run(org, Entity::Supporters)
             .await
             .unwrap()
@@ -452,7 +453,7 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
     }
     assert!(continued >= 2, "the sync was continued {continued} times");
     let last = services
-        .engine
+        .data
         .last_run(org, Entity::Supporters)
         .await
         .unwrap()
@@ -463,7 +464,7 @@ async fn a_deadline_mid_sync_continues_in_a_new_message_and_ends_exact() {
     );
     let mut rows = Vec::new();
     services
-        .engine
+        .data
         .export(org, Entity::Supporters, |r| {
             rows.push(r);
             Ok(())

@@ -129,7 +129,7 @@ fn sandbox() -> SandboxConfig {
 }
 
 async fn sync(h: &Harness, org: OrgId, mode: SyncMode) {
-    for r in h.engine.sync_org(org, mode, &RunControl::default()).await {
+    for r in h.sync.sync_org(org, mode, &RunControl::default()).await {
         let r = r.unwrap();
         assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     }
@@ -137,12 +137,12 @@ async fn sync(h: &Harness, org: OrgId, mode: SyncMode) {
 
 async fn configure(h: &Harness, org: OrgId, url: &str, settings: Value) {
     let name = plugin_secret_name(org, "change-feed");
-    h.engine
+    h.root
         .secrets
         .put(&name, WebhookCredential::to_secret(url, SIGNING_SECRET))
         .await
         .unwrap();
-    h.engine
+    h.plugins
         .put_plugin_config(
             org,
             PluginConfig {
@@ -158,7 +158,7 @@ async fn configure(h: &Harness, org: OrgId, url: &str, settings: Value) {
 
 async fn push(h: &Harness, org: OrgId) -> PluginRun {
     let mut runs = h
-        .engine
+        .plugins
         .push_org(
             org,
             &PushOptions {

@@ -96,13 +96,14 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
     .await
     .unwrap();
     let root = AwsRoot::from_sdk(sdk.clone(), settings.clone());
-    let engine = root.engine(Arc::new(
+    let sync = root.sync(Arc::new(
         ClassyClient::new(test_client_config(&sandbox)).unwrap(),
     ));
     let app = &sandbox.apps()[0];
     let org = app.organizations[0] as u64;
-    engine
+    sync.data
         .add_org(
+            root.secrets.as_ref(),
             org,
             "Feed org",
             &app.client_id,
@@ -110,13 +111,13 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         )
         .await
         .unwrap();
-    for r in engine
+    for r in sync
         .sync_org(org, SyncMode::Full, &RunControl::default())
         .await
     {
         assert_eq!(r.unwrap().outcome, SyncOutcome::Succeeded);
     }
-    engine
+    root.plugins()
         .put_plugin_config(
             org,
             PluginConfig {
@@ -133,7 +134,6 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         .await
         .unwrap();
     let services = Services::new(
-        engine,
         root,
         FunctionSettings {
             deadline_margin: Duration::from_secs(30),

@@ -34,7 +34,7 @@ async fn ten_percent_faults_converge_to_exact_truth_within_bounded_calls() {
     .await;
     h.reset_counters().await;
     let reports: Vec<_> = h
-        .engine
+        .sync
         .sync_org(org, SyncMode::Auto, &RunControl::default())
         .await;
     let mut pages = 0;
@@ -67,7 +67,7 @@ async fn persistently_malformed_pages_fail_clearly_and_store_nothing() {
     let script: Vec<_> = (0..40).map(|_| json!({"malformed": true})).collect();
     h.post("/faults/script", json!({ "next": script })).await;
     let r = h
-        .engine
+        .sync
         .sync_entity(
             org,
             Entity::Supporters,
@@ -86,13 +86,13 @@ async fn persistently_malformed_pages_fail_clearly_and_store_nothing() {
         h.stored(org, Entity::Supporters).await.is_empty(),
         "nothing stored from a malformed page"
     );
-    let (cursor, _) = h.engine.load_cursor(org, Entity::Supporters).await.unwrap();
+    let (cursor, _) = h.data.load_cursor(org, Entity::Supporters).await.unwrap();
     assert!(
         cursor.committed.is_none(),
         "a failed run never advances the cursor"
     );
     assert_eq!(
-        h.engine
+        h.data
             .load_failures(org, Entity::Supporters)
             .await
             .unwrap()
@@ -107,7 +107,7 @@ async fn persistently_malformed_pages_fail_clearly_and_store_nothing() {
         .await
         .unwrap();
     let r = h
-        .engine
+        .sync
         .sync_entity(
             org,
             Entity::Supporters,
@@ -119,7 +119,7 @@ async fn persistently_malformed_pages_fail_clearly_and_store_nothing() {
     assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     h.assert_matches_truth(org, Entity::Supporters).await;
     assert_eq!(
-        h.engine
+        h.data
             .load_failures(org, Entity::Supporters)
             .await
             .unwrap()
@@ -138,7 +138,7 @@ async fn quirky_records_are_read_tolerantly() {
     )
     .await;
     for r in h
-        .engine
+        .sync
         .sync_org(org, SyncMode::Auto, &RunControl::default())
         .await
     {
@@ -179,17 +179,16 @@ async fn wrong_credentials_fail_without_revealing_the_secret() {
     let h = Harness::start(config()).await;
     let app = &h.sandbox.apps()[0];
     let bogus = "definitely-not-the-secret-123";
-    h.engine
-        .add_org(
-            424242,
-            "Wrong secret",
-            &app.client_id,
-            SecretString::from(bogus.to_string()),
-        )
-        .await
-        .unwrap();
+    h.add_org(
+        424242,
+        "Wrong secret",
+        &app.client_id,
+        SecretString::from(bogus.to_string()),
+    )
+    .await
+    .unwrap();
     let r = h
-        .engine
+        .sync
         .sync_entity(
             424242,
             Entity::Supporters,
@@ -220,7 +219,7 @@ async fn unknown_and_foreign_organizations_are_refused() {
     })
     .await;
     let r = h
-        .engine
+        .sync
         .sync_entity(
             999_999,
             Entity::Supporters,
@@ -233,9 +232,10 @@ async fn unknown_and_foreign_organizations_are_refused() {
     let apps = h.sandbox.apps();
     let foreign = apps[1].organizations[0] as u64;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Harness::engine_on(dir.path(), &h.client);
-    engine
+    let sync = Harness::sync_on(dir.path(), &h.client);
+    sync.data
         .add_org(
+            sync.secrets.as_ref(),
             foreign,
             "Foreign",
             &apps[0].client_id,
@@ -243,7 +243,7 @@ async fn unknown_and_foreign_organizations_are_refused() {
         )
         .await
         .unwrap();
-    let r = engine
+    let r = sync
         .sync_entity(
             foreign,
             Entity::Supporters,

@@ -12,7 +12,7 @@ use classy_sync_core::engine::credentials::CredentialInfo;
 use classy_sync_core::engine::health::{HealthCheck, HealthMonitor};
 use classy_sync_core::engine::recovery::{dead_letters, replay_dead_letters};
 use classy_sync_core::engine::scheduler::{run_scheduler, SchedulerOptions};
-use classy_sync_core::engine::{Engine, RunControl, SyncOutcome, SyncReport};
+use classy_sync_core::engine::{RunControl, SyncOutcome, SyncReport};
 use classy_sync_core::ports::{
     Clock, DeliveryReport, DeliveryStatus, JobQueue, ManualClock, Message, MessageKind, Notifier,
     NotifyError, OutMessage,
@@ -76,18 +76,28 @@ fn small(orgs: usize) -> SandboxConfig {
     }
 }
 
-/// An engine over the harness's data directory whose time the test moves.
-fn engine_with_clock(h: &Harness, clock: Arc<ManualClock>) -> Engine {
+/// A root over the harness's data directory whose time the test moves.
+fn root_with_clock(h: &Harness, clock: Arc<ManualClock>) -> LocalRoot {
     let mut root = LocalRoot::open(h.dir.path()).unwrap();
     root.clock = clock;
-    root.engine(Arc::new(h.client.clone()))
+    root
+}
+
+/// The health monitor over `root` and the sandbox (no destinations configured here).
+fn monitor(h: &Harness, root: &LocalRoot) -> HealthMonitor {
+    HealthMonitor::new(
+        root.data(),
+        root.secrets.clone(),
+        Arc::new(h.client.clone()),
+    )
 }
 
 /// One pass of the local scheduler: runs every due job, returns once idle.
-async fn run_due(engine: &Engine, queue: Arc<dyn JobQueue>) -> Vec<SyncReport> {
+async fn run_due(h: &Harness, root: &LocalRoot, queue: Arc<dyn JobQueue>) -> Vec<SyncReport> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     run_scheduler(
-        engine.clone(),
+        root.sync(Arc::new(h.client.clone())),
+        root.plugins(),
         queue,
         SchedulerOptions {
             tick: Duration::from_millis(50),
@@ -113,7 +123,7 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
     let h = Harness::start(small(1)).await;
     let org = h.orgs[0];
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let engine = engine_with_clock(&h, clock.clone());
+    let root = root_with_clock(&h, clock.clone());
     let queue: Arc<dyn JobQueue> = Arc::new(
         LocalQueue::open(
             h.dir.path().join("queue.db"),
@@ -123,8 +133,8 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
         .unwrap(),
     );
     let recorder = Arc::new(Recorder::default());
-    let monitor = HealthMonitor::new(engine.clone()).with_queue(queue.clone());
-    let alerts = Alerts::new(engine.clone(), recorder.clone(), default_rules());
+    let monitor = monitor(&h, &root).with_queue(queue.clone());
+    let alerts = Alerts::new(root.data(), recorder.clone(), default_rules());
 
     // Every Classy API answer is a 500 from now on.
     h.put("/faults", json!({"seed": 1, "error_500_rate": 1.0}))
@@ -134,13 +144,13 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
         if *wait > 0 {
             clock.advance(chrono::Duration::minutes(wait - 1));
             assert!(
-                engine.due_jobs(None).await.unwrap().is_empty(),
+                root.data().due_jobs(None).await.unwrap().is_empty(),
                 "attempt {}: nothing is due before the {wait}-minute backoff",
                 i + 1
             );
             clock.advance(chrono::Duration::minutes(1));
         }
-        let reports = run_due(&engine, queue.clone()).await;
+        let reports = run_due(&h, &root, queue.clone()).await;
         assert_eq!(
             reports.len(),
             4,
@@ -149,7 +159,7 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
         );
         assert!(reports.iter().all(|r| r.outcome == SyncOutcome::Failed));
         for e in Entity::ALL {
-            let f = engine.load_failures(org, e).await.unwrap();
+            let f = root.data().load_failures(org, e).await.unwrap();
             assert_eq!(f.consecutive_failures, i as u32 + 1, "{e}");
             assert_eq!(f.is_disabled(), i == 4, "{e} after {} failures", i + 1);
         }
@@ -166,7 +176,7 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
     // Disabled: never due again, however long we wait, and alerted exactly once.
     for _ in 0..6 {
         clock.advance(chrono::Duration::minutes(30));
-        assert!(engine.due_jobs(None).await.unwrap().is_empty());
+        assert!(root.data().due_jobs(None).await.unwrap().is_empty());
         let report = monitor.run(None).await;
         assert_eq!(report.status, HealthStatus::Warn, "org failures only warn");
         alerts.evaluate(&report).await.unwrap();
@@ -182,15 +192,15 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
         "the four entities grouped in one message: {}",
         fired.text
     );
-    let listed = engine.failing_pairs(None).await.unwrap();
+    let listed = root.data().failing_pairs(None).await.unwrap();
     assert_eq!(listed.len(), 4);
     assert!(listed.iter().all(|p| p.failures.is_disabled()));
 
     // The fault clears and the operator resets: it recovers and resolves once.
     h.put("/faults", json!({"seed": 1})).await;
-    let reset = engine.reset_failures(org, None).await.unwrap();
+    let reset = root.data().reset_failures(org, None).await.unwrap();
     assert_eq!(reset.len(), 4);
-    let reports = run_due(&engine, queue.clone()).await;
+    let reports = run_due(&h, &root, queue.clone()).await;
     assert_eq!(reports.len(), 4);
     assert!(
         reports.iter().all(|r| r.outcome == SyncOutcome::Succeeded),
@@ -206,7 +216,7 @@ async fn five_failures_disable_alert_once_then_reset_recovers_and_resolves_once(
     assert_eq!(sent.len(), 2, "{sent:#?}");
     assert_eq!(sent[1].kind, MessageKind::AlertResolved);
     assert_eq!(sent[1].text.matches("RESOLVED").count(), 4);
-    assert!(engine.failing_pairs(None).await.unwrap().is_empty());
+    assert!(root.data().failing_pairs(None).await.unwrap().is_empty());
     let history = alerts.history(100).await.unwrap();
     assert_eq!(
         history.iter().filter(|h| h.what == "fire").count(),
@@ -222,11 +232,11 @@ async fn credential_expiry_alerts_at_30_7_1_days_and_expiry_each_once() {
     let org = h.orgs[0];
     let start = Utc::now();
     let clock = Arc::new(ManualClock::new(start));
-    let engine = engine_with_clock(&h, clock.clone());
+    let root = root_with_clock(&h, clock.clone());
     let recorder = Arc::new(Recorder::default());
-    let monitor = HealthMonitor::new(engine.clone());
-    let alerts = Alerts::new(engine.clone(), recorder.clone(), default_rules());
-    engine
+    let monitor = monitor(&h, &root);
+    let alerts = Alerts::new(root.data(), recorder.clone(), default_rules());
+    root.data()
         .set_credential_info(
             org,
             &CredentialInfo {
@@ -264,7 +274,7 @@ async fn credential_expiry_alerts_at_30_7_1_days_and_expiry_each_once() {
     assert_eq!(events[3].detail["stage"], "expired");
 
     // Rotated: the alert resolves once.
-    engine
+    root.data()
         .set_credential_info(
             org,
             &CredentialInfo {
@@ -302,8 +312,8 @@ async fn health_of_100_organizations_within_2s_and_a_hanging_check_only_costs_it
     let h = Harness::start(small(100)).await;
     assert_eq!(h.orgs.len(), 100);
     let queue: Arc<dyn JobQueue> =
-        Arc::new(LocalQueue::in_memory(QueueOptions::default(), h.engine.clock.clone()).unwrap());
-    let monitor = HealthMonitor::new(h.engine.clone()).with_queue(queue.clone());
+        Arc::new(LocalQueue::in_memory(QueueOptions::default(), h.data.clock.clone()).unwrap());
+    let monitor = monitor(&h, &h.root).with_queue(queue.clone());
     let mut timings = Vec::new();
     for round in 0..3 {
         h.reset_counters().await;
@@ -363,7 +373,7 @@ async fn health_of_100_organizations_within_2s_and_a_hanging_check_only_costs_it
 async fn dead_letters_alert_and_replay() {
     let h = Harness::start(small(1)).await;
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let engine = engine_with_clock(&h, clock.clone());
+    let root = root_with_clock(&h, clock.clone());
     let queue: Arc<dyn JobQueue> = Arc::new(
         LocalQueue::open(
             h.dir.path().join("queue.db"),
@@ -388,8 +398,8 @@ async fn dead_letters_alert_and_replay() {
     assert!(dead[0].job.is_none());
 
     let recorder = Arc::new(Recorder::default());
-    let monitor = HealthMonitor::new(engine.clone()).with_queue(queue.clone());
-    let alerts = Alerts::new(engine.clone(), recorder.clone(), default_rules());
+    let monitor = monitor(&h, &root).with_queue(queue.clone());
+    let alerts = Alerts::new(root.data(), recorder.clone(), default_rules());
     let report = monitor.run(Some("queue")).await;
     assert_eq!(
         report.checks["queue:deadLetters"][0].status,
@@ -419,12 +429,13 @@ async fn a_run_that_failed_mid_walk_waits_for_its_backoff_before_resuming() {
     .await;
     let org = h.orgs[0];
     let clock = Arc::new(ManualClock::new(Utc::now()));
-    let engine = engine_with_clock(&h, clock.clone());
+    let root = root_with_clock(&h, clock.clone());
     // The high-water read and the first page answer; every later request fails.
     let mut script = vec![json!({"status": 200}), json!({"status": 200})];
     script.extend((0..40).map(|_| json!({"status": 500})));
     h.post("/faults/script", json!({ "next": script })).await;
-    let r = engine
+    let r = root
+        .sync(Arc::new(h.client.clone()))
         .sync_entity(
             org,
             Entity::Supporters,
@@ -435,12 +446,22 @@ async fn a_run_that_failed_mid_walk_waits_for_its_backoff_before_resuming() {
         .unwrap();
     assert_eq!(r.outcome, SyncOutcome::Failed, "{r:?}");
     assert_eq!(r.pages, 1);
-    let (cursor, _) = engine.load_cursor(org, Entity::Supporters).await.unwrap();
+    let (cursor, _) = root
+        .data()
+        .load_cursor(org, Entity::Supporters)
+        .await
+        .unwrap();
     assert!(cursor.in_progress.is_some(), "a checkpoint to resume from");
     let due = |jobs: Vec<classy_sync_core::engine::jobs::SyncJob>| {
         jobs.iter().any(|j| j.entity == Entity::Supporters)
     };
-    assert!(!due(engine.due_jobs(None).await.unwrap()), "backoff first");
+    assert!(
+        !due(root.data().due_jobs(None).await.unwrap()),
+        "backoff first"
+    );
     clock.advance(chrono::Duration::minutes(5));
-    assert!(due(engine.due_jobs(None).await.unwrap()), "then it resumes");
+    assert!(
+        due(root.data().due_jobs(None).await.unwrap()),
+        "then it resumes"
+    );
 }

@@ -81,21 +81,21 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     let queue = Arc::new(SqsQueue::from_settings(&sdk, &settings).with_wait_time(Duration::ZERO));
     let mut root = AwsRoot::from_sdk(sdk.clone(), settings.clone());
     root.queue = queue.clone();
-    let engine = root.engine(Arc::new(client));
+    let data = root.data();
     for app in sandbox.apps() {
         for org in &app.organizations {
-            engine
-                .add_org(
-                    *org as u64,
-                    &format!("Org {org}"),
-                    &app.client_id,
-                    SecretString::from(app.client_secret.clone()),
-                )
-                .await
-                .unwrap();
+            data.add_org(
+                root.secrets.as_ref(),
+                *org as u64,
+                &format!("Org {org}"),
+                &app.client_id,
+                SecretString::from(app.client_secret.clone()),
+            )
+            .await
+            .unwrap();
         }
     }
-    let services = Services::new(engine, root, FunctionSettings::default());
+    let services = Services::new(root, FunctionSettings::default()).with_classy(Arc::new(client));
 
     // Healthy: recorded, no event (nothing changed).
     let out = health_check::handle(&services).await.unwrap();

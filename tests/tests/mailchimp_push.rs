@@ -31,14 +31,14 @@ fn config(supporters: usize, transactions: usize, seed: u64) -> SandboxConfig {
 }
 
 async fn sync(h: &Harness, org: u64, mode: SyncMode) {
-    for r in h.engine.sync_org(org, mode, &RunControl::default()).await {
+    for r in h.sync.sync_org(org, mode, &RunControl::default()).await {
         let r = r.unwrap();
         assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     }
 }
 
 async fn push(h: &Harness, org: u64, opts: PushOptions) -> PushReport {
-    let runs: Vec<PluginRun> = h.engine.push_org(org, &opts).await.unwrap();
+    let runs: Vec<PluginRun> = h.plugins.push_org(org, &opts).await.unwrap();
     assert_eq!(runs.len(), 1);
     runs[0]
         .result
@@ -335,7 +335,7 @@ async fn audience_equals_consent_filtered_truth_and_an_idle_push_costs_nothing()
     assert_eq!(full.sent, 0, "{full:?}");
     assert_eq!(full.unchanged, consented);
     assert_eq!(h.mc_counters().await["requests"], json!(0));
-    let state = h.engine.plugin_state(org, "mailchimp").await.unwrap();
+    let state = h.plugins.plugin_state(org, "mailchimp").await.unwrap();
     assert_eq!(state.consecutive_failures, 0);
     assert!(state.cursor_ms.is_some() && state.last_reconcile_at.is_some());
 }
@@ -701,20 +701,19 @@ async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
 #[tokio::test]
 async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
     let (h, org) = setup(config(1500, 2000, 31)).await;
-    // A second engine on the same data, with short leases (a killed holder's lease expires).
-    let engine = Harness::engine_on(h.dir.path(), &h.client)
-        .with_options(EngineOptions {
-            lease_ttl: Duration::from_secs(1),
-            ..EngineOptions::default()
-        })
-        .with_liveness(Arc::new(ExpiryOnly));
+    // A second process on the same data, with short leases (a killed holder's lease expires).
+    let mut plugins = Harness::plugins_on(h.dir.path()).with_liveness(Arc::new(ExpiryOnly));
+    plugins.data = plugins.data.with_options(EngineOptions {
+        lease_ttl: Duration::from_secs(1),
+        ..EngineOptions::default()
+    });
     h.configure_mailchimp(org, LIST, json!({"batch_size": 50}))
         .await;
     h.mc_put("/faults", json!({"delay_ms": 150})).await;
     // Killed as soon as the first batches have landed.
     let task = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.push_org(org, &PushOptions::default()).await })
+        let plugins = plugins.clone();
+        tokio::spawn(async move { plugins.push_org(org, &PushOptions::default()).await })
     };
     let started = std::time::Instant::now();
     while h.mc_members(LIST).await.is_empty() {
@@ -745,7 +744,10 @@ async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
     sync(&h, org, SyncMode::Incremental).await;
 
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let runs = engine.push_org(org, &PushOptions::default()).await.unwrap();
+    let runs = plugins
+        .push_org(org, &PushOptions::default())
+        .await
+        .unwrap();
     let report = runs[0].result.clone().unwrap();
     assert_eq!(report.failed, 0, "{report:?}");
     let t = truth(&h, org).await;
@@ -765,7 +767,7 @@ async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
         })
         .unwrap();
     assert_eq!(m["merge_fields"]["LNAME"], "Resumed");
-    let again = engine.push_org(org, &full()).await.unwrap();
+    let again = plugins.push_org(org, &full()).await.unwrap();
     assert_eq!(again[0].result.as_ref().unwrap().sent, 0);
 }
 
@@ -820,7 +822,7 @@ async fn rate_limits_and_the_in_flight_cap_are_survived() {
     .await;
     sync(&h, org, SyncMode::Incremental).await;
     let runs = h
-        .engine
+        .plugins
         .push_org(org, &PushOptions::default())
         .await
         .unwrap();
@@ -830,7 +832,7 @@ async fn rate_limits_and_the_in_flight_cap_are_survived() {
         !err.contains(&h.sandbox.mailchimp_api_key()),
         "the key never shows"
     );
-    let state = h.engine.plugin_state(org, "mailchimp").await.unwrap();
+    let state = h.plugins.plugin_state(org, "mailchimp").await.unwrap();
     assert_eq!(state.consecutive_failures, 1);
     h.mc_delete("/faults/script").await;
     // The change was not lost: the cursor stayed put.
@@ -876,7 +878,7 @@ async fn mailchimp_stays_configured_after_many_change_feed_deliveries() {
     use classy_sync_destinations::change_feed::{event::Kind, sent_sk};
 
     let (h, org) = setup(config(120, 300, 5)).await;
-    h.engine
+    h.plugins
         .put_plugin_config(
             org,
             PluginConfig {
@@ -900,12 +902,12 @@ async fn mailchimp_stays_configured_after_many_change_feed_deliveries() {
         })
         .collect();
     for chunk in sent.chunks(25) {
-        h.engine.store.batch_write(chunk.to_vec()).await.unwrap();
+        h.data.store.batch_write(chunk.to_vec()).await.unwrap();
     }
 
     // Listed (what `org plugin show` prints).
     let names: Vec<String> = h
-        .engine
+        .plugins
         .plugin_configs(org)
         .await
         .unwrap()
@@ -914,10 +916,10 @@ async fn mailchimp_stays_configured_after_many_change_feed_deliveries() {
         .collect();
     assert_eq!(names, ["change-feed", "mailchimp"]);
     // Scheduled.
-    let due = h.engine.due_pushes().await.unwrap();
+    let due = h.plugins.due_pushes().await.unwrap();
     assert!(due.contains(&(org, "mailchimp".to_string())), "{due:?}");
     // Health-checked.
-    let health = PluginProbe(h.engine.clone()).probe(org).await;
+    let health = PluginProbe(h.plugins.clone()).probe(org).await;
     let mc = health.iter().find(|d| d.name == "mailchimp");
     assert!(mc.is_some_and(|d| d.ok), "{health:?}");
     // Pushed.

@@ -15,8 +15,7 @@ use classy_sync_core::domain::report::{
     format, Recipients, ReportDefinition, ReportScope, Section,
 };
 use classy_sync_core::domain::{Entity, Timestamp};
-use classy_sync_core::engine::analytics::summarize;
-use classy_sync_core::engine::{reports, Engine, RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::engine::{reports, ReportService, RunControl, SyncMode, SyncOutcome};
 use classy_sync_core::ports::{DeliveryStatus, ManualClock};
 use classy_sync_notify::channel::{add_channel, ChannelConfig, ChannelKind, ChannelSecrets};
 use classy_sync_notify::{NotificationService, NotifySettings};
@@ -160,13 +159,14 @@ fn cents(v: &Value) -> i64 {
 
 struct Env {
     h: Harness,
-    engine: Engine,
+    /// The local root over the harness's data directory, on the manual clock.
+    root: LocalRoot,
     clock: Arc<ManualClock>,
     org: u64,
 }
 
-/// One organization with hostile campaign and supporter names, fully synced; an engine on
-/// the same store with a manual clock.
+/// One organization with hostile campaign and supporter names, fully synced; a root on the
+/// same data directory with a manual clock.
 async fn setup() -> Env {
     let h = Harness::start(SandboxConfig {
         seed: 23,
@@ -201,13 +201,13 @@ async fn setup() -> Env {
         .await;
     }
     for r in h
-        .engine
+        .sync
         .sync_org(org, SyncMode::Full, &RunControl::default())
         .await
     {
         assert_eq!(r.unwrap().outcome, SyncOutcome::Succeeded);
     }
-    h.engine.refresh_aggregates(org).await.unwrap();
+    h.data.refresh_aggregates(org).await.unwrap();
     let clock = Arc::new(ManualClock::new(
         DateTime::parse_from_rfc3339("2026-11-01T12:00:00Z")
             .unwrap()
@@ -215,10 +215,9 @@ async fn setup() -> Env {
     ));
     let mut root = LocalRoot::open(h.dir.path()).unwrap();
     root.clock = clock.clone();
-    let engine = root.engine(Arc::new(h.client.clone()));
     Env {
         h,
-        engine,
+        root,
         clock,
         org,
     }
@@ -305,7 +304,7 @@ fn assert_no_raw_hostile_slack(payload: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() {
     let env = setup().await;
-    let e = &env.engine;
+    let e = &env.root;
     let sink = MailSink::start();
     let (slack_url, slack_got) = slack_receiver().await;
     add_channel(
@@ -337,7 +336,7 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
         vec!["board-slack".into()],
         env.clock_unix(),
     );
-    reports::add_definition(e, &def).await.unwrap();
+    e.report_definitions().add(&def).await.unwrap();
     let settings = NotifySettings {
         email_from: Some(FROM.into()),
         ..NotifySettings::default()
@@ -351,6 +350,7 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
         e.clock.clone(),
         settings,
     );
+    let reports = ReportService::new(e.data(), Arc::new(notifier));
 
     // Not yet due: 2026-11-02 08:59 New York.
     env.clock.set(
@@ -358,10 +358,7 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
             .unwrap()
             .to_utc(),
     );
-    assert!(reports::send_due(e, &notifier, None)
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(reports.send_due(None).await.unwrap().is_empty());
     assert!(sink.messages().is_empty());
 
     // Due at 09:00 New York = 14:00 UTC (EST after the DST change).
@@ -370,7 +367,7 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
             .unwrap()
             .to_utc(),
     );
-    let sent = reports::send_due(e, &notifier, None).await.unwrap();
+    let sent = reports.send_due(None).await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].occurrence, ts("2026-11-02T14:00:00Z"));
     assert!(
@@ -387,11 +384,9 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
             .unwrap()
             .to_utc(),
     );
-    assert!(reports::send_due(e, &notifier, None)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(reports::was_sent(e, "daily", ts("2026-11-02T14:00:00Z"))
+    assert!(reports.send_due(None).await.unwrap().is_empty());
+    assert!(reports
+        .was_sent("daily", ts("2026-11-02T14:00:00Z"))
         .await
         .unwrap());
 
@@ -410,7 +405,9 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
 
     // Figures: the same as OrgSummary and as an independent computation.
     let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
-    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)
+    let s = e
+        .data()
+        .summarize(env.org, &"90d".parse::<Period>().unwrap(), now)
         .await
         .unwrap();
     let (gross, gifts, donors) =
@@ -457,7 +454,7 @@ impl Env {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduled_report_arrives_through_ses_on_moto() {
     let env = setup().await;
-    let e = &env.engine;
+    let e = &env.root;
     let moto = MotoServer::start();
     let sdk = moto.sdk_config().await;
     aws_sdk_sesv2::Client::new(&sdk)
@@ -472,7 +469,7 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         vec![],
         env.clock_unix(),
     );
-    reports::add_definition(e, &def).await.unwrap();
+    e.report_definitions().add(&def).await.unwrap();
     let settings = NotifySettings {
         email_from: Some(FROM.into()),
         ..NotifySettings::default()
@@ -484,12 +481,13 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         e.clock.clone(),
         settings,
     );
+    let reports = ReportService::new(e.data(), Arc::new(notifier));
     env.clock.set(
         DateTime::parse_from_rfc3339("2026-11-02T14:05:00Z")
             .unwrap()
             .to_utc(),
     );
-    let sent = reports::send_due(e, &notifier, None).await.unwrap();
+    let sent = reports.send_due(None).await.unwrap();
     assert_eq!(sent.len(), 1);
     assert_eq!(
         sent[0].deliveries[0].status,
@@ -511,7 +509,9 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
     let html = sent[0]["body"].as_str().unwrap();
     assert_no_raw_hostile_html(html);
     let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
-    let s = summarize(e, env.org, &"90d".parse::<Period>().unwrap(), now)
+    let s = e
+        .data()
+        .summarize(env.org, &"90d".parse::<Period>().unwrap(), now)
         .await
         .unwrap();
     let (gross, gifts, _) = independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
@@ -552,9 +552,9 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
         return;
     };
     let env = setup().await;
-    let e = &env.engine;
+    let e = &env.root;
     let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
-    let sums = reports::summaries(e, ReportScope::Org(env.org), "90d", now)
+    let sums = reports::summaries(&e.data(), ReportScope::Org(env.org), "90d", now)
         .await
         .unwrap();
     let r = reports::render(

@@ -28,7 +28,7 @@ async fn sync_all(
     mode: SyncMode,
 ) -> Vec<classy_sync_core::engine::SyncReport> {
     let reports: Vec<_> = h
-        .engine
+        .sync
         .sync_org(org, mode, &RunControl::default())
         .await
         .into_iter()
@@ -235,7 +235,7 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
         .await;
     let cursor_second = first["updated_at"].as_str().unwrap().to_string();
     let r = h
-        .engine
+        .sync
         .sync_entity(
             org,
             Entity::Supporters,
@@ -245,7 +245,7 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
         .await
         .unwrap();
     assert_eq!(r.updated, 5, "{r:?}");
-    let (cursor, _) = h.engine.load_cursor(org, Entity::Supporters).await.unwrap();
+    let (cursor, _) = h.data.load_cursor(org, Entity::Supporters).await.unwrap();
     let at = cursor.committed.unwrap();
     assert!(at.ts <= Timestamp::parse(&cursor_second).unwrap().unix());
     assert!(
@@ -383,16 +383,15 @@ async fn records_changing_while_pages_are_read_end_in_exact_truth() {
         json!({"seed": 3, "slow_rate": 1.0, "slow_ms": 15}),
     )
     .await;
-    let engine = h.engine.clone();
+    let sync = h.sync.clone();
     let walker = tokio::spawn(async move {
-        engine
-            .sync_entity(
-                org,
-                Entity::Supporters,
-                SyncMode::Auto,
-                &RunControl::default(),
-            )
-            .await
+        sync.sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
     });
     let ids: Vec<u64> = h
         .truth(org, Entity::Supporters)
@@ -423,16 +422,15 @@ async fn records_changing_while_pages_are_read_end_in_exact_truth() {
         .await;
     }
     h.put("/faults", json!({"seed": 3})).await;
-    let engine = h.engine.clone();
+    let sync = h.sync.clone();
     let walker = tokio::spawn(async move {
-        engine
-            .sync_entity(
-                org,
-                Entity::Supporters,
-                SyncMode::Auto,
-                &RunControl::default(),
-            )
-            .await
+        sync.sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
     });
     for id in ids.iter().skip(11).step_by(173) {
         h.patch(org, Entity::Supporters, *id, json!({"state": "ZZ"}))
@@ -440,7 +438,7 @@ async fn records_changing_while_pages_are_read_end_in_exact_truth() {
     }
     walker.await.unwrap().unwrap();
     let last = h
-        .engine
+        .sync
         .sync_entity(
             org,
             Entity::Supporters,
@@ -462,7 +460,7 @@ async fn a_second_that_holds_more_than_a_page_is_read_whole() {
     })
     .await;
     let org = h.orgs[0];
-    h.engine
+    h.sync
         .sync_entity(
             org,
             Entity::Supporters,
@@ -481,7 +479,7 @@ async fn a_second_that_holds_more_than_a_page_is_read_whole() {
         .await;
     assert_eq!(touched["ids"].as_array().unwrap().len(), 250);
     let r = h
-        .engine
+        .sync
         .sync_entity(
             org,
             Entity::Supporters,
@@ -508,9 +506,9 @@ async fn two_syncs_of_one_pair_never_overlap() {
         json!({"seed": 1, "slow_rate": 1.0, "slow_ms": 30}),
     )
     .await;
-    let other = Harness::engine_on(h.dir.path(), &h.client);
+    let other = Harness::sync_on(h.dir.path(), &h.client);
     let a = {
-        let e = h.engine.clone();
+        let e = h.sync.clone();
         tokio::spawn(async move {
             e.sync_entity(
                 org,
@@ -560,8 +558,9 @@ async fn a_repeated_full_sync_rebuilds_indexes_after_gifts_move_between_supporte
     })
     .await;
     // Spill the index sort to disk even on this small organization.
-    h.engine = h
-        .engine
+    h.sync.data = h
+        .sync
+        .data
         .clone()
         .with_options(classy_sync_core::engine::EngineOptions {
             sort_chunk: 97,
@@ -612,7 +611,7 @@ async fn a_repeated_full_sync_rebuilds_indexes_after_gifts_move_between_supporte
 
     for entity in [Entity::Transactions, Entity::RecurringPlans] {
         let r = h
-            .engine
+            .sync
             .sync_entity(org, entity, SyncMode::Full, &RunControl::default())
             .await
             .unwrap();

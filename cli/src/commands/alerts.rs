@@ -92,11 +92,11 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 }
 
 pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
+    let root = runtime::open(target).await?;
     let rules = load_rules(&target.data_dir)?;
     let alerts = Alerts::new(
-        local.engine.clone(),
-        Arc::new(local.root.notifier()?) as Arc<dyn Notifier>,
+        root.data(),
+        Arc::new(root.notifier()?) as Arc<dyn Notifier>,
         rules.clone(),
     );
     match cmd {
@@ -189,7 +189,7 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
             }
         }
         AlertsCommand::Evaluate { json } => {
-            let m = super::health::monitor(&local, Duration::from_secs(10)).await?;
+            let m = super::health::monitor(&root, Duration::from_secs(10))?;
             let (report, _, _) = m.run_and_record().await?;
             let eval = alerts.evaluate(&report).await?;
             if json {
@@ -219,18 +219,13 @@ pub const WATCHDOG_EVERY: Duration = Duration::from_secs(300);
 /// scheduler: every 5 minutes, record health and apply the rules. Errors are reported and the
 /// next round tries again.
 pub async fn spawn_watchdog(
-    local: &runtime::Local,
+    root: &runtime::Root,
     target: &runtime::Target,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let rules = load_rules(&target.data_dir)?;
-    let notifier: Arc<dyn Notifier> = Arc::new(local.root.notifier()?);
-    let alerts = Alerts::new(local.engine.clone(), notifier, rules);
-    let queue = runtime::open_queue(local)?;
-    let mut monitor = classy_sync_core::engine::health::HealthMonitor::new(local.engine.clone())
-        .with_queue(queue);
-    if let Some(probe) = runtime::destination_probe(local) {
-        monitor = monitor.with_destinations(probe);
-    }
+    let notifier: Arc<dyn Notifier> = Arc::new(root.notifier()?);
+    let alerts = Alerts::new(root.data(), notifier, rules);
+    let monitor = root.health()?;
     Ok(tokio::spawn(async move {
         loop {
             match monitor.run_and_record().await {

@@ -8,8 +8,7 @@ use classy_sync_core::domain::analytics::donors::{DonorReport, TierThresholds};
 use classy_sync_core::domain::analytics::trends::{Direction, Trends};
 use classy_sync_core::domain::analytics::{AnalyticsConfig, OrgSummary};
 use classy_sync_core::domain::{OrgId, Timestamp};
-use classy_sync_core::engine::analytics::{compare as compare_orgs, summarize_with};
-use classy_sync_core::engine::Engine;
+use classy_sync_core::engine::Datastore;
 use serde_json::json;
 use std::process::ExitCode;
 
@@ -41,14 +40,14 @@ fn now(opts: &AnalyticsOpts) -> Timestamp {
 }
 
 /// The organization given, or every onboarded one.
-async fn orgs(engine: &Engine, org: Option<OrgId>) -> Result<Vec<OrgId>> {
+async fn orgs(data: &Datastore, org: Option<OrgId>) -> Result<Vec<OrgId>> {
     match org {
         Some(o) => {
-            engine.get_org(o).await?;
+            data.get_org(o).await?;
             Ok(vec![o])
         }
         None => {
-            let all: Vec<OrgId> = engine.list_orgs().await?.iter().map(|o| o.id).collect();
+            let all: Vec<OrgId> = data.list_orgs().await?.iter().map(|o| o.id).collect();
             if all.is_empty() {
                 bail!("no organizations onboarded (see `classy-sync org add`)");
             }
@@ -67,17 +66,16 @@ fn print_many<T: serde::Serialize>(items: &[T], single: bool) -> Result<()> {
 }
 
 pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let data = &runtime::open(target).await?.data();
     match cmd {
         AnalyticsCommand::Donors { org_id, opts } => {
             let cfg = config(&opts)?;
             let at = now(&opts);
             let window = opts.period.resolve(at);
             let mut out = Vec::new();
-            for org in orgs(engine, org_id).await? {
-                let (recurring, failing) = engine.recurring(org, window.end).await?;
-                let report = engine.donor_report(org, window, &cfg, failing).await?;
+            for org in orgs(data, org_id).await? {
+                let (recurring, failing) = data.recurring(org, window.end).await?;
+                let report = data.donor_report(org, window, &cfg, failing).await?;
                 out.push((org, report, recurring));
             }
             if opts.json {
@@ -103,10 +101,10 @@ pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<Exit
             let at = now(&opts);
             let window = opts.period.resolve(at);
             let mut out = Vec::new();
-            for org in orgs(engine, org_id).await? {
-                let (_, failing) = engine.recurring(org, window.end).await?;
-                let donors = engine.donor_report(org, window, &cfg, failing).await?;
-                let stats = engine
+            for org in orgs(data, org_id).await? {
+                let (_, failing) = data.recurring(org, window.end).await?;
+                let donors = data.donor_report(org, window, &cfg, failing).await?;
+                let stats = data
                     .campaign_report(org, window.end, &donors.campaign_gross_in_window)
                     .await?;
                 out.push(
@@ -164,8 +162,8 @@ pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<Exit
             let at = now(&opts);
             let window = opts.period.resolve(at);
             let mut out = Vec::new();
-            for org in orgs(engine, org_id).await? {
-                let r = engine
+            for org in orgs(data, org_id).await? {
+                let r = data
                     .donor_report(org, window, &cfg, Default::default())
                     .await?;
                 out.push((org, r.trends));
@@ -192,14 +190,14 @@ pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<Exit
             let org = match org_id {
                 Some(o) => o,
                 None => {
-                    let all = orgs(engine, None).await?;
+                    let all = orgs(data, None).await?;
                     if all.len() > 1 {
                         bail!("several organizations are onboarded: give the organization id after the supporter id");
                     }
                     all[0]
                 }
             };
-            let j = engine
+            let j = data
                 .donor_journey(org, supporter_id, now(&opts).unix(), &cfg)
                 .await?;
             if opts.json {
@@ -266,8 +264,11 @@ pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<Exit
         AnalyticsCommand::Summary { org_id, opts } => {
             let cfg = config(&opts)?;
             let mut out = Vec::new();
-            for org in orgs(engine, org_id).await? {
-                out.push(summarize_with(engine, org, &opts.period, now(&opts), &cfg).await?);
+            for org in orgs(data, org_id).await? {
+                out.push(
+                    data.summarize_with(org, &opts.period, now(&opts), &cfg)
+                        .await?,
+                );
             }
             if opts.json {
                 print_many(&out, org_id.is_some())?;
@@ -473,9 +474,13 @@ fn print_summary(s: &OrgSummary) {
 }
 
 /// `org compare`: one column per organization, plus the totals.
-pub async fn compare(engine: &Engine, org_ids: &[OrgId], opts: &AnalyticsOpts) -> Result<ExitCode> {
+pub async fn compare(
+    data: &Datastore,
+    org_ids: &[OrgId],
+    opts: &AnalyticsOpts,
+) -> Result<ExitCode> {
     let cfg = config(opts)?;
-    let c = compare_orgs(engine, org_ids, &opts.period, now(opts), &cfg).await?;
+    let c = data.compare(org_ids, &opts.period, now(opts), &cfg).await?;
     if opts.json {
         print_json(&c)?;
         return Ok(ExitCode::SUCCESS);

@@ -5,7 +5,7 @@ use crate::output::print_json;
 use anyhow::Result;
 use clap::Args;
 use classy_sync_core::engine::credentials::{parse_date, CredentialInfo};
-use classy_sync_core::engine::Engine;
+use classy_sync_core::engine::Datastore;
 
 #[derive(Args, Debug)]
 pub struct CredentialsArgs {
@@ -25,14 +25,14 @@ pub struct CredentialsArgs {
     pub json: bool,
 }
 
-pub async fn run(engine: &Engine, a: CredentialsArgs) -> Result<()> {
+pub async fn run(data: &Datastore, a: CredentialsArgs) -> Result<()> {
     let changing =
         a.clear || a.expires_at.is_some() || a.rotated_at.is_some() || a.max_age_days.is_some();
     if changing {
         let mut info = if a.clear {
             CredentialInfo::default()
         } else {
-            engine.credential_info(a.org_id).await?
+            data.credential_info(a.org_id).await?
         };
         if let Some(d) = &a.expires_at {
             info.expires_at = Some(parse_date("--expires-at", d)?);
@@ -47,9 +47,9 @@ pub async fn run(engine: &Engine, a: CredentialsArgs) -> Result<()> {
         if a.max_age_days.is_some() {
             info.max_age_days = a.max_age_days;
         }
-        engine.set_credential_info(a.org_id, &info).await?;
+        data.set_credential_info(a.org_id, &info).await?;
     }
-    let info = engine.credential_info(a.org_id).await?;
+    let info = data.credential_info(a.org_id).await?;
     if a.json {
         print_json(&serde_json::json!({
             "organization": a.org_id,

@@ -27,8 +27,7 @@ pub enum DlqCommand {
 }
 
 pub async fn run(target: &runtime::Target, cmd: DlqCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let queue = runtime::open_queue(&local)?;
+    let queue = runtime::open(target).await?.job_queue()?;
     match cmd {
         DlqCommand::List { limit, json } => {
             let dead = dead_letters(queue.as_ref(), limit).await?;

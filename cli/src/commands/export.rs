@@ -60,7 +60,7 @@ impl Out {
 }
 
 pub async fn run(target: &runtime::Target, args: ExportArgs) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
+    let data = runtime::open(target).await?.data();
     // Write next to the target and rename at the end: no half-written export on failure.
     let (mut tmp, sink): (Option<tempfile_path::Temp>, Box<dyn Write>) = match &args.output {
         Some(path) => {
@@ -81,8 +81,7 @@ pub async fn run(target: &runtime::Target, args: ExportArgs) -> Result<ExitCode>
             None,
         ),
     };
-    let count = local
-        .engine
+    let count = data
         .export(args.org_id, args.entity, |row: Row| out.write(&row))
         .await?;
     out.finish()?;

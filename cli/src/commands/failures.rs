@@ -24,11 +24,10 @@ pub enum FailuresCommand {
 }
 
 pub async fn run(target: &runtime::Target, cmd: FailuresCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let data = &runtime::open(target).await?.data();
     match cmd {
         FailuresCommand::List { org_id, json } => {
-            let pairs = engine.failing_pairs(org_id).await?;
+            let pairs = data.failing_pairs(org_id).await?;
             if json {
                 print_json(&pairs)?;
                 return Ok(ExitCode::SUCCESS);
@@ -67,7 +66,7 @@ pub async fn run(target: &runtime::Target, cmd: FailuresCommand) -> Result<ExitC
             println!("{t}");
         }
         FailuresCommand::Reset { org_id, entity } => {
-            let changed = engine.reset_failures(org_id, entity).await?;
+            let changed = data.reset_failures(org_id, entity).await?;
             if changed.is_empty() {
                 println!("organization {org_id}: nothing to reset");
             } else {

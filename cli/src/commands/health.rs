@@ -34,23 +34,19 @@ pub struct HealthArgs {
     pub history: Option<usize>,
 }
 
-pub async fn monitor(local: &runtime::Local, timeout: Duration) -> Result<HealthMonitor> {
-    let queue = runtime::open_queue(local)?;
-    let mut m = HealthMonitor::new(local.engine.clone()).with_queue(queue);
+pub fn monitor(root: &runtime::Root, timeout: Duration) -> Result<HealthMonitor> {
+    let mut m = root.health()?;
     m.timeout = timeout;
-    if let Some(probe) = runtime::destination_probe(local) {
-        m = m.with_destinations(probe);
-    }
     Ok(m)
 }
 
 pub async fn run(target: &runtime::Target, args: HealthArgs) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
+    let root = runtime::open(target).await?;
     if args.timeout == 0 {
         anyhow::bail!("--timeout must be at least 1 second");
     }
     if let Some(n) = args.history {
-        let h = local.engine.health_history(n).await?;
+        let h = root.data().health_history(n).await?;
         if args.json {
             print_json(&h)?;
         } else {
@@ -69,7 +65,7 @@ pub async fn run(target: &runtime::Target, args: HealthArgs) -> Result<ExitCode>
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let m = monitor(&local, Duration::from_secs(args.timeout)).await?;
+    let m = monitor(&root, Duration::from_secs(args.timeout))?;
     loop {
         let report = match &args.component {
             Some(c) => m.run(Some(c)).await,

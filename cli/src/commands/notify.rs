@@ -122,7 +122,7 @@ fn print_records(records: &[DeliveryRecord], json: bool) -> Result<()> {
 }
 
 pub async fn run(target: &runtime::Target, cmd: NotifyCommand) -> Result<ExitCode> {
-    let service = runtime::notifier(target).await?;
+    let service = runtime::open(target).await?.notifier()?;
     match cmd {
         NotifyCommand::Channel(ChannelCommand::Add {
             name,

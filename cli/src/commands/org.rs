@@ -54,8 +54,8 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
     if let OrgCommand::Plugin(p) = cmd {
         return super::plugin::run(target, p).await;
     }
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let root = runtime::open(target).await?;
+    let data = &root.data();
     match cmd {
         OrgCommand::Add {
             org_id,
@@ -69,19 +69,24 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                     client_id: client_id.clone(),
                     client_secret: secret.clone(),
                 };
-                local.client.verify(&creds, org_id).await.with_context(|| {
-                    format!("cannot read organization {org_id} with client {client_id}")
-                })?;
+                runtime::classy()?
+                    .verify(&creds, org_id)
+                    .await
+                    .with_context(|| {
+                        format!("cannot read organization {org_id} with client {client_id}")
+                    })?;
             }
-            let org = engine.add_org(org_id, &name, &client_id, secret).await?;
+            let org = data
+                .add_org(root.secrets().as_ref(), org_id, &name, &client_id, secret)
+                .await?;
             println!(
                 "added organization {} ({}), client {}",
                 org.id, org.name, org.client_id
             );
         }
-        OrgCommand::Credentials(a) => super::credentials::run(engine, a).await?,
+        OrgCommand::Credentials(a) => super::credentials::run(data, a).await?,
         OrgCommand::List { json } => {
-            let orgs = engine.list_orgs().await?;
+            let orgs = data.list_orgs().await?;
             if json {
                 print_json(&orgs)?;
             } else {
@@ -93,14 +98,14 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
             }
         }
         OrgCommand::Show { org_id, json } => {
-            let org = engine.get_org(org_id).await?;
+            let org = data.get_org(org_id).await?;
             if json {
                 print_json(&org)?;
             } else {
                 let mut t = table(&["id", "name", "client id", "status", "schedule"]);
                 t.add_row(org_row(&org));
                 println!("{t}");
-                let status = engine.status(Some(org_id)).await?;
+                let status = data.status(Some(org_id)).await?;
                 let mut s = table(&["entity", "cursor", "last success", "failures"]);
                 for e in status {
                     s.add_row(vec![
@@ -114,15 +119,15 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
             }
         }
         OrgCommand::Disable { org_id } => {
-            engine.set_org_status(org_id, OrgStatus::Disabled).await?;
+            data.set_org_status(org_id, OrgStatus::Disabled).await?;
             println!("organization {org_id} disabled");
         }
         OrgCommand::Enable { org_id } => {
-            engine.set_org_status(org_id, OrgStatus::Enabled).await?;
+            data.set_org_status(org_id, OrgStatus::Enabled).await?;
             println!("organization {org_id} enabled");
         }
         OrgCommand::Compare { org_ids, opts } => {
-            return super::analytics::compare(engine, &org_ids, &opts).await;
+            return super::analytics::compare(data, &org_ids, &opts).await;
         }
         OrgCommand::Schedule {
             org_id,
@@ -136,7 +141,7 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                         .with_context(|| format!("--every {s:?}: expected seconds or `default`"))?,
                 ),
             };
-            let org = engine.set_org_interval(org_id, entity, secs).await?;
+            let org = data.set_org_interval(org_id, entity, secs).await?;
             println!(
                 "organization {} {entity}: {}",
                 org.id,

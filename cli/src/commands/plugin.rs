@@ -61,8 +61,7 @@ fn settings_from(
 }
 
 pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let service = &runtime::open(target).await?.plugins();
     match cmd {
         PluginCommand::Add {
             org_id,
@@ -77,9 +76,9 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             event_bus,
             detail_type_prefix,
         } => {
-            engine.get_org(org_id).await?;
-            let spec = engine.plugins.find(&plugin)?;
-            let previous = engine.plugin_config(org_id, spec.name).await?;
+            service.data.get_org(org_id).await?;
+            let spec = service.plugins.find(&plugin)?;
+            let previous = service.plugin_config(org_id, spec.name).await?;
             let mut settings = settings_from(list_id, segments, settings, previous.as_ref())?;
             let target = change_feed::Target::from_flags(webhook, event_bus, detail_type_prefix);
             change_feed::apply(spec.name, &target, &mut settings)?;
@@ -94,7 +93,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                     } else {
                         credential(spec.name)?
                     };
-                    engine.secrets.put(name, value).await?;
+                    service.secrets.put(name, value).await?;
                 }
             }
             let config = PluginConfig {
@@ -104,7 +103,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                 secret_name,
             };
             if !no_verify {
-                let ctx = engine.destination_context(org_id, config.clone(), false);
+                let ctx = service.destination_context(org_id, config.clone(), false);
                 let mut p = (spec.build)(&config)?;
                 p.prepare(&ctx).await.with_context(|| {
                     format!("cannot use {} for organization {org_id}", spec.name)
@@ -120,7 +119,7 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                 }
                 println!("{}: {}", spec.name, h.detail);
             }
-            engine.put_plugin_config(org_id, config).await?;
+            service.put_plugin_config(org_id, config).await?;
             println!(
                 "organization {org_id}: plugin {} configured ({})",
                 spec.name,
@@ -128,11 +127,11 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             );
         }
         PluginCommand::Remove { org_id, plugin } => {
-            let spec = engine.plugins.find(&plugin)?;
-            let existed = engine.remove_plugin_config(org_id, spec.name).await?;
+            let spec = service.plugins.find(&plugin)?;
+            let existed = service.remove_plugin_config(org_id, spec.name).await?;
             // The change feed's webhook target keeps its URL and signing secret there too.
             if spec.needs_secret || spec.name == classy_sync_destinations::change_feed::NAME {
-                let _ = engine
+                let _ = service
                     .secrets
                     .delete(&plugin_secret_name(org_id, spec.name))
                     .await;
@@ -150,13 +149,13 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             json,
             check,
         } => {
-            engine.get_org(org_id).await?;
+            service.data.get_org(org_id).await?;
             let mut rows = Vec::new();
-            for c in engine.plugin_configs(org_id).await? {
-                let state = engine.plugin_state(org_id, &c.plugin).await?;
+            for c in service.plugin_configs(org_id).await? {
+                let state = service.plugin_state(org_id, &c.plugin).await?;
                 let health = if check {
-                    let ctx = engine.destination_context(org_id, c.clone(), true);
-                    let spec = engine.plugins.find(&c.plugin)?;
+                    let ctx = service.destination_context(org_id, c.clone(), true);
+                    let spec = service.plugins.find(&c.plugin)?;
                     let mut p = (spec.build)(&c)?;
                     let h = match p.prepare(&ctx).await {
                         Ok(()) => p.health(&ctx).await.map(|h| {

@@ -10,8 +10,7 @@ use serde_json::json;
 use std::process::ExitCode;
 
 pub async fn run(target: &runtime::Target, args: PushArgs) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let service = &runtime::open(target).await?.plugins();
     let opts = PushOptions {
         plugin: args.plugin.clone(),
         dry_run: args.dry_run,
@@ -19,7 +18,8 @@ pub async fn run(target: &runtime::Target, args: PushArgs) -> Result<ExitCode> {
     };
     let orgs: Vec<u64> = match args.org_id {
         Some(id) => vec![id],
-        None => engine
+        None => service
+            .data
             .list_orgs()
             .await?
             .into_iter()
@@ -29,7 +29,7 @@ pub async fn run(target: &runtime::Target, args: PushArgs) -> Result<ExitCode> {
     };
     let mut runs: Vec<PluginRun> = Vec::new();
     for org in orgs {
-        match engine.push_org(org, &opts).await {
+        match service.push_org(org, &opts).await {
             Ok(r) => runs.extend(r),
             // With --all, an organization without that plugin is not an error.
             Err(e)

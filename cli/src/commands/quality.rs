@@ -9,8 +9,7 @@ use classy_sync_core::domain::Timestamp;
 use std::process::ExitCode;
 
 pub async fn run(target: &runtime::Target, cmd: QualityCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let data = &runtime::open(target).await?.data();
     let QualityCommand::Report {
         org_id,
         limit,
@@ -19,7 +18,7 @@ pub async fn run(target: &runtime::Target, cmd: QualityCommand) -> Result<ExitCo
     } = cmd;
     let orgs = match org_id {
         Some(o) => vec![o],
-        None => engine.list_orgs().await?.iter().map(|o| o.id).collect(),
+        None => data.list_orgs().await?.iter().map(|o| o.id).collect(),
     };
     if orgs.is_empty() {
         bail!("no organizations onboarded (see `classy-sync org add`)");
@@ -27,7 +26,7 @@ pub async fn run(target: &runtime::Target, cmd: QualityCommand) -> Result<ExitCo
     let now = as_of
         .unwrap_or_else(|| Timestamp(chrono::Utc::now()))
         .unix();
-    let report = engine.quality_report(&orgs, now, limit).await?;
+    let report = data.quality_report(&orgs, now, limit).await?;
     if json {
         print_json(&report)?;
         return Ok(ExitCode::SUCCESS);

@@ -148,8 +148,9 @@ fn print_deliveries(id: &str, ds: &[classy_sync_core::ports::DeliveryReport]) ->
 }
 
 pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = &local.engine;
+    let root = runtime::open(target).await?;
+    let definitions = root.report_definitions();
+    let clock = &definitions.data.clock;
     match cmd {
         ReportCommand::Add(a) => {
             let def = ReportDefinition {
@@ -163,10 +164,10 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
                     emails: a.emails,
                     slack_channels: a.slack,
                 },
-                created_at: engine.clock.unix(),
+                created_at: clock.unix(),
             };
-            reports::add_definition(engine, &def).await?;
-            let next = def.next_run_after(engine.clock.unix())?;
+            definitions.add(&def).await?;
+            let next = def.next_run_after(clock.unix())?;
             println!(
                 "report {} added; next run {}",
                 def.id,
@@ -175,8 +176,8 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             );
         }
         ReportCommand::List { json } => {
-            let now = engine.clock.unix();
-            for d in reports::list_definitions(engine).await? {
+            let now = clock.unix();
+            for d in definitions.list().await? {
                 let next = d.next_run_after(now).ok().flatten();
                 if json {
                     println!("{}", serde_json::json!({"definition": d, "next_run": next}));
@@ -199,14 +200,14 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             }
         }
         ReportCommand::Remove { id } => {
-            reports::remove_definition(engine, &id).await?;
+            definitions.remove(&id).await?;
             println!("report {id} removed");
         }
         ReportCommand::Preview(a) => {
             let scope = parse_scope(&a.org)?;
             let sections = parse_sections(a.sections.as_deref())?;
-            let now = Timestamp(engine.clock.now());
-            let sums = reports::summaries(engine, scope, &a.period, now).await?;
+            let now = Timestamp(clock.now());
+            let sums = reports::summaries(&definitions.data, scope, &a.period, now).await?;
             let r = reports::render(
                 reports::title_for(None, &sums),
                 &sections,
@@ -224,7 +225,8 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
         }
         ReportCommand::Send(a) => {
             let scope = parse_scope(&a.org)?;
-            let defs: Vec<ReportDefinition> = reports::list_definitions(engine)
+            let defs: Vec<ReportDefinition> = definitions
+                .list()
                 .await?
                 .into_iter()
                 .filter(|d| d.scope == scope)
@@ -236,12 +238,12 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
                     a.org
                 );
             }
-            let n = local.root.notifier()?;
-            let now = Timestamp(engine.clock.now());
+            let sender = root.reports()?;
+            let now = Timestamp(clock.now());
             let mut failed = 0;
             for d in &defs {
                 let id = format!("report:{}:manual:{}", d.id, now.unix());
-                let ds = reports::send_report(engine, &n, d, id, now).await?;
+                let ds = sender.send_report(d, id, now).await?;
                 failed += print_deliveries(&d.id, &ds);
             }
             if failed > 0 {
@@ -249,9 +251,8 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             }
         }
         ReportCommand::SendDue { report } => {
-            let n = local.root.notifier()?;
             let mut failed = 0;
-            for o in reports::send_due(engine, &n, report.as_deref()).await? {
+            for o in root.reports()?.send_due(report.as_deref()).await? {
                 failed += print_deliveries(&o.report_id, &o.deliveries);
             }
             if failed > 0 {

@@ -16,8 +16,9 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
              (use `sync` to enqueue jobs now)"
         );
     }
-    let local = runtime::open(target).await?;
-    let queue = runtime::open_queue(&local)?;
+    let root = runtime::open(target).await?;
+    let queue = root.job_queue()?;
+    let sync = root.sync()?;
     let ctl = RunControl::default();
     let stop = ctl.stop.clone();
     tokio::spawn(async move {
@@ -73,18 +74,17 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     let watchdog = if args.once {
         None
     } else {
-        Some(super::alerts::spawn_watchdog(&local, target).await?)
+        Some(super::alerts::spawn_watchdog(&root, target).await?)
     };
     // Scheduled reports: checked every tick; sent-markers make each occurrence go out once.
     let reports_task = {
-        let engine = local.engine.clone();
+        let reports = root.reports()?;
         let stop = ctl.stop.clone();
-        let notifier = local.root.notifier()?;
         let tick = opts.tick;
         let once = args.once;
         tokio::spawn(async move {
             loop {
-                match classy_sync_core::engine::reports::send_due(&engine, &notifier, None).await {
+                match reports.send_due(None).await {
                     Ok(sent) => {
                         for o in sent {
                             eprintln!(
@@ -103,7 +103,7 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
             }
         })
     };
-    run_scheduler(local.engine.clone(), queue, opts, ctl, tx).await?;
+    run_scheduler(sync, root.plugins(), queue, opts, ctl, tx).await?;
     if let Some(w) = watchdog {
         w.abort();
     }

@@ -7,8 +7,8 @@ use anyhow::Result;
 use std::process::ExitCode;
 
 pub async fn run(target: &runtime::Target, args: StatusArgs) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let status = local.engine.status(args.org_id).await?;
+    let data = runtime::open(target).await?.data();
+    let status = data.status(args.org_id).await?;
     if args.json {
         print_json(&status)?;
         return Ok(ExitCode::SUCCESS);
@@ -64,7 +64,7 @@ pub async fn run(target: &runtime::Target, args: StatusArgs) -> Result<ExitCode>
     }
     println!("{t}");
     // Health as last recorded by `classy-sync health` / the health-check function.
-    match local.engine.last_health().await? {
+    match data.last_health().await? {
         Some(h) => println!(
             "health: {} at {} ({} pass, {} warn, {} fail){}",
             h.status,

@@ -7,7 +7,7 @@ use anyhow::Result;
 use classy_sync_core::domain::{Entity, OrgId};
 use classy_sync_core::engine::sync::{Progress, ProgressFn};
 use classy_sync_core::engine::{
-    Engine, EngineError, RunControl, SyncMode, SyncOutcome, SyncReport,
+    EngineError, RunControl, SyncMode, SyncOutcome, SyncReport, SyncService,
 };
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -48,16 +48,16 @@ fn progress_bars(enabled: bool) -> Option<(MultiProgress, ProgressFn)> {
 }
 
 pub async fn run(target: &runtime::Target, args: SyncArgs) -> Result<ExitCode> {
-    let local = runtime::open(target).await?;
-    let engine = local.engine.clone();
+    let root = runtime::open(target).await?;
+    let data = root.data();
     let mode = if args.full {
         SyncMode::Full
     } else {
         SyncMode::Auto
     };
     let orgs: Vec<OrgId> = match args.org_id {
-        Some(id) => vec![engine.get_org(id).await?.id],
-        None => engine
+        Some(id) => vec![data.get_org(id).await?.id],
+        None => data
             .list_orgs()
             .await?
             .into_iter()
@@ -68,9 +68,10 @@ pub async fn run(target: &runtime::Target, args: SyncArgs) -> Result<ExitCode> {
     if orgs.is_empty() {
         anyhow::bail!("no enabled organizations: add one with `classy-sync org add`");
     }
-    if local.backend == crate::cli::Backend::Aws {
-        return enqueue(&local, &orgs, &args).await;
+    if root.backend() == crate::cli::Backend::Aws {
+        return enqueue(&root, &orgs, &args).await;
     }
+    let sync = root.sync()?;
     let bars = progress_bars(!args.json && std::io::stderr().is_terminal());
     let ctl = RunControl {
         progress: bars.as_ref().map(|(_, f)| f.clone()),
@@ -87,14 +88,13 @@ pub async fn run(target: &runtime::Target, args: SyncArgs) -> Result<ExitCode> {
     let slots = Arc::new(tokio::sync::Semaphore::new(args.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for org in orgs {
-        let (engine, ctl, slots, entity) =
-            (engine.clone(), ctl.clone(), slots.clone(), args.entity);
+        let (sync, ctl, slots, entity) = (sync.clone(), ctl.clone(), slots.clone(), args.entity);
         tasks.spawn(async move {
             let _permit = slots
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            (org, sync_one(&engine, org, entity, mode, &ctl).await)
+            (org, sync_one(&sync, org, entity, mode, &ctl).await)
         });
     }
     let mut reports: Vec<SyncReport> = Vec::new();
@@ -145,15 +145,15 @@ pub async fn run(target: &runtime::Target, args: SyncArgs) -> Result<ExitCode> {
 }
 
 async fn sync_one(
-    engine: &Engine,
+    sync: &SyncService,
     org: OrgId,
     entity: Option<Entity>,
     mode: SyncMode,
     ctl: &RunControl,
 ) -> Vec<Result<SyncReport, EngineError>> {
     match entity {
-        Some(e) => vec![engine.sync_entity(org, e, mode, ctl).await],
-        None => engine.sync_org(org, mode, ctl).await,
+        Some(e) => vec![sync.sync_entity(org, e, mode, ctl).await],
+        None => sync.sync_org(org, mode, ctl).await,
     }
 }
 
@@ -203,8 +203,9 @@ fn print_summary(reports: &[SyncReport]) {
 }
 
 /// Against a deployed stack the workers sync: enqueue one job per organization×entity.
-async fn enqueue(local: &runtime::Local, orgs: &[OrgId], args: &SyncArgs) -> Result<ExitCode> {
-    let queue = runtime::open_queue(local)?;
+async fn enqueue(root: &runtime::Root, orgs: &[OrgId], args: &SyncArgs) -> Result<ExitCode> {
+    let queue = root.job_queue()?;
+    let data = root.data();
     let entities: Vec<Entity> = match args.entity {
         Some(e) => vec![e],
         None => Entity::ALL.to_vec(),
@@ -218,9 +219,7 @@ async fn enqueue(local: &runtime::Local, orgs: &[OrgId], args: &SyncArgs) -> Res
     for &org in orgs {
         for &entity in &entities {
             let job = classy_sync_core::engine::jobs::SyncJob { org, entity, mode };
-            local
-                .engine
-                .job_continues(&job, std::time::Duration::from_secs(2 * 3600))
+            data.job_continues(&job, std::time::Duration::from_secs(2 * 3600))
                 .await?;
             jobs.push(job);
         }

@@ -8,7 +8,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let services = services::aws_services().await?;
+    let services = services::aws_services_with_classy().await?;
     let rules = alert::rules_from_env()?;
     let notifier = alert::notifier(&services)?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<AlertTrigger>| {

@@ -7,7 +7,7 @@ use serde::de::IgnoredAny;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
-    let services = services::aws_services().await?;
+    let services = services::aws_services_with_classy().await?;
     // The schedule's event carries nothing the check needs.
     lambda_runtime::run(service_fn(|_: LambdaEvent<IgnoredAny>| {
         let services = services.clone();

@@ -8,16 +8,16 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     logging::init();
     let services = services::aws_services().await?;
-    let notifier = services.root.notifier()?;
-    let notifier = &notifier;
+    // Reports read the store and send through the notification service: no Classy client.
+    let reports = services.root.reports()?;
+    let reports = &reports;
     // `null` (a bare invocation) means every due definition, as `{}` does.
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Option<ReportEvent>>| {
-        let engine = services.engine.clone();
-        async move {
-            report::handle(&engine, notifier, event.payload.unwrap_or_default())
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<Option<ReportEvent>>| async move {
+            report::handle(reports, event.payload.unwrap_or_default())
                 .await
                 .map_err(Error::from)
-        }
-    }))
+        },
+    ))
     .await
 }

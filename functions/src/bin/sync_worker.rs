@@ -8,7 +8,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 async fn main() -> Result<(), Error> {
     logging::init();
     // Clients are created once per container, outside the handler.
-    let services = services::aws_services().await?;
+    let services = services::aws_services_with_classy().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let services = services.clone();
         async move {

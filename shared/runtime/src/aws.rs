@@ -5,9 +5,13 @@ use classy_sync_aws::{
     sdk_config, AwsSettings, DynamoStore, EventBridgeBus, EventBridgeConnector,
     SecretsManagerStore, SesMailer, SqsQueue,
 };
-use classy_sync_core::engine::{Engine, EngineOptions};
+use classy_sync_core::engine::health::HealthMonitor;
+use classy_sync_core::engine::plugin_health::PluginProbe;
+use classy_sync_core::engine::{
+    Datastore, PluginService, ReportDefinitions, ReportService, SyncService,
+};
 use classy_sync_core::ports::{
-    ClassySource, Clock, EventBus, JobQueue, SecretStore, Store, SystemClock,
+    ClassySource, Clock, EventBus, ExpiryOnly, JobQueue, SecretStore, Store, SystemClock,
 };
 use classy_sync_notify::NotificationService;
 use std::sync::Arc;
@@ -50,17 +54,41 @@ impl AwsRoot {
         self.queue.clone()
     }
 
-    /// The engine over Classy `source`. Containers are not processes on one host: a lease
-    /// simply expires (no local liveness check).
-    pub fn engine(&self, source: Arc<dyn ClassySource>) -> Engine {
-        crate::engine(
-            self.store.clone(),
+    /// The store and the clock.
+    pub fn data(&self) -> Datastore {
+        Datastore::new(self.store.clone(), self.clock.clone())
+    }
+
+    /// Syncs over Classy `source`. Containers are not processes on one host: a lease simply
+    /// expires (no local liveness check).
+    pub fn sync(&self, source: Arc<dyn ClassySource>) -> SyncService {
+        SyncService::new(self.data(), source, self.secrets.clone())
+    }
+
+    /// The destination plugins; customer event buses are opened with this SDK config.
+    pub fn plugins(&self) -> PluginService {
+        crate::plugin_service(
+            self.data(),
             self.secrets.clone(),
-            self.clock.clone(),
-            source,
             Arc::new(EventBridgeConnector::new(&self.sdk)),
-            EngineOptions::default(),
+            Arc::new(ExpiryOnly),
         )
+    }
+
+    /// The health monitor over Classy `source`, with the sync queue and every destination.
+    pub fn health(&self, source: Arc<dyn ClassySource>) -> HealthMonitor {
+        HealthMonitor::new(self.data(), self.secrets.clone(), source)
+            .with_queue(self.job_queue())
+            .with_destinations(Arc::new(PluginProbe(self.plugins())))
+    }
+
+    pub fn report_definitions(&self) -> ReportDefinitions {
+        ReportDefinitions::new(self.data(), self.secrets.clone())
+    }
+
+    /// Reports, sent through the notification service.
+    pub fn reports(&self) -> Result<ReportService, RootError> {
+        Ok(ReportService::new(self.data(), Arc::new(self.notifier()?)))
     }
 
     /// The notification service, email through SES v2.

@@ -1,9 +1,11 @@
 //! The composition roots: one per backend, shared by the Lambda functions and the CLI.
 //!
 //! Each root opens its adapters once (per process or per Lambda cold start) and hands out
-//! what the services need: the store, the secrets, the queue, the event bus, the engine over
-//! a Classy source, and the notification service. Nothing else in classy-sync builds an
-//! adapter, the engine or the notification service.
+//! the services over them, each with only the ports it uses: the [`Datastore`] (store and
+//! clock), sync (plus Classy and the secrets), plugins (plus the secrets, the destination
+//! registry and the event buses), reports and alerts (plus the notification service), the
+//! health monitor (plus Classy). Classy is configured only for what calls it. Nothing else in
+//! classy-sync builds an adapter, a service or the notification service.
 //!
 //! - [`aws`] (feature `aws`): DynamoDB, SQS, Secrets Manager, EventBridge and SES.
 //! - [`local`] (feature `local`): the SQLite store, the durable local queue, the secrets file,
@@ -15,9 +17,9 @@ pub mod aws;
 pub mod local;
 
 use classy_sync_classy::{ClassyClient, ClassyConfig};
-use classy_sync_core::engine::{Engine, EngineOptions};
+use classy_sync_core::engine::{Datastore, PluginService};
 use classy_sync_core::ports::{
-    ClassySource, Clock, EventBusConnector, MailTransport, SecretStore, Store,
+    Clock, EventBusConnector, HolderLiveness, MailTransport, SecretStore, Store,
 };
 use classy_sync_notify::{NotificationService, NotifySettings};
 use std::sync::Arc;
@@ -38,19 +40,16 @@ pub fn classy_client() -> Result<ClassyClient, RootError> {
     ClassyClient::new(config).map_err(|e| RootError::Open(e.to_string()))
 }
 
-/// The engine over a backend's store and secrets, with every destination plugin known.
-pub(crate) fn engine(
-    store: Arc<dyn Store>,
+/// The plugin service with every destination plugin this build knows.
+pub(crate) fn plugin_service(
+    data: Datastore,
     secrets: Arc<dyn SecretStore>,
-    clock: Arc<dyn Clock>,
-    source: Arc<dyn ClassySource>,
     buses: Arc<dyn EventBusConnector>,
-    options: EngineOptions,
-) -> Engine {
-    Engine::new(store, source, secrets, clock)
-        .with_plugins(classy_sync_destinations::registry())
+    liveness: Arc<dyn HolderLiveness>,
+) -> PluginService {
+    PluginService::new(data, secrets, classy_sync_destinations::registry())
         .with_buses(buses)
-        .with_options(options)
+        .with_liveness(liveness)
 }
 
 /// The notification service over a backend's store and secrets, email through `mail`

@@ -3,7 +3,11 @@
 
 use crate::RootError;
 use classy_sync_aws::EventBridgeConnector;
-use classy_sync_core::engine::{Engine, EngineOptions};
+use classy_sync_core::engine::health::HealthMonitor;
+use classy_sync_core::engine::plugin_health::PluginProbe;
+use classy_sync_core::engine::{
+    Datastore, PluginService, ReportDefinitions, ReportService, SyncService,
+};
 use classy_sync_core::ports::{
     ClassySource, Clock, JobQueue, MailTransport, SecretStore, Store, SystemClock,
 };
@@ -72,18 +76,45 @@ impl LocalRoot {
         ))
     }
 
-    /// The engine over Classy `source`; a lease whose holder process died on this host can
-    /// be taken over at once.
-    pub fn engine(&self, source: Arc<dyn ClassySource>) -> Engine {
-        crate::engine(
-            self.store.clone(),
+    /// The store and the clock.
+    pub fn data(&self) -> Datastore {
+        Datastore::new(self.store.clone(), self.clock.clone())
+    }
+
+    /// Syncs over Classy `source`; a lease whose holder process died on this host can be
+    /// taken over at once.
+    pub fn sync(&self, source: Arc<dyn ClassySource>) -> SyncService {
+        SyncService::new(self.data(), source, self.secrets.clone())
+            .with_liveness(Arc::new(ProcLiveness::new()))
+    }
+
+    /// The destination plugins (customer event buses opened with the default AWS
+    /// configuration on first use).
+    pub fn plugins(&self) -> PluginService {
+        crate::plugin_service(
+            self.data(),
             self.secrets.clone(),
-            self.clock.clone(),
-            source,
             Arc::new(EventBridgeConnector::from_env_on_first_use()),
-            EngineOptions::default(),
+            Arc::new(ProcLiveness::new()),
         )
-        .with_liveness(Arc::new(ProcLiveness::new()))
+    }
+
+    /// The health monitor over Classy `source`, with the job queue and every destination.
+    pub fn health(&self, source: Arc<dyn ClassySource>) -> Result<HealthMonitor, RootError> {
+        Ok(
+            HealthMonitor::new(self.data(), self.secrets.clone(), source)
+                .with_queue(self.job_queue()?)
+                .with_destinations(Arc::new(PluginProbe(self.plugins()))),
+        )
+    }
+
+    pub fn report_definitions(&self) -> ReportDefinitions {
+        ReportDefinitions::new(self.data(), self.secrets.clone())
+    }
+
+    /// Reports, sent through the notification service.
+    pub fn reports(&self) -> Result<ReportService, RootError> {
+        Ok(ReportService::new(self.data(), Arc::new(self.notifier()?)))
     }
 
     /// The notification service, email over SMTP when `CLASSY_SYNC_SMTP_URL` is set.

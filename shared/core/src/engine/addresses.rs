@@ -4,7 +4,7 @@
 //! creating a member for an older record and then handing it over (and removing its tags).
 
 use super::sorter::ExternalSorter;
-use super::Engine;
+use super::Datastore;
 use crate::domain::keys::org_pk;
 use crate::domain::quality::duplicates::normalize_email;
 use crate::domain::{Entity, OrgId, Supporter};
@@ -44,7 +44,7 @@ impl SupersededFold {
     }
 }
 
-impl Engine {
+impl Datastore {
     /// Ids of the organization's supporters whose address a more recently updated supporter
     /// shares. One pass over the supporters and an external sort by address: memory is the
     /// sort chunk plus the superseded ids (a few per cent of supporters).

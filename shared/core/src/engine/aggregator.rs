@@ -8,7 +8,7 @@
 
 use super::sorter::ExternalSorter;
 use super::writer::Synced;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::aggregates::{CampaignFold, GiftRef, PlanRef, SupporterFold};
 use crate::domain::keys::{self, org_pk};
 use crate::domain::{Entity, OrgId, RecurringPlan, Transaction};
@@ -40,7 +40,7 @@ fn fold_supporter_entry(fold: &mut SupporterFold, sk: &str, data: &str) -> Resul
     Ok(())
 }
 
-impl Engine {
+impl Datastore {
     /// Brings every aggregate marked dirty up to date.
     pub async fn refresh_aggregates(&self, org: OrgId) -> Result<AggregateReport, EngineError> {
         let pk = org_pk(org);

@@ -7,7 +7,7 @@
 //! evaluation that dies after notifying and runs again does not announce twice as long as
 //! its states are unchanged; one that dies before notifying simply notifies next time.
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::alerts::{
     fingerprint, group, observe, AlertState, AlertStatus, GroupKey, Rule, Silence, Step, Transition,
 };
@@ -55,15 +55,15 @@ pub struct Evaluation {
 
 #[derive(Clone)]
 pub struct Alerts {
-    pub engine: Engine,
+    pub data: Datastore,
     pub notifier: Arc<dyn Notifier>,
     pub rules: Vec<Rule>,
 }
 
 impl Alerts {
-    pub fn new(engine: Engine, notifier: Arc<dyn Notifier>, rules: Vec<Rule>) -> Self {
+    pub fn new(data: Datastore, notifier: Arc<dyn Notifier>, rules: Vec<Rule>) -> Self {
         Alerts {
-            engine,
+            data,
             notifier,
             rules,
         }
@@ -71,7 +71,7 @@ impl Alerts {
 
     /// Applies every rule to `report`: fires, repeats, escalates and resolves alerts.
     pub async fn evaluate(&self, report: &HealthReport) -> Result<Evaluation, EngineError> {
-        let now = self.engine.clock.unix();
+        let now = self.data.clock.unix();
         let states: BTreeMap<String, AlertState> = self
             .states()
             .await?
@@ -145,8 +145,7 @@ impl Alerts {
             if s.rule_kind_is_credential(&self.rules)
                 && matches!(t, Transition::Fire | Transition::Escalate)
             {
-                eval.events
-                    .push(credential_event(s, self.engine.clock.now()));
+                eval.events.push(credential_event(s, self.data.clock.now()));
             }
         }
         let mut ops: Vec<WriteOp> = changed
@@ -162,7 +161,7 @@ impl Alerts {
             .collect();
         ops.extend(history.iter().map(|h| history_put(h, now)));
         for chunk in ops.chunks(25) {
-            self.engine.store.batch_write(chunk.to_vec()).await?;
+            self.data.store.batch_write(chunk.to_vec()).await?;
         }
         eval.firing = states
             .values()
@@ -179,7 +178,7 @@ impl Alerts {
     }
 
     pub async fn silences(&self) -> Result<Vec<Silence>, EngineError> {
-        let now = self.engine.clock.unix();
+        let now = self.data.clock.unix();
         Ok(self
             .query_all::<Silence>(SILENCE_PREFIX)
             .await?
@@ -191,13 +190,13 @@ impl Alerts {
     /// Alert history, newest first, at most `limit`, no older than 90 days. Reads a week
     /// back, then a wider window, so a short listing does not read 90 days of items.
     pub async fn history(&self, limit: usize) -> Result<Vec<AlertEvent>, EngineError> {
-        let now = self.engine.clock.unix();
+        let now = self.data.clock.unix();
         let mut days = 7;
         loop {
             let since = now - (days * 86_400).min(HISTORY_RETENTION_SECS);
             let mut all: Vec<AlertEvent> = Vec::new();
             crate::ports::store::for_each_page(
-                self.engine.store.as_ref(),
+                self.data.store.as_ref(),
                 ALERTS_PK,
                 &SkRange::Between(alert_history_from(since), prefix_end(ALERT_HISTORY_PREFIX)),
                 500,
@@ -227,7 +226,7 @@ impl Alerts {
                 s.fingerprint
             )));
         }
-        let now = self.engine.clock.unix();
+        let now = self.data.clock.unix();
         s.acked_at = Some(now);
         s.acked_by = Some(by.to_string());
         let h = AlertEvent {
@@ -239,7 +238,7 @@ impl Alerts {
             message_id: None,
             summary: format!("acknowledged by {by}"),
         };
-        self.engine
+        self.data
             .store
             .batch_write(vec![
                 WriteOp::Put(Item::json(ALERTS_PK, state_sk(&s.fingerprint), &s)),
@@ -274,7 +273,7 @@ impl Alerts {
         } else {
             self.find(matcher).await?.fingerprint
         };
-        let now = self.engine.clock.unix();
+        let now = self.data.clock.unix();
         let s = Silence {
             id: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             matcher,
@@ -282,7 +281,7 @@ impl Alerts {
             created_at: now,
             reason,
         };
-        self.engine
+        self.data
             .store
             .put(
                 Item::json(ALERTS_PK, silence_sk(&s.id), &s).with_expiry(s.until),
@@ -322,7 +321,7 @@ impl Alerts {
     ) -> Result<Vec<T>, EngineError> {
         let mut out = Vec::new();
         crate::ports::store::for_each_page(
-            self.engine.store.as_ref(),
+            self.data.store.as_ref(),
             ALERTS_PK,
             &SkRange::prefix(prefix),
             500,

@@ -3,7 +3,7 @@
 //! giving, campaign records with their totals (`CAMPAGG#…`) for campaigns. Memory holds one
 //! page, one supporter's gifts and the bounded top lists.
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::aggregates::{CampaignTotals, GiftRef};
 use crate::domain::analytics::campaigns::{campaign_stats, rank, CampaignStats};
 use crate::domain::analytics::journey::{journey, Journey};
@@ -51,7 +51,7 @@ pub struct CrossOrgTotals {
     pub mrr_cents: i64,
 }
 
-impl Engine {
+impl Datastore {
     /// Recurring figures now, and the supporters whose plans are failing.
     pub async fn recurring(
         &self,
@@ -290,82 +290,85 @@ impl Engine {
     }
 }
 
-/// Everything a periodic report shows for `org` over `period`, as of `now`.
-pub async fn summarize(
-    engine: &Engine,
-    org: OrgId,
-    period: &Period,
-    now: Timestamp,
-) -> Result<OrgSummary, EngineError> {
-    summarize_with(engine, org, period, now, &AnalyticsConfig::default()).await
-}
-
-pub async fn summarize_with(
-    engine: &Engine,
-    org: OrgId,
-    period: &Period,
-    now: Timestamp,
-    config: &AnalyticsConfig,
-) -> Result<OrgSummary, EngineError> {
-    let o = engine.get_org(org).await?;
-    let window = period.resolve(now);
-    let (recurring, failing) = engine.recurring(org, window.end).await?;
-    let donors = engine.donor_report(org, window, config, failing).await?;
-    let mut campaigns = engine
-        .campaign_report(org, window.end, &donors.campaign_gross_in_window)
-        .await?;
-    campaigns.truncate(config.top);
-    let quality = engine.quality_report(&[org], now.unix(), 0).await?;
-    let score = quality
-        .orgs
-        .into_iter()
-        .next()
-        .map(|q| q.score)
-        .unwrap_or_default();
-    Ok(OrgSummary {
-        org_id: org,
-        org_name: o.name,
-        as_of: now.unix(),
-        period: PeriodInfo::new(period.to_string(), window),
-        totals: donors.totals,
-        lifecycle: donors.lifecycle,
-        tiers: donors.tiers,
-        recurring,
-        top_campaigns: campaigns,
-        trends: donors.trends,
-        gifts_per_day: donors.gifts_per_day,
-        top_prospects: donors.top_prospects,
-        prospects_total: donors.prospects_total,
-        at_risk: donors.at_risk,
-        at_risk_total: donors.at_risk_total,
-        quality: score,
-    })
-}
-
-/// Summaries of several organizations side by side, with their sums.
-pub async fn compare(
-    engine: &Engine,
-    orgs: &[OrgId],
-    period: &Period,
-    now: Timestamp,
-    config: &AnalyticsConfig,
-) -> Result<OrgComparison, EngineError> {
-    let mut summaries = Vec::with_capacity(orgs.len());
-    let mut t = CrossOrgTotals::default();
-    for org in orgs {
-        let s = summarize_with(engine, *org, period, now, config).await?;
-        t.gross_cents += s.totals.gross_cents;
-        t.net_cents += s.totals.net_cents;
-        t.fees_cents += s.totals.fees_cents;
-        t.gifts += s.totals.gifts;
-        t.donors += s.totals.donors;
-        t.new_donors += s.lifecycle.new;
-        t.active_plans += s.recurring.active_plans;
-        t.mrr_cents += s.recurring.mrr_cents;
-        summaries.push(s);
+impl Datastore {
+    /// Everything a periodic report shows for `org` over `period`, as of `now`.
+    pub async fn summarize(
+        &self,
+        org: OrgId,
+        period: &Period,
+        now: Timestamp,
+    ) -> Result<OrgSummary, EngineError> {
+        self.summarize_with(org, period, now, &AnalyticsConfig::default())
+            .await
     }
-    Ok(OrgComparison {
-        summaries,
-        totals: t,
-    })
+
+    pub async fn summarize_with(
+        &self,
+        org: OrgId,
+        period: &Period,
+        now: Timestamp,
+        config: &AnalyticsConfig,
+    ) -> Result<OrgSummary, EngineError> {
+        let o = self.get_org(org).await?;
+        let window = period.resolve(now);
+        let (recurring, failing) = self.recurring(org, window.end).await?;
+        let donors = self.donor_report(org, window, config, failing).await?;
+        let mut campaigns = self
+            .campaign_report(org, window.end, &donors.campaign_gross_in_window)
+            .await?;
+        campaigns.truncate(config.top);
+        let quality = self.quality_report(&[org], now.unix(), 0).await?;
+        let score = quality
+            .orgs
+            .into_iter()
+            .next()
+            .map(|q| q.score)
+            .unwrap_or_default();
+        Ok(OrgSummary {
+            org_id: org,
+            org_name: o.name,
+            as_of: now.unix(),
+            period: PeriodInfo::new(period.to_string(), window),
+            totals: donors.totals,
+            lifecycle: donors.lifecycle,
+            tiers: donors.tiers,
+            recurring,
+            top_campaigns: campaigns,
+            trends: donors.trends,
+            gifts_per_day: donors.gifts_per_day,
+            top_prospects: donors.top_prospects,
+            prospects_total: donors.prospects_total,
+            at_risk: donors.at_risk,
+            at_risk_total: donors.at_risk_total,
+            quality: score,
+        })
+    }
+
+    /// Summaries of several organizations side by side, with their sums.
+    pub async fn compare(
+        &self,
+        orgs: &[OrgId],
+        period: &Period,
+        now: Timestamp,
+        config: &AnalyticsConfig,
+    ) -> Result<OrgComparison, EngineError> {
+        let mut summaries = Vec::with_capacity(orgs.len());
+        let mut t = CrossOrgTotals::default();
+        for org in orgs {
+            let s = self.summarize_with(*org, period, now, config).await?;
+            t.gross_cents += s.totals.gross_cents;
+            t.net_cents += s.totals.net_cents;
+            t.fees_cents += s.totals.fees_cents;
+            t.gifts += s.totals.gifts;
+            t.donors += s.totals.donors;
+            t.new_donors += s.lifecycle.new;
+            t.active_plans += s.recurring.active_plans;
+            t.mrr_cents += s.recurring.mrr_cents;
+            summaries.push(s);
+        }
+        Ok(OrgComparison {
+            summaries,
+            totals: t,
+        })
+    }
 }

@@ -1,9 +1,6 @@
-//! The engine and the ports it runs on. One `Engine` per process, shared by every job.
+//! The store and clock every service shares, and the engine's options.
 
-use crate::ports::{
-    ClassySource, Clock, EventBusConnector, ExpiryOnly, HolderLiveness, PluginRegistry,
-    SecretStore, Store,
-};
+use crate::ports::{Clock, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,55 +38,23 @@ impl Default for EngineOptions {
     }
 }
 
+/// The store and the clock, with the engine's options: what every service reads and writes
+/// through, and all that the store-only operations (organizations, cursors, runs,
+/// aggregates, analytics, export, health history, …) need.
 #[derive(Clone)]
-pub struct Engine {
+pub struct Datastore {
     pub store: Arc<dyn Store>,
-    pub source: Arc<dyn ClassySource>,
-    pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
-    /// The destination plugins this deployment knows (none unless the composition root
-    /// hands them over).
-    pub plugins: PluginRegistry,
-    /// Opens the event buses destination plugins target.
-    pub buses: Option<Arc<dyn EventBusConnector>>,
-    /// Whether a lease's holder is gone (its lease taken over at once); by default leases
-    /// simply expire.
-    pub liveness: Arc<dyn HolderLiveness>,
     pub options: EngineOptions,
 }
 
-impl Engine {
-    pub fn new(
-        store: Arc<dyn Store>,
-        source: Arc<dyn ClassySource>,
-        secrets: Arc<dyn SecretStore>,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
-        Engine {
+impl Datastore {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Datastore {
             store,
-            source,
-            secrets,
             clock,
-            plugins: PluginRegistry::default(),
-            buses: None,
-            liveness: Arc::new(ExpiryOnly),
             options: EngineOptions::default(),
         }
-    }
-
-    pub fn with_plugins(mut self, plugins: PluginRegistry) -> Self {
-        self.plugins = plugins;
-        self
-    }
-
-    pub fn with_buses(mut self, buses: Arc<dyn EventBusConnector>) -> Self {
-        self.buses = Some(buses);
-        self
-    }
-
-    pub fn with_liveness(mut self, liveness: Arc<dyn HolderLiveness>) -> Self {
-        self.liveness = liveness;
-        self
     }
 
     pub fn with_options(mut self, options: EngineOptions) -> Self {

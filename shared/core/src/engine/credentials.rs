@@ -2,7 +2,7 @@
 //! (`ORG#<id>/CREDENTIAL#classy`), never with the secret's value. Either an explicit expiry
 //! or a rotation date plus a maximum age.
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::org_pk;
 use crate::domain::OrgId;
 use crate::ports::store::{Condition, Item};
@@ -46,7 +46,7 @@ pub fn parse_date(flag: &str, s: &str) -> Result<DateTime<Utc>, EngineError> {
         })
 }
 
-impl Engine {
+impl Datastore {
     pub async fn credential_info(&self, org: OrgId) -> Result<CredentialInfo, EngineError> {
         match self.store.get(&org_pk(org), CREDENTIAL_SK).await? {
             Some(i) => Ok(i.parse()?),

@@ -4,7 +4,7 @@
 //! running"; the worker clears it when the job ends and refreshes it when the job continues.
 
 use super::jobs::SyncJob;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::{lease_sk, org_pk, queued_sk};
 use crate::domain::{Entity, OrgId};
 use crate::ports::queue::MAX_SEND_BATCH;
@@ -21,7 +21,7 @@ pub struct DispatchReport {
     pub running: Vec<OrgId>,
 }
 
-impl Engine {
+impl Datastore {
     /// Enqueues one job per due, enabled organization for `entity`. `marker_ttl` bounds how
     /// long a lost job blocks the next one (longer than a worker's run plus its retries).
     pub async fn dispatch(

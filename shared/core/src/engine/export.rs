@@ -1,7 +1,7 @@
 //! Streams stored records out with Classy's field names and values, supporters joined with
 //! their giving aggregates and campaigns with their totals, in id order, page by page.
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::aggregates::{CampaignTotals, SupporterAggregates};
 use crate::domain::keys::{self, org_pk};
 use crate::domain::{Entity, OrgId};
@@ -39,7 +39,7 @@ fn merge(row: &mut Row, extra: Value) {
     }
 }
 
-impl Engine {
+impl Datastore {
     /// Calls `sink` once per stored record of `entity`, in id order. Memory holds one page.
     pub async fn export(
         &self,

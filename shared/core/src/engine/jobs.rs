@@ -1,6 +1,6 @@
 //! Sync jobs as queue messages, and which organization×entity pairs are due.
 
-use super::{Engine, EngineError, SyncMode};
+use super::{Datastore, EngineError, SyncMode};
 use crate::domain::schedule::is_due;
 use crate::domain::{Entity, OrgId, Organization};
 use crate::ports::OutMessage;
@@ -32,7 +32,7 @@ impl SyncJob {
     }
 }
 
-impl Engine {
+impl Datastore {
     /// Jobs for every enabled organization whose `entity` (or any entity) is due now.
     pub async fn due_jobs(&self, entity: Option<Entity>) -> Result<Vec<SyncJob>, EngineError> {
         let now = self.clock.unix();

@@ -2,10 +2,11 @@
 //! processes and Lambda containers. A conditional put takes it; every page renews it; an
 //! expired lease (or, locally, one whose holder process is gone) can be taken over.
 
-use super::{Engine, EngineError};
+use super::{EngineError, SyncService};
 use crate::domain::keys::{lease_sk, org_pk};
 use crate::domain::{Entity, OrgId, Timestamp};
 use crate::ports::store::{Condition, Item};
+use crate::ports::HolderLiveness;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,23 +24,21 @@ pub struct Lease {
     version: u64,
 }
 
-impl Engine {
-    /// Who takes a lease: `owner` in this process on this host.
-    pub(crate) fn lease_holder(&self, owner: String) -> LeaseHolder {
-        LeaseHolder {
-            owner,
-            host: self.liveness.host(),
-            pid: std::process::id(),
-        }
-    }
-
-    /// A holder whose process is known to be gone cannot be syncing.
-    pub(crate) fn holder_is_gone(&self, h: &LeaseHolder) -> bool {
-        !h.host.is_empty() && h.pid != std::process::id() && self.liveness.is_gone(&h.host, h.pid)
+/// Who takes a lease: `owner` in this process on this host.
+pub(crate) fn lease_holder(liveness: &dyn HolderLiveness, owner: String) -> LeaseHolder {
+    LeaseHolder {
+        owner,
+        host: liveness.host(),
+        pid: std::process::id(),
     }
 }
 
-impl Engine {
+/// A holder whose process is known to be gone cannot be syncing.
+pub(crate) fn holder_is_gone(liveness: &dyn HolderLiveness, h: &LeaseHolder) -> bool {
+    !h.host.is_empty() && h.pid != std::process::id() && liveness.is_gone(&h.host, h.pid)
+}
+
+impl SyncService {
     pub async fn acquire_lease(
         &self,
         org: OrgId,
@@ -48,17 +47,17 @@ impl Engine {
     ) -> Result<Lease, EngineError> {
         let pk = org_pk(org);
         let sk = lease_sk(entity);
-        let holder = self.lease_holder(owner.to_string());
-        let now = self.clock.unix();
-        let expires = now + self.options.lease_ttl.as_secs() as i64;
-        let existing = self.store.get(&pk, &sk).await?;
+        let holder = lease_holder(self.liveness.as_ref(), owner.to_string());
+        let now = self.data.clock.unix();
+        let expires = now + self.data.options.lease_ttl.as_secs() as i64;
+        let existing = self.data.store.get(&pk, &sk).await?;
         let (cond, version) = match &existing {
             None => (Condition::NotExists, 1),
             Some(item) => {
                 let expired = item.expires_at.is_none_or(|t| t < now);
                 let dead = item
                     .parse::<LeaseHolder>()
-                    .is_ok_and(|h| self.holder_is_gone(&h));
+                    .is_ok_and(|h| holder_is_gone(self.liveness.as_ref(), &h));
                 if !(expired || dead) {
                     let until = Timestamp::from_unix(item.expires_at.unwrap_or(now)).to_rfc3339();
                     return Err(EngineError::LeaseHeld { org, entity, until });
@@ -69,7 +68,7 @@ impl Engine {
         let item = Item::json(&pk, &sk, &holder)
             .with_version(version)
             .with_expiry(expires);
-        match self.store.put(item, cond).await {
+        match self.data.store.put(item, cond).await {
             Ok(()) => Ok(Lease {
                 org,
                 entity,
@@ -87,12 +86,13 @@ impl Engine {
 
     /// Extends the lease; fails with `LeaseLost` if someone took it over.
     pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), EngineError> {
-        let holder = self.lease_holder(lease.owner.clone());
-        let expires = self.clock.unix() + self.options.lease_ttl.as_secs() as i64;
+        let holder = lease_holder(self.liveness.as_ref(), lease.owner.clone());
+        let expires = self.data.clock.unix() + self.data.options.lease_ttl.as_secs() as i64;
         let item = Item::json(org_pk(lease.org), lease_sk(lease.entity), &holder)
             .with_version(lease.version + 1)
             .with_expiry(expires);
         match self
+            .data
             .store
             .put(item, Condition::VersionIs(lease.version))
             .await
@@ -111,6 +111,7 @@ impl Engine {
 
     pub async fn release_lease(&self, lease: Lease) -> Result<(), EngineError> {
         match self
+            .data
             .store
             .delete(
                 &org_pk(lease.org),

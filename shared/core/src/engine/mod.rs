@@ -31,6 +31,8 @@ pub mod status;
 pub mod sync;
 pub mod writer;
 
-pub use context::{Engine, EngineOptions};
+pub use context::{Datastore, EngineOptions};
 pub use error::EngineError;
-pub use sync::{RunControl, StopSignal, SyncMode, SyncOutcome, SyncReport};
+pub use plugins::PluginService;
+pub use reports::{ReportDefinitions, ReportService};
+pub use sync::{RunControl, StopSignal, SyncMode, SyncOutcome, SyncReport, SyncService};

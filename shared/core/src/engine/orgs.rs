@@ -1,19 +1,20 @@
 //! The organization registry: `ORG#<id>/META` holds the organization, and a pointer copy in
 //! the `ORGS` partition lists them all in one query. Both change in one transaction.
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::{org_list_sk as list_sk, org_pk, META_SK, ORGS_PK, ORG_LIST_PREFIX};
 use crate::domain::organization::classy_secret_name;
 use crate::domain::{Entity, OrgId, OrgStatus, Organization};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
-use crate::ports::AppCredentials;
+use crate::ports::{AppCredentials, SecretStore};
 use secrecy::SecretString;
 
-impl Engine {
+impl Datastore {
     /// Onboards an organization: its credential goes to the secret store first, so an
     /// organization is never listed without one.
     pub async fn add_org(
         &self,
+        secrets: &dyn SecretStore,
         id: OrgId,
         name: &str,
         client_id: &str,
@@ -28,9 +29,7 @@ impl Engine {
         if self.store.get(&org_pk(id), META_SK).await?.is_some() {
             return Err(EngineError::OrgExists(id));
         }
-        self.secrets
-            .put(&classy_secret_name(id), client_secret)
-            .await?;
+        secrets.put(&classy_secret_name(id), client_secret).await?;
         let org = Organization {
             id,
             name: name.trim().to_string(),
@@ -146,13 +145,16 @@ impl Engine {
             }
         }
     }
+}
 
-    /// The Classy credentials an organization is read with.
-    pub async fn credentials(&self, org: &Organization) -> Result<AppCredentials, EngineError> {
-        let secret = self.secrets.get(&org.classy_secret_name()).await?;
-        Ok(AppCredentials {
-            client_id: org.client_id.clone(),
-            client_secret: secret,
-        })
-    }
+/// The Classy credentials an organization is read with.
+pub async fn app_credentials(
+    secrets: &dyn SecretStore,
+    org: &Organization,
+) -> Result<AppCredentials, EngineError> {
+    let secret = secrets.get(&org.classy_secret_name()).await?;
+    Ok(AppCredentials {
+        client_id: org.client_id.clone(),
+        client_secret: secret,
+    })
 }

@@ -4,7 +4,8 @@
 
 use super::health::checks::compliance_counter_sk;
 use super::health::{DestinationHealth, DestinationProbe};
-use super::{Engine, EngineError};
+use super::plugins::PluginService;
+use super::{Datastore, EngineError};
 use crate::domain::keys::org_pk;
 use crate::domain::OrgId;
 use crate::ports::store::{Condition, Item};
@@ -17,7 +18,7 @@ use std::time::Instant;
 const COUNTER_TTL_SECS: i64 = 7 * 24 * 3600;
 
 /// Probes an organization's enabled destination plugins.
-pub struct PluginProbe(pub Engine);
+pub struct PluginProbe(pub PluginService);
 
 #[async_trait]
 impl DestinationProbe for PluginProbe {
@@ -39,12 +40,12 @@ impl DestinationProbe for PluginProbe {
     }
 }
 
-async fn probe_one(engine: &Engine, org: OrgId, config: PluginConfig) -> DestinationHealth {
+async fn probe_one(plugins: &PluginService, org: OrgId, config: PluginConfig) -> DestinationHealth {
     let started = Instant::now();
     let name = config.plugin.clone();
     let result = async {
-        let spec = engine.plugins.find(&config.plugin)?;
-        let ctx = engine.destination_context(org, config.clone(), true);
+        let spec = plugins.plugins.find(&config.plugin)?;
+        let ctx = plugins.destination_context(org, config.clone(), true);
         let mut plugin = (spec.build)(&config)?;
         let health = match plugin.prepare(&ctx).await {
             Ok(()) => plugin.health(&ctx).await,
@@ -67,7 +68,7 @@ struct Counter {
     count: u64,
 }
 
-impl Engine {
+impl Datastore {
     /// Adds `n` Mailchimp compliance refusals to the organization's counter of this hour
     /// (optimistic concurrency; a lost race is retried).
     pub async fn count_compliance_refusals(&self, org: OrgId, n: u64) -> Result<(), EngineError> {

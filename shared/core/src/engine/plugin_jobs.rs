@@ -2,11 +2,12 @@
 //! (one named plugin, or all its enabled ones). They come from two places:
 //! - an EventBridge rule on `SyncCompleted` (input `{"org": <organization_id>}`), so changes
 //!   reach destinations right after a sync;
-//! - the hourly schedule ([`Engine::dispatch_plugins`]): one job per due organization×plugin,
+//! - the hourly schedule ([`PluginService::dispatch_plugins`]): one job per due organization×plugin,
 //!   guarded by a `PLUGIN#<name>#QUEUED` marker (conditional put with an expiry) so a job
 //!   still queued or running is not queued twice.
 
-use super::{Engine, EngineError};
+use super::plugins::PluginService;
+use super::EngineError;
 use crate::domain::keys::org_pk;
 pub use crate::domain::keys::plugin_queued_sk as queued_sk;
 use crate::domain::OrgId;
@@ -52,8 +53,8 @@ pub struct PluginDispatchReport {
     pub already_queued: Vec<PluginJob>,
 }
 
-impl Engine {
-    /// Enqueues one job per due organization×plugin (see [`Engine::due_pushes`]) unless one
+impl PluginService {
+    /// Enqueues one job per due organization×plugin (see [`PluginService::due_pushes`]) unless one
     /// is already queued or running. `marker_ttl` bounds how long a lost job blocks the next.
     pub async fn dispatch_plugins(
         &self,
@@ -61,7 +62,7 @@ impl Engine {
         marker_ttl: Duration,
     ) -> Result<PluginDispatchReport, EngineError> {
         let mut report = PluginDispatchReport::default();
-        let now = self.clock.unix();
+        let now = self.data.clock.unix();
         let mut to_send = Vec::new();
         for (org, plugin) in self.due_pushes().await? {
             let job = PluginJob {
@@ -71,6 +72,7 @@ impl Engine {
             let marker = Item::json(org_pk(org), queued_sk(&plugin), &job)
                 .with_expiry(now + marker_ttl.as_secs() as i64);
             match self
+                .data
                 .store
                 .put(marker, Condition::NotExistsOrExpired { now })
                 .await
@@ -100,7 +102,8 @@ impl Engine {
 
     /// The plugin job for this pair has ended: the next dispatch may queue another.
     pub async fn plugin_job_finished(&self, org: OrgId, plugin: &str) -> Result<(), EngineError> {
-        self.store
+        self.data
+            .store
             .delete(&org_pk(org), &queued_sk(plugin), Condition::Always)
             .await?;
         Ok(())

@@ -5,7 +5,8 @@
 //! its own state and never fails a sync or another plugin.
 
 use super::lease::LeaseHolder;
-use super::{Engine, EngineError};
+use super::lease::{holder_is_gone, lease_holder};
+use super::{Datastore, EngineError};
 use crate::domain::aggregates::SupporterAggregates;
 use crate::domain::changes::{change_sk_from, parse_change, CHANGE_PREFIX, CHANGE_RETENTION_SECS};
 use crate::domain::keys::{self, org_pk};
@@ -13,11 +14,12 @@ use crate::domain::schedule::failure_backoff;
 use crate::domain::{Entity, OrgId, Supporter, Transaction};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange};
 use crate::ports::{
-    ChangeSet, Destination, DestinationContext, PluginConfig, PluginError, PluginSpec, PushReport,
-    SupporterView,
+    ChangeSet, Destination, DestinationContext, EventBusConnector, ExpiryOnly, HolderLiveness,
+    PluginConfig, PluginError, PluginRegistry, PluginSpec, PushReport, SecretStore, SupporterView,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// Supporters per change set handed to a plugin (memory stays bounded by this).
 pub const PUSH_CHUNK: usize = 5000;
@@ -70,7 +72,43 @@ impl PluginRun {
     }
 }
 
-impl Engine {
+/// Runs an organization's destination plugins: their configuration and state in the store,
+/// their credentials in the secret store, the plugins themselves from the registry.
+#[derive(Clone)]
+pub struct PluginService {
+    pub data: Datastore,
+    pub secrets: Arc<dyn SecretStore>,
+    /// The destination plugins this deployment knows.
+    pub plugins: PluginRegistry,
+    /// Opens the event buses destination plugins target.
+    pub buses: Option<Arc<dyn EventBusConnector>>,
+    /// Whether a plugin lease's holder is gone; by default leases simply expire.
+    pub liveness: Arc<dyn HolderLiveness>,
+}
+
+impl PluginService {
+    pub fn new(data: Datastore, secrets: Arc<dyn SecretStore>, plugins: PluginRegistry) -> Self {
+        PluginService {
+            data,
+            secrets,
+            plugins,
+            buses: None,
+            liveness: Arc::new(ExpiryOnly),
+        }
+    }
+
+    pub fn with_buses(mut self, buses: Arc<dyn EventBusConnector>) -> Self {
+        self.buses = Some(buses);
+        self
+    }
+
+    pub fn with_liveness(mut self, liveness: Arc<dyn HolderLiveness>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+}
+
+impl PluginService {
     /// What a destination plugin of `org` runs with: this engine's store, secrets, clock and
     /// event buses.
     pub fn destination_context(
@@ -82,9 +120,9 @@ impl Engine {
         DestinationContext {
             org,
             config,
-            store: self.store.clone(),
+            store: self.data.store.clone(),
             secrets: self.secrets.clone(),
-            clock: self.clock.clone(),
+            clock: self.data.clock.clone(),
             buses: self.buses.clone(),
             dry_run,
         }
@@ -99,7 +137,7 @@ impl Engine {
         if sks.is_empty() {
             return Ok(Vec::new());
         }
-        let mut items = self.store.batch_get(&org_pk(org), &sks).await?;
+        let mut items = self.data.store.batch_get(&org_pk(org), &sks).await?;
         items.sort_by(|a, b| a.sk.cmp(&b.sk));
         items
             .iter()
@@ -112,7 +150,12 @@ impl Engine {
         org: OrgId,
         plugin: &str,
     ) -> Result<Option<PluginConfig>, EngineError> {
-        match self.store.get(&org_pk(org), &config_sk(plugin)).await? {
+        match self
+            .data
+            .store
+            .get(&org_pk(org), &config_sk(plugin))
+            .await?
+        {
             Some(i) => Ok(Some(i.parse()?)),
             None => Ok(None),
         }
@@ -124,7 +167,7 @@ impl Engine {
         org: OrgId,
         config: PluginConfig,
     ) -> Result<(), EngineError> {
-        self.get_org(org).await?;
+        self.data.get_org(org).await?;
         let spec = self
             .plugins
             .find(&config.plugin)
@@ -140,11 +183,13 @@ impl Engine {
             .await?
             .is_some_and(|old| old.settings != config.settings)
         {
-            self.store
+            self.data
+                .store
                 .delete(&org_pk(org), &state_sk(spec.name), Condition::Always)
                 .await?;
         }
-        self.store
+        self.data
+            .store
             .put(
                 Item::json(org_pk(org), config_sk(spec.name), &config),
                 Condition::Always,
@@ -161,18 +206,25 @@ impl Engine {
         plugin: &str,
     ) -> Result<bool, EngineError> {
         let pk = org_pk(org);
-        let existed = self.store.get(&pk, &config_sk(plugin)).await?.is_some();
-        self.store
+        let existed = self
+            .data
+            .store
+            .get(&pk, &config_sk(plugin))
+            .await?
+            .is_some();
+        self.data
+            .store
             .delete(&pk, &config_sk(plugin), Condition::Always)
             .await?;
-        self.store
+        self.data
+            .store
             .delete(&pk, &state_sk(plugin), Condition::Always)
             .await?;
         Ok(existed)
     }
 
     pub async fn plugin_state(&self, org: OrgId, plugin: &str) -> Result<PluginState, EngineError> {
-        match self.store.get(&org_pk(org), &state_sk(plugin)).await? {
+        match self.data.store.get(&org_pk(org), &state_sk(plugin)).await? {
             Some(i) => Ok(i.parse()?),
             None => Ok(PluginState::default()),
         }
@@ -184,7 +236,8 @@ impl Engine {
         plugin: &str,
         state: &PluginState,
     ) -> Result<(), EngineError> {
-        self.store
+        self.data
+            .store
             .put(
                 Item::json(org_pk(org), state_sk(plugin), state),
                 Condition::Always,
@@ -200,7 +253,7 @@ impl Engine {
         org: OrgId,
         opts: &PushOptions,
     ) -> Result<Vec<PluginRun>, EngineError> {
-        self.get_org(org).await?;
+        self.data.get_org(org).await?;
         let mut configs = self.plugin_configs(org).await?;
         if let Some(name) = &opts.plugin {
             let spec = self
@@ -227,9 +280,9 @@ impl Engine {
     /// Plugins due by the clock: never pushed, an hour since the last success, a reconcile
     /// due; a failing plugin waits out its backoff.
     pub async fn due_pushes(&self) -> Result<Vec<(OrgId, String)>, EngineError> {
-        let now = self.clock.unix();
+        let now = self.data.clock.unix();
         let mut due = Vec::new();
-        for org in self.list_orgs().await? {
+        for org in self.data.list_orgs().await? {
             if !org.is_enabled() {
                 continue;
             }
@@ -271,7 +324,7 @@ impl Engine {
                 }
             }
         };
-        let now = self.clock.unix();
+        let now = self.data.clock.unix();
         let reconcile = opts.full
             || state.cursor_ms.is_none()
             || state
@@ -316,7 +369,7 @@ impl Engine {
                     .get("compliance_skipped")
                     .copied()
                     .unwrap_or(0);
-                if let Err(e) = self.count_compliance_refusals(org, refused).await {
+                if let Err(e) = self.data.count_compliance_refusals(org, refused).await {
                     tracing::warn!(org, plugin = %name, error = %e, "could not count compliance refusals");
                 }
             }
@@ -340,11 +393,12 @@ impl Engine {
     ) -> Result<(PushReport, Option<i64>), PluginError> {
         let spec = self.plugins.find(&config.plugin)?;
         (spec.validate)(&config.settings)?;
-        let start_ms = self.clock.now().timestamp_millis();
+        let start_ms = self.data.clock.now().timestamp_millis();
         let pk = org_pk(org);
         // Aggregates not yet recomputed: the entries read now may be pushed with stale giving
         // data, so the cursor stays put and they are read again next time.
         let pending = !self
+            .data
             .store
             .query(&pk, &SkRange::prefix(DIRTY_PREFIX), None, 1)
             .await?
@@ -366,6 +420,7 @@ impl Engine {
         let _ = plugin.shutdown().await;
         if let Some(l) = lease {
             let _ = self
+                .data
                 .store
                 .delete(&pk, &lease_sk(spec.name), Condition::VersionIs(l))
                 .await;
@@ -398,7 +453,7 @@ impl Engine {
         if spec.wants.supporters {
             if reconcile {
                 let superseded = if spec.wants.addresses {
-                    self.superseded_supporters(org).await?
+                    self.data.superseded_supporters(org).await?
                 } else {
                     HashSet::new()
                 };
@@ -406,12 +461,13 @@ impl Engine {
                 let mut buffer: Vec<Supporter> = Vec::new();
                 loop {
                     let page = self
+                        .data
                         .store
                         .query(
                             &org_pk(org),
                             &SkRange::prefix(Entity::Supporters.sk_prefix()),
                             after.as_deref(),
-                            self.options.scan_page,
+                            self.data.options.scan_page,
                         )
                         .await?;
                     for item in &page.items {
@@ -447,12 +503,13 @@ impl Engine {
             let mut after: Option<String> = None;
             loop {
                 let page = self
+                    .data
                     .store
                     .query(
                         &org_pk(org),
                         &SkRange::prefix(Entity::Transactions.sk_prefix()),
                         after.as_deref(),
-                        self.options.scan_page.min(PUSH_CHUNK),
+                        self.data.options.scan_page.min(PUSH_CHUNK),
                     )
                     .await?;
                 let mut transactions: Vec<Transaction> = Vec::with_capacity(page.items.len());
@@ -503,10 +560,10 @@ impl Engine {
         let mut txns = BTreeSet::new();
         let range = SkRange::Between(change_sk_from(from_ms), prefix_end(CHANGE_PREFIX));
         for_each_page(
-            self.store.as_ref(),
+            self.data.store.as_ref(),
             &org_pk(org),
             &range,
-            self.options.scan_page,
+            self.data.options.scan_page,
             |items| {
                 for item in &items {
                     let Some(c) = parse_change(org, &item.sk, &item.data) else {
@@ -539,7 +596,7 @@ impl Engine {
         ids: &[u64],
     ) -> Result<Vec<T>, PluginError> {
         let sks: Vec<String> = ids.iter().map(|id| keys::record_sk(entity, *id)).collect();
-        let mut items = self.store.batch_get(&org_pk(org), &sks).await?;
+        let mut items = self.data.store.batch_get(&org_pk(org), &sks).await?;
         // Keys hold zero-padded ids: key order is id order.
         items.sort_by(|a, b| a.sk.cmp(&b.sk));
         Ok(items.iter().map(|i| i.parse()).collect::<Result<_, _>>()?)
@@ -558,7 +615,7 @@ impl Engine {
             .map(|s| keys::supporter_agg_sk(s.id))
             .collect();
         let mut aggs: HashMap<u64, SupporterAggregates> = HashMap::with_capacity(sks.len());
-        for item in self.store.batch_get(&org_pk(org), &sks).await? {
+        for item in self.data.store.batch_get(&org_pk(org), &sks).await? {
             if let Some(id) = keys::id_from_sk(&item.sk) {
                 aggs.insert(id, item.parse()?);
             }
@@ -580,20 +637,20 @@ impl Engine {
 
     /// Plugin leases last as long as sync leases (renewed per change set).
     fn plugin_lease_ttl(&self) -> i64 {
-        self.options.lease_ttl.as_secs().max(1) as i64
+        self.data.options.lease_ttl.as_secs().max(1) as i64
     }
 
     async fn take_plugin_lease(&self, org: OrgId, plugin: &str) -> Result<u64, PluginError> {
         let pk = org_pk(org);
         let sk = lease_sk(plugin);
-        let now = self.clock.unix();
-        let existing = self.store.get(&pk, &sk).await?;
+        let now = self.data.clock.unix();
+        let existing = self.data.store.get(&pk, &sk).await?;
         let (cond, version) = match &existing {
             None => (Condition::NotExists, 1),
             Some(i) => {
                 let dead = i
                     .parse::<LeaseHolder>()
-                    .is_ok_and(|h| self.holder_is_gone(&h));
+                    .is_ok_and(|h| holder_is_gone(self.liveness.as_ref(), &h));
                 if i.expires_at.is_some_and(|e| e < now) || dead {
                     (Condition::VersionIs(i.version), i.version + 1)
                 } else {
@@ -604,11 +661,14 @@ impl Engine {
                 }
             }
         };
-        let holder = self.lease_holder(format!("push-{}", uuid::Uuid::new_v4()));
+        let holder = lease_holder(
+            self.liveness.as_ref(),
+            format!("push-{}", uuid::Uuid::new_v4()),
+        );
         let item = Item::json(&pk, &sk, &holder)
             .with_version(version)
             .with_expiry(now + self.plugin_lease_ttl());
-        match self.store.put(item, cond).await {
+        match self.data.store.put(item, cond).await {
             Ok(()) => Ok(version),
             Err(e) if e.is_condition_failed() => Err(PluginError::destination(
                 "lease",
@@ -627,7 +687,7 @@ impl Engine {
         let Some(v) = *lease else { return Ok(()) };
         let pk = org_pk(org);
         let sk = lease_sk(plugin);
-        let Some(item) = self.store.get(&pk, &sk).await? else {
+        let Some(item) = self.data.store.get(&pk, &sk).await? else {
             return Err(PluginError::destination("lease", "lost the plugin lease"));
         };
         if item.version != v {
@@ -635,10 +695,11 @@ impl Engine {
         }
         let renewed = Item {
             version: v + 1,
-            expires_at: Some(self.clock.unix() + self.plugin_lease_ttl()),
+            expires_at: Some(self.data.clock.unix() + self.plugin_lease_ttl()),
             ..item
         };
-        self.store
+        self.data
+            .store
             .put(renewed, Condition::VersionIs(v))
             .await
             .map_err(|e| {

@@ -4,7 +4,7 @@
 //! suggested fixes, nothing is changed.
 
 use super::sorter::ExternalSorter;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::org_pk;
 use crate::domain::quality::duplicates::{
     duplicate_keys, DuplicateGroup, DuplicateKind, Grouped, Grouper,
@@ -95,7 +95,7 @@ fn sort_err(e: std::io::Error) -> EngineError {
     StoreError::Unavailable(format!("sorting duplicate keys: {e}")).into()
 }
 
-impl Engine {
+impl Datastore {
     /// Checks every record of `orgs` as of `now` (Unix seconds). `limit`: findings and
     /// groups listed per rule and organization (counts and scores are always exact).
     pub async fn quality_report(

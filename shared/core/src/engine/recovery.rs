@@ -4,7 +4,7 @@
 //! organization's others, and the organization's own enable/disable stays the operator's.
 
 use super::state::FailureState;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::{fail_sk, org_pk};
 use crate::domain::{Entity, OrgId};
 use crate::ports::store::{Condition, Item};
@@ -18,7 +18,7 @@ pub struct FailingPair {
     pub failures: FailureState,
 }
 
-impl Engine {
+impl Datastore {
     /// Pairs with a failure streak or disabled by one (`only`: one organization).
     pub async fn failing_pairs(
         &self,

@@ -3,18 +3,18 @@
 //! due-check with a sent-marker per report × scheduled occurrence (`SENT#<id>#<unix>`), so a
 //! run that happens twice, or dies after sending, sends each occurrence once.
 
-use super::analytics::summarize;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::channels::{self as channel, ChannelConfig, ChannelError, ChannelKind, ChannelSecrets};
 use crate::domain::analytics::{OrgSummary, Period};
 use crate::domain::report::{self, ReportDefinition, ReportScope, ReportView};
 use crate::domain::{OrgId, Timestamp};
 use crate::ports::{
-    Condition, DeliveryReport, DeliveryStatus, Item, Message, MessageKind, Notifier, Severity,
-    SkRange, StoreError,
+    Condition, DeliveryReport, DeliveryStatus, Item, Message, MessageKind, Notifier, SecretStore,
+    Severity, SkRange, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
+use std::sync::Arc;
 
 pub use crate::domain::keys::REPORTS_PK;
 use crate::domain::keys::{
@@ -31,134 +31,115 @@ fn channel_err(e: ChannelError) -> EngineError {
     }
 }
 
-/// Saves a new definition (refused if the id exists) and, when it has email recipients, the
-/// email notification channel it owns.
-pub async fn add_definition(engine: &Engine, def: &ReportDefinition) -> Result<(), EngineError> {
-    def.validate()
-        .map_err(|e| EngineError::Invalid(e.to_string()))?;
-    if let ReportScope::Org(id) = def.scope {
-        engine.get_org(id).await?;
+/// Report definitions: stored in the store; one with email recipients owns an email
+/// notification channel (kept with the channels, whose secrets live in the secret store).
+#[derive(Clone)]
+pub struct ReportDefinitions {
+    pub data: Datastore,
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl ReportDefinitions {
+    pub fn new(data: Datastore, secrets: Arc<dyn SecretStore>) -> Self {
+        ReportDefinitions { data, secrets }
     }
-    for name in &def.recipients.slack_channels {
-        let c = channel::load_channel(engine.store.as_ref(), name)
-            .await
-            .map_err(channel_err)?;
-        if c.kind != ChannelKind::Slack {
+
+    /// Saves a new definition (refused if the id exists) and, when it has email recipients, the
+    /// email notification channel it owns.
+    pub async fn add(&self, def: &ReportDefinition) -> Result<(), EngineError> {
+        def.validate()
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if let ReportScope::Org(id) = def.scope {
+            self.data.get_org(id).await?;
+        }
+        for name in &def.recipients.slack_channels {
+            let c = channel::load_channel(self.data.store.as_ref(), name)
+                .await
+                .map_err(channel_err)?;
+            if c.kind != ChannelKind::Slack {
+                return Err(EngineError::Invalid(format!(
+                    "recipients.slack_channels: channel {name:?} is a {} channel, not slack",
+                    c.kind.as_str()
+                )));
+            }
+        }
+        if self
+            .data
+            .store
+            .get(REPORTS_PK, &def_sk(&def.id))
+            .await?
+            .is_some()
+        {
             return Err(EngineError::Invalid(format!(
-                "recipients.slack_channels: channel {name:?} is a {} channel, not slack",
-                c.kind.as_str()
+                "report {:?} already exists",
+                def.id
             )));
         }
-    }
-    if engine
-        .store
-        .get(REPORTS_PK, &def_sk(&def.id))
-        .await?
-        .is_some()
-    {
-        return Err(EngineError::Invalid(format!(
-            "report {:?} already exists",
-            def.id
-        )));
-    }
-    if let Some(name) = def.email_channel() {
-        let cfg = ChannelConfig {
-            name: name.clone(),
-            kind: ChannelKind::Email,
-            to: def.recipients.emails.clone(),
-            allow_http_loopback: false,
-        };
-        // Left over from a removal that died halfway: replace it.
-        match channel::remove_channel(engine.store.as_ref(), engine.secrets.as_ref(), &name).await {
-            Ok(()) | Err(ChannelError::NotFound(_)) => {}
-            Err(e) => return Err(channel_err(e)),
-        }
-        channel::add_channel(
-            engine.store.as_ref(),
-            engine.secrets.as_ref(),
-            &cfg,
-            &ChannelSecrets::default(),
-        )
-        .await
-        .map_err(channel_err)?;
-    }
-    let item = Item::json(REPORTS_PK, def_sk(&def.id), def);
-    match engine.store.put(item, Condition::NotExists).await {
-        Err(e) if e.is_condition_failed() => Err(EngineError::Invalid(format!(
-            "report {:?} already exists",
-            def.id
-        ))),
-        other => Ok(other?),
-    }
-}
-
-pub async fn load_definition(engine: &Engine, id: &str) -> Result<ReportDefinition, EngineError> {
-    engine
-        .store
-        .get(REPORTS_PK, &def_sk(id))
-        .await?
-        .ok_or_else(|| EngineError::Invalid(format!("report {id:?} not found")))?
-        .parse()
-        .map_err(EngineError::from)
-}
-
-pub async fn list_definitions(engine: &Engine) -> Result<Vec<ReportDefinition>, EngineError> {
-    let mut out = Vec::new();
-    crate::ports::store::for_each_page(
-        engine.store.as_ref(),
-        REPORTS_PK,
-        &SkRange::prefix(DEF_PREFIX),
-        200,
-        |items| {
-            for i in items {
-                out.push(i.parse()?);
+        if let Some(name) = def.email_channel() {
+            let cfg = ChannelConfig {
+                name: name.clone(),
+                kind: ChannelKind::Email,
+                to: def.recipients.emails.clone(),
+                allow_http_loopback: false,
+            };
+            // Left over from a removal that died halfway: replace it.
+            match channel::remove_channel(self.data.store.as_ref(), self.secrets.as_ref(), &name)
+                .await
+            {
+                Ok(()) | Err(ChannelError::NotFound(_)) => {}
+                Err(e) => return Err(channel_err(e)),
             }
-            Ok(())
-        },
-    )
-    .await?;
-    Ok(out)
-}
-
-/// Removes a definition and its email channel (sent-markers stay: they are small and keep a
-/// re-added report with the same id from re-sending an occurrence).
-pub async fn remove_definition(engine: &Engine, id: &str) -> Result<(), EngineError> {
-    let def = load_definition(engine, id).await?;
-    if let Some(name) = def.email_channel() {
-        match channel::remove_channel(engine.store.as_ref(), engine.secrets.as_ref(), &name).await {
-            Ok(()) | Err(ChannelError::NotFound(_)) => {}
-            Err(e) => return Err(channel_err(e)),
+            channel::add_channel(
+                self.data.store.as_ref(),
+                self.secrets.as_ref(),
+                &cfg,
+                &ChannelSecrets::default(),
+            )
+            .await
+            .map_err(channel_err)?;
+        }
+        let item = Item::json(REPORTS_PK, def_sk(&def.id), def);
+        match self.data.store.put(item, Condition::NotExists).await {
+            Err(e) if e.is_condition_failed() => Err(EngineError::Invalid(format!(
+                "report {:?} already exists",
+                def.id
+            ))),
+            other => Ok(other?),
         }
     }
-    engine
-        .store
-        .delete(REPORTS_PK, &def_sk(id), Condition::Always)
-        .await?;
-    Ok(())
-}
 
-/// The summaries a definition covers, as of `now`.
-pub async fn summaries(
-    engine: &Engine,
-    scope: ReportScope,
-    period: &str,
-    now: Timestamp,
-) -> Result<Vec<OrgSummary>, EngineError> {
-    let period = Period::from_str(period).map_err(|e| EngineError::Invalid(e.to_string()))?;
-    let orgs: Vec<OrgId> = match scope {
-        ReportScope::Org(id) => vec![id],
-        ReportScope::All => engine
-            .list_orgs()
+    pub async fn load(&self, id: &str) -> Result<ReportDefinition, EngineError> {
+        self.data
+            .store
+            .get(REPORTS_PK, &def_sk(id))
             .await?
-            .into_iter()
-            .map(|o| o.id)
-            .collect(),
-    };
-    let mut out = Vec::with_capacity(orgs.len());
-    for org in orgs {
-        out.push(summarize(engine, org, &period, now).await?);
+            .ok_or_else(|| EngineError::Invalid(format!("report {id:?} not found")))?
+            .parse()
+            .map_err(EngineError::from)
     }
-    Ok(out)
+
+    pub async fn list(&self) -> Result<Vec<ReportDefinition>, EngineError> {
+        list_definitions(&self.data).await
+    }
+
+    /// Removes a definition and its email channel (sent-markers stay: they are small and keep a
+    /// re-added report with the same id from re-sending an occurrence).
+    pub async fn remove(&self, id: &str) -> Result<(), EngineError> {
+        let def = self.load(id).await?;
+        if let Some(name) = def.email_channel() {
+            match channel::remove_channel(self.data.store.as_ref(), self.secrets.as_ref(), &name)
+                .await
+            {
+                Ok(()) | Err(ChannelError::NotFound(_)) => {}
+                Err(e) => return Err(channel_err(e)),
+            }
+        }
+        self.data
+            .store
+            .delete(REPORTS_PK, &def_sk(id), Condition::Always)
+            .await?;
+        Ok(())
+    }
 }
 
 /// A report rendered three ways.
@@ -223,29 +204,6 @@ pub fn message(id: String, def: &ReportDefinition, r: &RenderedReport) -> Messag
     }
 }
 
-/// Builds and sends `def` as of `now` under message id `message_id` (the notifier never
-/// delivers one id twice to a channel).
-pub async fn send_report(
-    engine: &Engine,
-    notifier: &dyn Notifier,
-    def: &ReportDefinition,
-    message_id: String,
-    now: Timestamp,
-) -> Result<Vec<DeliveryReport>, EngineError> {
-    let sums = summaries(engine, def.scope, &def.period, now).await?;
-    let rendered = render(
-        title_for(Some(&def.id), &sums),
-        &def.sections,
-        &sums,
-        now.unix(),
-    );
-    let m = message(message_id, def, &rendered);
-    notifier
-        .notify(&m, &def.channels())
-        .await
-        .map_err(|e| EngineError::Invalid(e.to_string()))
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SentMarker {
     pub report_id: String,
@@ -262,69 +220,140 @@ pub struct DueOutcome {
     pub deliveries: Vec<DeliveryReport>,
 }
 
-/// Sends every report whose latest occurrence (within [`CATCH_UP_SECS`]) has no sent-marker.
-/// Failed deliveries are left to the notifier's retries; the marker is written once the
-/// notifier has recorded every delivery, so the report is rendered once per occurrence.
-pub async fn send_due(
-    engine: &Engine,
-    notifier: &dyn Notifier,
-    only: Option<&str>,
-) -> Result<Vec<DueOutcome>, EngineError> {
-    let now = Timestamp(engine.clock.now());
-    let mut out = Vec::new();
-    for def in list_definitions(engine).await? {
-        if only.is_some_and(|id| id != def.id) {
-            continue;
-        }
-        let occurrence = match def.due_occurrence(now.unix(), CATCH_UP_SECS) {
-            Ok(Some(t)) => t,
-            Ok(None) => continue,
-            Err(e) => {
-                tracing::warn!(report = %def.id, error = %e, "report definition is invalid; skipped");
-                continue;
-            }
-        };
-        let sk = sent_sk(&def.id, occurrence);
-        if engine.store.get(REPORTS_PK, &sk).await?.is_some() {
-            continue;
-        }
-        let id = format!("report:{}:{occurrence}", def.id);
-        let deliveries = send_report(engine, notifier, &def, id, now).await?;
-        let marker = SentMarker {
-            report_id: def.id.clone(),
-            occurrence,
-            sent_at: now.unix(),
-            deliveries: deliveries.clone(),
-        };
-        match engine
-            .store
-            .put(Item::json(REPORTS_PK, sk, &marker), Condition::NotExists)
-            .await
-        {
-            Ok(()) => {}
-            // A concurrent run wrote it: the notifier's records kept the sends single.
-            Err(e) if e.is_condition_failed() => {}
-            Err(e) => return Err(e.into()),
-        }
-        let failed = deliveries
-            .iter()
-            .filter(|d| d.status != DeliveryStatus::Sent)
-            .count();
-        tracing::info!(report = %def.id, occurrence, channels = deliveries.len(), failed, "report sent");
-        out.push(DueOutcome {
-            report_id: def.id,
-            occurrence,
-            deliveries,
-        });
+/// The summaries a report over `scope` covers, as of `now` (previews need no notifier).
+pub async fn summaries(
+    data: &Datastore,
+    scope: ReportScope,
+    period: &str,
+    now: Timestamp,
+) -> Result<Vec<OrgSummary>, EngineError> {
+    let period = Period::from_str(period).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let orgs: Vec<OrgId> = match scope {
+        ReportScope::Org(id) => vec![id],
+        ReportScope::All => data.list_orgs().await?.into_iter().map(|o| o.id).collect(),
+    };
+    let mut out = Vec::with_capacity(orgs.len());
+    for org in orgs {
+        out.push(data.summarize(org, &period, now).await?);
     }
     Ok(out)
 }
 
-/// Whether the occurrence's marker exists (tests, status).
-pub async fn was_sent(engine: &Engine, id: &str, occurrence: i64) -> Result<bool, StoreError> {
-    Ok(engine
-        .store
-        .get(REPORTS_PK, &sent_sk(id, occurrence))
-        .await?
-        .is_some())
+/// Builds reports from the analytics and sends them through the notifier; needs no Classy.
+#[derive(Clone)]
+pub struct ReportService {
+    pub data: Datastore,
+    pub notifier: Arc<dyn Notifier>,
+}
+
+impl ReportService {
+    pub fn new(data: Datastore, notifier: Arc<dyn Notifier>) -> Self {
+        ReportService { data, notifier }
+    }
+
+    /// Builds and sends `def` as of `now` under message id `message_id` (the notifier never
+    /// delivers one id twice to a channel).
+    pub async fn send_report(
+        &self,
+        def: &ReportDefinition,
+        message_id: String,
+        now: Timestamp,
+    ) -> Result<Vec<DeliveryReport>, EngineError> {
+        let sums = summaries(&self.data, def.scope, &def.period, now).await?;
+        let rendered = render(
+            title_for(Some(&def.id), &sums),
+            &def.sections,
+            &sums,
+            now.unix(),
+        );
+        let m = message(message_id, def, &rendered);
+        self.notifier
+            .notify(&m, &def.channels())
+            .await
+            .map_err(|e| EngineError::Invalid(e.to_string()))
+    }
+
+    /// Sends every report whose latest occurrence (within [`CATCH_UP_SECS`]) has no sent-marker.
+    /// Failed deliveries are left to the notifier's retries; the marker is written once the
+    /// notifier has recorded every delivery, so the report is rendered once per occurrence.
+    pub async fn send_due(&self, only: Option<&str>) -> Result<Vec<DueOutcome>, EngineError> {
+        let now = Timestamp(self.data.clock.now());
+        let mut out = Vec::new();
+        for def in list_definitions(&self.data).await? {
+            if only.is_some_and(|id| id != def.id) {
+                continue;
+            }
+            let occurrence = match def.due_occurrence(now.unix(), CATCH_UP_SECS) {
+                Ok(Some(t)) => t,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(report = %def.id, error = %e, "report definition is invalid; skipped");
+                    continue;
+                }
+            };
+            let sk = sent_sk(&def.id, occurrence);
+            if self.data.store.get(REPORTS_PK, &sk).await?.is_some() {
+                continue;
+            }
+            let id = format!("report:{}:{occurrence}", def.id);
+            let deliveries = self.send_report(&def, id, now).await?;
+            let marker = SentMarker {
+                report_id: def.id.clone(),
+                occurrence,
+                sent_at: now.unix(),
+                deliveries: deliveries.clone(),
+            };
+            match self
+                .data
+                .store
+                .put(Item::json(REPORTS_PK, sk, &marker), Condition::NotExists)
+                .await
+            {
+                Ok(()) => {}
+                // A concurrent run wrote it: the notifier's records kept the sends single.
+                Err(e) if e.is_condition_failed() => {}
+                Err(e) => return Err(e.into()),
+            }
+            let failed = deliveries
+                .iter()
+                .filter(|d| d.status != DeliveryStatus::Sent)
+                .count();
+            tracing::info!(report = %def.id, occurrence, channels = deliveries.len(), failed, "report sent");
+            out.push(DueOutcome {
+                report_id: def.id,
+                occurrence,
+                deliveries,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether the occurrence's marker exists (tests, status).
+    pub async fn was_sent(&self, id: &str, occurrence: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .data
+            .store
+            .get(REPORTS_PK, &sent_sk(id, occurrence))
+            .await?
+            .is_some())
+    }
+}
+
+/// Every stored definition.
+async fn list_definitions(data: &Datastore) -> Result<Vec<ReportDefinition>, EngineError> {
+    let mut out = Vec::new();
+    crate::ports::store::for_each_page(
+        data.store.as_ref(),
+        REPORTS_PK,
+        &SkRange::prefix(DEF_PREFIX),
+        200,
+        |items| {
+            for i in items {
+                out.push(i.parse()?);
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(out)
 }

@@ -2,12 +2,12 @@
 //! newest under `LASTRUN#<entity>` so status needs one read per organization×entity.
 
 use super::sync::SyncReport;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::{last_run_sk, org_pk, run_prefix, run_sk};
 use crate::domain::{Entity, OrgId};
 use crate::ports::store::{Item, SkRange, WriteOp};
 
-impl Engine {
+impl Datastore {
     pub(crate) async fn save_run(&self, report: &SyncReport) -> Result<(), EngineError> {
         let pk = org_pk(report.org);
         let expires = self.clock.unix() + self.options.run_retention.as_secs() as i64;

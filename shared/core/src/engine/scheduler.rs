@@ -4,9 +4,9 @@
 //! and their messages are released, so the next start resumes them.
 
 use super::jobs::SyncJob;
-use super::plugins::PushOptions;
-use super::sync::{RunControl, SyncOutcome, SyncReport};
-use super::{Engine, EngineError};
+use super::plugins::{PluginService, PushOptions};
+use super::sync::{RunControl, SyncOutcome, SyncReport, SyncService};
+use super::{Datastore, EngineError};
 use crate::ports::queue::MAX_SEND_BATCH;
 use crate::ports::{JobQueue, Received};
 use std::sync::Arc;
@@ -40,8 +40,8 @@ impl Default for SchedulerOptions {
 
 /// Enqueues due jobs; returns how many were sent (duplicates of live jobs are dropped by
 /// the queue).
-pub async fn enqueue_due(engine: &Engine, queue: &dyn JobQueue) -> Result<usize, EngineError> {
-    let jobs = engine.due_jobs(None).await?;
+pub async fn enqueue_due(data: &Datastore, queue: &dyn JobQueue) -> Result<usize, EngineError> {
+    let jobs = data.due_jobs(None).await?;
     let n = jobs.len();
     for chunk in jobs.chunks(MAX_SEND_BATCH) {
         queue
@@ -53,7 +53,8 @@ pub async fn enqueue_due(engine: &Engine, queue: &dyn JobQueue) -> Result<usize,
 
 /// Runs until `ctl.stop` is set (or idle, with `exit_when_idle`). Reports go to `reports`.
 pub async fn run_scheduler(
-    engine: Engine,
+    sync: SyncService,
+    plugins: PluginService,
     queue: Arc<dyn JobQueue>,
     opts: SchedulerOptions,
     ctl: RunControl,
@@ -67,15 +68,15 @@ pub async fn run_scheduler(
             break;
         }
         if tokio::time::Instant::now() >= next_tick {
-            enqueue_due(&engine, queue.as_ref()).await?;
+            enqueue_due(&sync.data, queue.as_ref()).await?;
             if opts.plugins {
                 // Plugins are isolated: a failure to even list them must not stop syncing.
-                match engine.due_pushes().await {
+                match plugins.due_pushes().await {
                     Ok(due) => {
                         for (org, plugin) in due {
-                            let engine = engine.clone();
+                            let plugins = plugins.clone();
                             workers.spawn(async move {
-                                push_plugins(&engine, org, Some(plugin)).await;
+                                push_plugins(&plugins, org, Some(plugin)).await;
                             });
                         }
                     }
@@ -92,7 +93,9 @@ pub async fn run_scheduler(
         };
         if received.is_empty() {
             while workers.try_join_next().is_some() {}
-            if opts.exit_when_idle && workers.is_empty() && engine.due_jobs(None).await?.is_empty()
+            if opts.exit_when_idle
+                && workers.is_empty()
+                && sync.data.due_jobs(None).await?.is_empty()
             {
                 let stats = queue.stats().await?;
                 if stats.visible == 0 && stats.in_flight == 0 {
@@ -108,8 +111,9 @@ pub async fn run_scheduler(
                 .acquire_owned()
                 .await
                 .expect("semaphore is never closed");
-            let (engine, queue, ctl, reports, vis, plugins) = (
-                engine.clone(),
+            let (sync, plugins, queue, ctl, reports, vis, run_plugins) = (
+                sync.clone(),
+                plugins.clone(),
                 queue.clone(),
                 ctl.clone(),
                 reports.clone(),
@@ -118,7 +122,7 @@ pub async fn run_scheduler(
             );
             workers.spawn(async move {
                 let _permit = permit;
-                if let Some(out) = run_job(&engine, queue.as_ref(), msg, vis, &ctl).await {
+                if let Some(out) = run_job(&sync, queue.as_ref(), msg, vis, &ctl).await {
                     let changed = match &out {
                         Ok(r)
                             if r.outcome == SyncOutcome::Succeeded && r.created + r.updated > 0 =>
@@ -128,8 +132,8 @@ pub async fn run_scheduler(
                         _ => None,
                     };
                     let _ = reports.send(out);
-                    if let Some(org) = changed.filter(|_| plugins) {
-                        push_plugins(&engine, org, None).await;
+                    if let Some(org) = changed.filter(|_| run_plugins) {
+                        push_plugins(&plugins, org, None).await;
                     }
                 }
             });
@@ -142,12 +146,12 @@ pub async fn run_scheduler(
 
 /// Runs an organization's plugins (or one of them); outcomes go to the log, failures stay
 /// on each plugin's state and never touch the sync.
-async fn push_plugins(engine: &Engine, org: crate::domain::OrgId, plugin: Option<String>) {
+async fn push_plugins(plugins: &PluginService, org: crate::domain::OrgId, plugin: Option<String>) {
     let opts = PushOptions {
         plugin,
         ..PushOptions::default()
     };
-    match engine.push_org(org, &opts).await {
+    match plugins.push_org(org, &opts).await {
         Ok(runs) => {
             for r in runs {
                 match &r.result {
@@ -166,7 +170,7 @@ async fn push_plugins(engine: &Engine, org: crate::domain::OrgId, plugin: Option
 /// Runs one received job, keeping its message hidden while it runs. `None`: the job was
 /// dropped because its pair is no longer due (it ran meanwhile, or was disabled).
 async fn run_job(
-    engine: &Engine,
+    sync: &SyncService,
     queue: &dyn JobQueue,
     msg: Received,
     visibility: Duration,
@@ -179,7 +183,7 @@ async fn run_job(
             return Some(Err(e.to_string()));
         }
     };
-    match engine.still_due(&job).await {
+    match sync.data.still_due(&job).await {
         Ok(true) => {}
         Ok(false) => {
             let _ = queue.delete(&msg.receipt).await;
@@ -188,11 +192,11 @@ async fn run_job(
         // Unknown organization and the like: the run reports it.
         Err(_) => {}
     }
-    Some(run_due_job(engine, queue, job, msg, visibility, ctl).await)
+    Some(run_due_job(sync, queue, job, msg, visibility, ctl).await)
 }
 
 async fn run_due_job(
-    engine: &Engine,
+    sync: &SyncService,
     queue: &dyn JobQueue,
     job: SyncJob,
     msg: Received,
@@ -206,7 +210,7 @@ async fn run_due_job(
         }
     };
     let result = tokio::select! {
-        r = engine.sync_entity(job.org, job.entity, job.mode, ctl) => r,
+        r = sync.sync_entity(job.org, job.entity, job.mode, ctl) => r,
         _ = heartbeat => unreachable!("the heartbeat never ends"),
     };
     match result {

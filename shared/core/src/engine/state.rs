@@ -1,7 +1,7 @@
 //! Per organization×entity sync state: the incremental cursor with the in-flight checkpoint
 //! (`CURSOR#<entity>`) and the failure streak (`FAIL#<entity>`).
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::keys::{cursor_sk, fail_sk, org_pk};
 use crate::domain::{Entity, OrgId};
 use crate::ports::store::{Condition, Item};
@@ -125,7 +125,7 @@ impl FailureState {
     }
 }
 
-impl Engine {
+impl Datastore {
     pub async fn load_cursor(
         &self,
         org: OrgId,

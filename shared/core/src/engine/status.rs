@@ -2,7 +2,7 @@
 
 use super::state::{Checkpoint, Cursor, FailureState};
 use super::sync::SyncReport;
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::{Entity, OrgId, Timestamp};
 use serde::Serialize;
 
@@ -35,7 +35,7 @@ fn describe(cursor: &Cursor) -> (Option<String>, Option<String>) {
     (committed, resumable)
 }
 
-impl Engine {
+impl Datastore {
     pub async fn status(&self, only: Option<OrgId>) -> Result<Vec<EntityStatus>, EngineError> {
         let orgs = match only {
             Some(id) => vec![self.get_org(id).await?],

@@ -4,11 +4,13 @@
 
 use super::aggregator::AggregateReport;
 use super::lease::Lease;
+use super::orgs::app_credentials;
 use super::pager::{FetchedPage, Pager};
 use super::state::{Checkpoint, Cursor, Position};
 use super::writer::{write_page, PageCounts, Synced};
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
+use crate::ports::{ClassySource, ExpiryOnly, HolderLiveness, SecretStore};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -87,6 +89,38 @@ pub struct RunControl {
     pub progress: Option<ProgressFn>,
 }
 
+/// Runs syncs: reads Classy with an organization's credentials (from the secret store) and
+/// writes the store, one leased organization×entity at a time.
+#[derive(Clone)]
+pub struct SyncService {
+    pub data: Datastore,
+    pub source: Arc<dyn ClassySource>,
+    pub secrets: Arc<dyn SecretStore>,
+    /// Whether a lease's holder is gone (its lease taken over at once); by default leases
+    /// simply expire.
+    pub liveness: Arc<dyn HolderLiveness>,
+}
+
+impl SyncService {
+    pub fn new(
+        data: Datastore,
+        source: Arc<dyn ClassySource>,
+        secrets: Arc<dyn SecretStore>,
+    ) -> Self {
+        SyncService {
+            data,
+            source,
+            secrets,
+            liveness: Arc::new(ExpiryOnly),
+        }
+    }
+
+    pub fn with_liveness(mut self, liveness: Arc<dyn HolderLiveness>) -> Self {
+        self.liveness = liveness;
+        self
+    }
+}
+
 struct RunState {
     counts: PageCounts,
     pages: u64,
@@ -94,7 +128,7 @@ struct RunState {
     full: bool,
 }
 
-impl Engine {
+impl SyncService {
     /// Syncs every entity of an organization in dependency order; one entity failing does not
     /// stop the others.
     pub async fn sync_org(
@@ -120,14 +154,14 @@ impl Engine {
         mode: SyncMode,
         ctl: &RunControl,
     ) -> Result<SyncReport, EngineError> {
-        let org = self.get_org(org_id).await?;
+        let org = self.data.get_org(org_id).await?;
         if !org.is_enabled() {
             return Err(EngineError::OrgDisabled(org_id));
         }
-        let creds = self.credentials(&org).await?;
+        let creds = app_credentials(self.secrets.as_ref(), &org).await?;
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let mut lease = self.acquire_lease(org_id, entity, &run_id).await?;
-        let started = self.clock.now();
+        let started = self.data.clock.now();
         let t0 = Instant::now();
         let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut state = RunState {
@@ -172,13 +206,16 @@ impl Engine {
         };
         // Bookkeeping failures must not hide the run's own error.
         let bookkeeping = async {
-            self.save_run(&report).await?;
+            self.data.save_run(&report).await?;
             match outcome {
-                SyncOutcome::Succeeded => {
-                    self.record_outcome(org_id, entity, None).await.map(|_| ())
-                }
+                SyncOutcome::Succeeded => self
+                    .data
+                    .record_outcome(org_id, entity, None)
+                    .await
+                    .map(|_| ()),
                 SyncOutcome::Failed => match &result {
                     Err(e) if e.counts_as_failure() => self
+                        .data
                         .record_outcome(org_id, entity, report.error.as_deref())
                         .await
                         .map(|_| ()),
@@ -212,14 +249,14 @@ impl Engine {
         ctl: &RunControl,
         requests: &Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<(bool, AggregateReport), EngineError> {
-        let (mut cursor, mut version) = self.load_cursor(org, entity).await?;
+        let (mut cursor, mut version) = self.data.load_cursor(org, entity).await?;
         let pager = Pager {
             source: self.source.clone(),
             creds: creds.clone(),
             org,
             entity,
-            per_page: self.options.per_page,
-            now: self.clock.unix(),
+            per_page: self.data.options.per_page,
+            now: self.data.clock.unix(),
             requests: requests.clone(),
         };
         let want_full = mode == SyncMode::Full || cursor.committed.is_none();
@@ -232,12 +269,12 @@ impl Engine {
             _ if want_full => {
                 let high_water = pager.high_water().await?;
                 if has_aggregates(entity) {
-                    self.mark_all_dirty(org, entity).await?;
+                    self.data.mark_all_dirty(org, entity).await?;
                 }
                 Checkpoint::Full {
                     run_id: run_id.to_string(),
                     after_id: 0,
-                    then: Position::committed_after(high_water, self.clock.unix()),
+                    then: Position::committed_after(high_water, self.data.clock.unix()),
                 }
             }
             _ => Checkpoint::Incremental {
@@ -247,7 +284,7 @@ impl Engine {
         };
         state.full = matches!(start, Checkpoint::Full { .. });
         cursor.in_progress = Some(start.clone());
-        version = self.save_cursor(org, entity, &cursor, version).await?;
+        version = self.data.save_cursor(org, entity, &cursor, version).await?;
 
         let completed = match entity {
             Entity::Supporters => {
@@ -279,11 +316,11 @@ impl Engine {
             return Ok((false, AggregateReport::default()));
         }
         let aggregates = if has_aggregates(entity) {
-            self.refresh_aggregates(org).await?
+            self.data.refresh_aggregates(org).await?
         } else {
             AggregateReport::default()
         };
-        let now = self.clock.unix();
+        let now = self.data.clock.unix();
         let finished = cursor.in_progress.take();
         cursor.committed = Some(match finished {
             Some(Checkpoint::Full { then, .. }) => {
@@ -294,7 +331,7 @@ impl Engine {
             None => cursor.committed.clone().unwrap_or_default(),
         });
         cursor.last_success_at = Some(now);
-        self.save_cursor(org, entity, &cursor, version).await?;
+        self.data.save_cursor(org, entity, &cursor, version).await?;
         Ok((true, aggregates))
     }
 
@@ -311,11 +348,11 @@ impl Engine {
     ) -> Result<bool, EngineError> {
         let rebuild_later = matches!(start, Checkpoint::Full { .. }) && has_aggregates(T::ENTITY);
         let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<T>, EngineError>>(
-            self.options.prefetch_pages.max(1),
+            self.data.options.prefetch_pages.max(1),
         );
         let producer = tokio::spawn(pager.run::<T>(start, tx));
-        let renew_every = (self.options.lease_ttl.as_secs() / 4).max(1) as i64;
-        let mut renewed_at = self.clock.unix();
+        let renew_every = (self.data.options.lease_ttl.as_secs() / 4).max(1) as i64;
+        let mut renewed_at = self.data.clock.unix();
         let mut completed = true;
         let org = lease.org;
         while let Some(msg) = rx.recv().await {
@@ -327,21 +364,24 @@ impl Engine {
                 }
             };
             let counts = write_page(
-                self.store.as_ref(),
+                self.data.store.as_ref(),
                 org,
                 &page.records,
                 rebuild_later,
-                self.clock.now().timestamp_millis(),
+                self.data.clock.now().timestamp_millis(),
             )
             .await?;
             state.counts.add(counts);
             state.pages += 1;
             let last = page.last;
             cursor.in_progress = Some(page.checkpoint);
-            *version = self.save_cursor(org, T::ENTITY, cursor, *version).await?;
-            if self.clock.unix() - renewed_at >= renew_every {
+            *version = self
+                .data
+                .save_cursor(org, T::ENTITY, cursor, *version)
+                .await?;
+            if self.data.clock.unix() - renewed_at >= renew_every {
                 self.renew_lease(lease).await?;
-                renewed_at = self.clock.unix();
+                renewed_at = self.data.clock.unix();
             }
             if let Some(p) = &ctl.progress {
                 p(super::sync::Progress {

@@ -14,11 +14,12 @@ use crate::domain::keys::{
 use crate::domain::schedule::interval;
 use crate::domain::{Entity, OrgId, Organization};
 use crate::engine::credentials::{CredentialInfo, CREDENTIAL_SK};
+use crate::engine::orgs::app_credentials;
 use crate::engine::state::{Cursor, FailureState};
 use crate::engine::sync::{SyncOutcome, SyncReport};
-use crate::engine::Engine;
+use crate::engine::Datastore;
 use crate::ports::store::{Condition, Item, SkRange};
-use crate::ports::{JobQueue, ListQuery, SecretError};
+use crate::ports::{ClassySource, JobQueue, ListQuery, SecretError, SecretStore};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
@@ -41,10 +42,10 @@ pub fn compliance_counter_sk(hour_unix: i64) -> String {
 }
 
 pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
-    let e = &m.engine;
+    let e = &m.data;
     let mut checks: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreCheck(e.clone(), m.thresholds.store_latency_warn_ms)),
-        Arc::new(SecretsCheck(e.clone())),
+        Arc::new(SecretsCheck(m.secrets.clone())),
     ];
     if let Some(q) = &m.queue {
         checks.push(Arc::new(QueueCheck {
@@ -56,13 +57,14 @@ pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
     let orgs = e.list_orgs().await.unwrap_or_default();
     let enabled: Vec<Organization> = orgs.into_iter().filter(|o| o.is_enabled()).collect();
     checks.push(Arc::new(ErrorRateCheck {
-        engine: e.clone(),
+        data: e.clone(),
         orgs: enabled.iter().map(|o| o.id).collect(),
         t: m.thresholds.clone(),
     }));
     for org in enabled {
         checks.push(Arc::new(ClassyCheck {
-            engine: e.clone(),
+            secrets: m.secrets.clone(),
+            source: m.source.clone(),
             org: org.clone(),
         }));
         if let Some(p) = &m.destinations {
@@ -72,7 +74,7 @@ pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
             }));
         }
         checks.push(Arc::new(OrgStateCheck {
-            engine: e.clone(),
+            data: e.clone(),
             org,
             t: m.thresholds.clone(),
         }));
@@ -81,8 +83,8 @@ pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
     checks
 }
 
-/// The engine and the round trip (ms) that warns.
-struct StoreCheck(Engine, u64);
+/// The store and the round trip (ms) that warns.
+struct StoreCheck(Datastore, u64);
 
 #[async_trait]
 impl HealthCheck for StoreCheck {
@@ -135,7 +137,7 @@ impl HealthCheck for StoreCheck {
     }
 }
 
-struct SecretsCheck(Engine);
+struct SecretsCheck(Arc<dyn SecretStore>);
 
 #[async_trait]
 impl HealthCheck for SecretsCheck {
@@ -151,7 +153,7 @@ impl HealthCheck for SecretsCheck {
     async fn run(&self) -> Vec<CheckResult> {
         let t0 = Instant::now();
         // A name that never exists: "not found" proves the store answers.
-        let res = self.0.secrets.get("classy-sync/health/probe").await;
+        let res = self.0.get("classy-sync/health/probe").await;
         let ms = t0.elapsed().as_millis() as u64;
         let r = CheckResult::new(self.key(), "system", HealthStatus::Pass)
             .observed(ms, "ms")
@@ -231,7 +233,8 @@ impl HealthCheck for QueueCheck {
 }
 
 struct ClassyCheck {
-    engine: Engine,
+    secrets: Arc<dyn SecretStore>,
+    source: Arc<dyn ClassySource>,
     org: Organization,
 }
 
@@ -249,13 +252,12 @@ impl HealthCheck for ClassyCheck {
     async fn run(&self) -> Vec<CheckResult> {
         let t0 = Instant::now();
         let call = async {
-            let creds = self.engine.credentials(&self.org).await?;
+            let creds = app_credentials(self.secrets.as_ref(), &self.org).await?;
             let q = ListQuery {
                 per_page: 1,
                 ..ListQuery::default()
             };
-            self.engine
-                .source
+            self.source
                 .list_page(&creds, self.org.id, Entity::Campaigns, &q)
                 .await?;
             Ok::<_, crate::engine::EngineError>(())
@@ -326,7 +328,7 @@ impl HealthCheck for DestinationCheck {
 /// Freshness and failure streak per entity, credential expiry and compliance errors: one
 /// batched read of the organization's state items.
 struct OrgStateCheck {
-    engine: Engine,
+    data: Datastore,
     org: Organization,
     t: Thresholds,
 }
@@ -349,7 +351,7 @@ impl HealthCheck for OrgStateCheck {
     }
     async fn run(&self) -> Vec<CheckResult> {
         let id = self.org.id;
-        let now = self.engine.clock.unix();
+        let now = self.data.clock.unix();
         let counters = [
             compliance_counter_sk(now),
             compliance_counter_sk(now - 3600),
@@ -360,7 +362,7 @@ impl HealthCheck for OrgStateCheck {
             .collect();
         sks.push(CREDENTIAL_SK.to_string());
         sks.extend(counters.iter().cloned());
-        let items = match self.engine.store.batch_get(&org_pk(id), &sks).await {
+        let items = match self.data.store.batch_get(&org_pk(id), &sks).await {
             Ok(i) => i,
             Err(e) => {
                 return vec![
@@ -473,7 +475,7 @@ impl HealthCheck for OrgStateCheck {
 
 /// Failed share of the runs that started in the last hour, over every organization.
 struct ErrorRateCheck {
-    engine: Engine,
+    data: Datastore,
     orgs: Vec<OrgId>,
     t: Thresholds,
 }
@@ -484,7 +486,7 @@ impl HealthCheck for ErrorRateCheck {
         "sync:errorRate".into()
     }
     async fn run(&self) -> Vec<CheckResult> {
-        let since_ms = (self.engine.clock.unix() - 3600) * 1000;
+        let since_ms = (self.data.clock.unix() - 3600) * 1000;
         let (mut failed, mut total) = (0u64, 0u64);
         for org in &self.orgs {
             for e in Entity::ALL {
@@ -492,7 +494,7 @@ impl HealthCheck for ErrorRateCheck {
                 let mut after: Option<String> = None;
                 loop {
                     let page = match self
-                        .engine
+                        .data
                         .store
                         .query(&org_pk(*org), &range, after.as_deref(), 500)
                         .await

@@ -2,7 +2,7 @@
 //! for trends, and the last overall status (`HEALTH/LAST`) to detect transitions.
 
 use crate::domain::health::{is_transition, HealthReport, HealthStatus};
-use crate::engine::{Engine, EngineError};
+use crate::engine::{Datastore, EngineError};
 use crate::ports::store::{Condition, Item, SkRange};
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +57,7 @@ impl HealthSummary {
     }
 }
 
-impl Engine {
+impl Datastore {
     /// Saves the summary and the new last status; returns the previous status and whether
     /// this is a transition.
     pub async fn record_health(

@@ -6,10 +6,10 @@
 pub mod checks;
 pub mod history;
 
-use super::{Engine, EngineError};
+use super::{Datastore, EngineError};
 use crate::domain::health::{CheckResult, HealthReport, HealthStatus, Thresholds};
 use crate::domain::Timestamp;
-use crate::ports::JobQueue;
+use crate::ports::{ClassySource, JobQueue, SecretStore};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,7 +50,10 @@ pub trait HealthCheck: Send + Sync {
 
 #[derive(Clone)]
 pub struct HealthMonitor {
-    pub engine: Engine,
+    pub data: Datastore,
+    pub secrets: Arc<dyn SecretStore>,
+    /// Classy, read once per enabled organization (token and one minimal call).
+    pub source: Arc<dyn ClassySource>,
     pub queue: Option<Arc<dyn JobQueue>>,
     pub destinations: Option<Arc<dyn DestinationProbe>>,
     /// Checks added by the caller (plugins, tests).
@@ -60,13 +63,19 @@ pub struct HealthMonitor {
 }
 
 impl HealthMonitor {
-    pub fn new(engine: Engine) -> Self {
+    pub fn new(
+        data: Datastore,
+        secrets: Arc<dyn SecretStore>,
+        source: Arc<dyn ClassySource>,
+    ) -> Self {
         let thresholds = Thresholds {
-            max_consecutive_failures: engine.options.max_consecutive_failures,
+            max_consecutive_failures: data.options.max_consecutive_failures,
             ..Thresholds::default()
         };
         HealthMonitor {
-            engine,
+            data,
+            secrets,
+            source,
             queue: None,
             destinations: None,
             extra: Vec::new(),
@@ -104,7 +113,7 @@ impl HealthMonitor {
             .into_iter()
             .filter(|c| component.is_none_or(|w| c.components().iter().any(|x| x == w)))
             .collect();
-        let now = Timestamp(self.engine.clock.now()).to_rfc3339();
+        let now = Timestamp(self.data.clock.now()).to_rfc3339();
         let runs = checks.iter().map(|c| {
             let limit = c.timeout().unwrap_or(self.timeout);
             let now = now.clone();
@@ -137,7 +146,7 @@ impl HealthMonitor {
         &self,
     ) -> Result<(HealthReport, Option<HealthStatus>, bool), EngineError> {
         let report = self.run(None).await;
-        let (previous, changed) = self.engine.record_health(&report).await?;
+        let (previous, changed) = self.data.record_health(&report).await?;
         Ok((report, previous, changed))
     }
 }
