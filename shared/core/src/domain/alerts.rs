@@ -4,7 +4,7 @@
 //! (state, observation, rule, silenced, now). No I/O: the engine stores and sends.
 
 use super::health::{CheckResult, HealthReport, HealthStatus};
-use crate::ports::Severity;
+use super::severity::Severity;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

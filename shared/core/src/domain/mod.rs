@@ -14,9 +14,11 @@ pub mod quality;
 pub mod report;
 pub mod schedule;
 pub mod segments;
+pub mod severity;
 pub mod timestamp;
 
 pub use entities::{Campaign, RecurringPlan, Supporter, Transaction};
 pub use entity::Entity;
 pub use organization::{OrgId, OrgStatus, Organization};
+pub use severity::Severity;
 pub use timestamp::Timestamp;
