@@ -2,6 +2,7 @@
 //! data directory with the real SQLite store, secrets file and HTTP client, and independent
 //! readers of the sandbox's truth.
 
+pub mod aws_setup;
 pub mod mailchimp;
 pub mod moto;
 pub mod smtp_sink;

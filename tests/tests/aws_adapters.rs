@@ -18,7 +18,7 @@ const TABLE: &str = "classy-sync-test";
 
 async fn store(moto: &MotoServer) -> DynamoStore {
     let client = moto.dynamodb().await;
-    DynamoStore::create_table_for_tests(&client, TABLE)
+    classy_sync_tests::aws_setup::create_table(&client, TABLE)
         .await
         .expect("create table");
     DynamoStore::new(client, TABLE)
@@ -40,10 +40,10 @@ async fn dynamo_store_passes_the_store_conformance_suite() {
 async fn dynamo_table_layout_matches_the_template() {
     let moto = MotoServer::start();
     let client = moto.dynamodb().await;
-    DynamoStore::create_table_for_tests(&client, TABLE)
+    classy_sync_tests::aws_setup::create_table(&client, TABLE)
         .await
         .expect("create table");
-    DynamoStore::create_table_for_tests(&client, TABLE)
+    classy_sync_tests::aws_setup::create_table(&client, TABLE)
         .await
         .expect("creating an existing table again is fine");
     let t = client
@@ -158,7 +158,7 @@ const MAX_RECEIVES: u32 = 3;
 
 async fn queue(moto: &MotoServer, name: &str) -> SqsQueue {
     let client = moto.sqs().await;
-    let (url, dlq) = SqsQueue::create_queues_for_tests(&client, name, MAX_RECEIVES, 30)
+    let (url, dlq) = classy_sync_tests::aws_setup::create_queues(&client, name, MAX_RECEIVES, 30)
         .await
         .expect("create queues");
     SqsQueue::new(client, url, Some(dlq)).with_wait_time(Duration::ZERO)

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use classy_sandbox::{RunningSandbox, SandboxConfig};
-use classy_sync_aws::{AwsSettings, DynamoStore, SecretsManagerStore, SqsQueue};
+use classy_sync_aws::{AwsSettings, SecretsManagerStore, SqsQueue};
 use classy_sync_classy::ClassyClient;
 use classy_sync_core::domain::Entity;
 use classy_sync_core::ports::{JobQueue, SecretError, SecretStore};
@@ -58,14 +58,18 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config().await;
     let table = "classy-sync-test";
-    DynamoStore::create_table_for_tests(&moto.dynamodb().await, table)
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, table)
         .await
         .unwrap();
     let sqs = moto.sqs().await;
-    let (queue_url, dlq_url) =
-        SqsQueue::create_queues_for_tests(&sqs, "sync", MAX_RECEIVES, VISIBILITY.as_secs() as u32)
-            .await
-            .unwrap();
+    let (queue_url, dlq_url) = classy_sync_tests::aws_setup::create_queues(
+        &sqs,
+        "sync",
+        MAX_RECEIVES,
+        VISIBILITY.as_secs() as u32,
+    )
+    .await
+    .unwrap();
     // Events go to a bus whose rule forwards classy-sync events to a queue we can read.
     let events_url = moto.bus_into_queue("classy-sync-test", "events").await;
 

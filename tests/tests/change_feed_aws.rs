@@ -7,7 +7,7 @@
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use classy_sandbox::SandboxConfig;
-use classy_sync_aws::{AwsSettings, DynamoStore, SqsQueue};
+use classy_sync_aws::{AwsSettings, SqsQueue};
 use classy_sync_classy::ClassyClient;
 use classy_sync_core::domain::Entity;
 use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
@@ -62,16 +62,17 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let sdk = moto.sdk_config().await;
     let table = "classy-sync-feed";
-    DynamoStore::create_table_for_tests(&moto.dynamodb().await, table)
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, table)
         .await
         .unwrap();
     let sqs = moto.sqs().await;
-    let (sync_url, sync_dlq) = SqsQueue::create_queues_for_tests(&sqs, "sync", 3, 2)
+    let (sync_url, sync_dlq) = classy_sync_tests::aws_setup::create_queues(&sqs, "sync", 3, 2)
         .await
         .unwrap();
-    let (plugin_url, plugin_dlq) = SqsQueue::create_queues_for_tests(&sqs, "plugins", 3, 2)
-        .await
-        .unwrap();
+    let (plugin_url, plugin_dlq) =
+        classy_sync_tests::aws_setup::create_queues(&sqs, "plugins", 3, 2)
+            .await
+            .unwrap();
     // The customer's bus, with a rule forwarding our events to a queue we can read.
     let feed_url = moto.bus_into_queue(CUSTOMER_BUS, "feed-events").await;
 

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use classy_sandbox::SandboxConfig;
-use classy_sync_aws::{AwsSettings, DynamoStore, SqsQueue};
+use classy_sync_aws::{AwsSettings, SqsQueue};
 use classy_sync_classy::ClassyClient;
 use classy_sync_core::domain::alerts::default_rules;
 use classy_sync_core::engine::recovery::{dead_letters, replay_dead_letters};
@@ -51,11 +51,11 @@ async fn health_changed_on_transitions_and_dead_letters_alert_once_on_aws() {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config().await;
     let table = "classy-sync-health";
-    DynamoStore::create_table_for_tests(&moto.dynamodb().await, table)
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, table)
         .await
         .unwrap();
     let sqs = moto.sqs().await;
-    let (queue_url, dlq_url) = SqsQueue::create_queues_for_tests(&sqs, "sync", 3, 2)
+    let (queue_url, dlq_url) = classy_sync_tests::aws_setup::create_queues(&sqs, "sync", 3, 2)
         .await
         .unwrap();
     let events_url = moto.bus_into_queue("bus", "events").await;

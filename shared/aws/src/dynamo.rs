@@ -1,11 +1,12 @@
 //! [`Store`] on one DynamoDB table.
 //!
-//! Table layout (the SAM template must match [`DynamoStore::create_table_for_tests`]):
+//! Table layout (the SAM template declares it; the tests create it the same way, in
+//! `classy-sync-tests`' `aws_setup`):
 //! hash key `pk` (S), range key `sk` (S); attributes `data` (S, the JSON body), `version` (N),
 //! `expires_at` (N, the TTL attribute) and `gsi1` (S, optional); global secondary index `gsi1`
 //! with hash key `gsi1`, range key `sk` and projection ALL.
 //!
-//! Semantics follow the SQLite adapter and `adapters::conformance`: conditions are condition
+//! Semantics follow the SQLite adapter and the testkit's conformance suite: conditions are condition
 //! expressions evaluated atomically by DynamoDB, reads are strongly consistent (except the GSI,
 //! which DynamoDB only reads eventually consistently), and paging is exact.
 
@@ -13,9 +14,7 @@ use super::{describe, RetryPolicy};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, PutRequest,
-    ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem,
+    AttributeValue, Delete, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
     WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
@@ -24,7 +23,6 @@ use classy_sync_core::ports::{Condition, Item, Page, SkRange, Store, StoreError,
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::time::Duration;
 
 pub const ATTR_PK: &str = "pk";
 pub const ATTR_SK: &str = "sk";
@@ -76,94 +74,6 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
-    }
-
-    /// Creates the table as the SAM template declares it (on-demand billing, GSI `gsi1`, TTL
-    /// on `expires_at`) and waits until it is active. An existing table is left as it is
-    /// (TTL is still switched on), so local setup can run twice.
-    pub async fn create_table_for_tests(client: &Client, name: &str) -> Result<(), StoreError> {
-        let attr = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(build_error)
-        };
-        let key = |n: &str, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .map_err(build_error)
-        };
-        let gsi = GlobalSecondaryIndex::builder()
-            .index_name(GSI1_INDEX)
-            .key_schema(key(ATTR_GSI1, KeyType::Hash)?)
-            .key_schema(key(ATTR_SK, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(build_error)?;
-        let created = client
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr(ATTR_PK)?)
-            .attribute_definitions(attr(ATTR_SK)?)
-            .attribute_definitions(attr(ATTR_GSI1)?)
-            .key_schema(key(ATTR_PK, KeyType::Hash)?)
-            .key_schema(key(ATTR_SK, KeyType::Range)?)
-            .global_secondary_indexes(gsi)
-            .send()
-            .await;
-        match created {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-            Err(e) => return Err(unavailable("CreateTable", &e)),
-        }
-        for _ in 0..600 {
-            let d = client
-                .describe_table()
-                .table_name(name)
-                .send()
-                .await
-                .map_err(|e| unavailable("DescribeTable", &e))?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let ttl = client
-            .describe_time_to_live()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| unavailable("DescribeTimeToLive", &e))?;
-        let enabled = ttl
-            .time_to_live_description()
-            .and_then(|d| d.time_to_live_status())
-            .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
-        if !enabled {
-            client
-                .update_time_to_live()
-                .table_name(name)
-                .time_to_live_specification(
-                    TimeToLiveSpecification::builder()
-                        .enabled(true)
-                        .attribute_name(ATTR_EXPIRES_AT)
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .send()
-                .await
-                .map_err(|e| unavailable("UpdateTimeToLive", &e))?;
-        }
-        Ok(())
     }
 
     fn key(pk: &str, sk: &str) -> Attrs {
@@ -795,6 +705,7 @@ impl Store for DynamoStore {
 mod tests {
     use super::*;
     use std::cell::RefCell;
+    use std::time::Duration;
 
     fn put(sk: &str, data: &str) -> WriteOp {
         WriteOp::Put(Item::new("P", sk, data))

@@ -80,68 +80,6 @@ impl SqsQueue {
         self.fifo
     }
 
-    /// Creates a queue named `name` (FIFO when it ends with `.fifo`) and its dead-letter
-    /// queue `<name>-dlq[.fifo]`, with `maxReceiveCount = max_receives` and the default
-    /// visibility timeout `visibility_secs`. Returns `(queue_url, dlq_url)`.
-    pub async fn create_queues_for_tests(
-        client: &Client,
-        name: &str,
-        max_receives: u32,
-        visibility_secs: u32,
-    ) -> Result<(String, String), QueueError> {
-        let fifo = name.ends_with(".fifo");
-        let base = name.trim_end_matches(".fifo");
-        let dlq_name = if fifo {
-            format!("{base}-dlq.fifo")
-        } else {
-            format!("{base}-dlq")
-        };
-        let mut dlq = client.create_queue().queue_name(&dlq_name);
-        if fifo {
-            dlq = dlq.attributes(QueueAttributeName::FifoQueue, "true");
-        }
-        let dlq_url = dlq
-            .send()
-            .await
-            .map_err(|e| unavailable("CreateQueue", &e))?
-            .queue_url()
-            .map(str::to_owned)
-            .ok_or_else(|| QueueError::Unavailable("CreateQueue: no queue URL".into()))?;
-        let arn = client
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| unavailable("GetQueueAttributes", &e))?
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .ok_or_else(|| QueueError::Unavailable("GetQueueAttributes: no QueueArn".into()))?;
-        let policy = serde_json::json!({
-            "deadLetterTargetArn": arn,
-            "maxReceiveCount": max_receives.to_string(),
-        });
-        let mut main = client
-            .create_queue()
-            .queue_name(name)
-            .attributes(QueueAttributeName::RedrivePolicy, policy.to_string())
-            .attributes(
-                QueueAttributeName::VisibilityTimeout,
-                visibility_secs.to_string(),
-            );
-        if fifo {
-            main = main.attributes(QueueAttributeName::FifoQueue, "true");
-        }
-        let url = main
-            .send()
-            .await
-            .map_err(|e| unavailable("CreateQueue", &e))?
-            .queue_url()
-            .map(str::to_owned)
-            .ok_or_else(|| QueueError::Unavailable("CreateQueue: no queue URL".into()))?;
-        Ok((url, dlq_url))
-    }
-
     fn entry(&self, i: usize, m: OutMessage) -> Result<SendMessageBatchRequestEntry, QueueError> {
         let mut e = SendMessageBatchRequestEntry::builder()
             .id(i.to_string())

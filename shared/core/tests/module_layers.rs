@@ -35,11 +35,19 @@ fn offenders(module: &str, forbidden: &[&str]) -> Vec<String> {
 #[test]
 fn the_domain_uses_neither_ports_nor_engine() {
     let found = offenders("domain", &["crate::ports", "crate::engine"]);
-    assert!(found.is_empty(), "domain reaches outward:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "domain reaches outward:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]
 fn the_ports_do_not_use_the_engine() {
     let found = offenders("ports", &["crate::engine"]);
-    assert!(found.is_empty(), "ports reach into the engine:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "ports reach into the engine:\n{}",
+        found.join("\n")
+    );
 }

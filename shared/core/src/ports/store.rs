@@ -1,7 +1,7 @@
 //! A key-value store with DynamoDB-like primitives: items addressed by partition key and
 //! sort key, conditional puts, range queries within a partition, batch writes and
 //! all-or-nothing transactions. The SQLite adapter and the DynamoDB adapter both implement it
-//! and both pass `adapters::conformance`.
+//! and both pass the testkit's conformance suite (`classy-sync-testkit`).
 
 use async_trait::async_trait;
 
