@@ -465,3 +465,63 @@ async fn a_run_that_failed_mid_walk_waits_for_its_backoff_before_resuming() {
         "then it resumes"
     );
 }
+
+/// Status of the organization's `destination:complianceErrors` check in `report`.
+fn compliance_status(report: &classy_sync_core::domain::health::HealthReport) -> HealthStatus {
+    report.checks["destination:complianceErrors"]
+        .iter()
+        .map(|c| c.status)
+        .next()
+        .expect("one compliance check per organization")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spike_of_destination_compliance_refusals_fires_the_alert_once_then_clears() {
+    let h = Harness::start(small(1)).await;
+    let org = h.orgs[0];
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let root = root_with_clock(&h, clock.clone());
+    let recorder = Arc::new(Recorder::default());
+    let monitor = monitor(&h, &root);
+    let alerts = Alerts::new(root.data(), recorder.clone(), default_rules());
+
+    // Below the spike (10 in the current and previous hour): nothing fires.
+    root.data().count_compliance_refusals(org, 9).await.unwrap();
+    let report = monitor.run(Some("destination")).await;
+    assert_eq!(compliance_status(&report), HealthStatus::Pass);
+    alerts.evaluate(&report).await.unwrap();
+    assert!(recorder.messages().is_empty());
+
+    // Three more refusals, as a push reports them: the check fails, the alert fires once.
+    root.data().count_compliance_refusals(org, 3).await.unwrap();
+    for _ in 0..2 {
+        let report = monitor.run(Some("destination")).await;
+        assert_eq!(compliance_status(&report), HealthStatus::Fail);
+        alerts.evaluate(&report).await.unwrap();
+    }
+    let firing: Vec<_> = recorder
+        .messages()
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::AlertFiring)
+        .collect();
+    assert_eq!(firing.len(), 1, "{firing:#?}");
+    assert!(
+        firing[0].text.contains("12 compliance refusals"),
+        "{}",
+        firing[0].text
+    );
+
+    // Two hours on, both counted hours are behind: the check passes again.
+    clock.advance(chrono::Duration::hours(2));
+    let report = monitor.run(Some("destination")).await;
+    assert_eq!(compliance_status(&report), HealthStatus::Pass);
+    alerts.evaluate(&report).await.unwrap();
+    assert_eq!(
+        recorder
+            .messages()
+            .iter()
+            .filter(|m| m.kind == MessageKind::AlertFiring)
+            .count(),
+        1
+    );
+}

@@ -26,9 +26,9 @@ pub enum RuleKind {
     CredentialExpiry,
     /// Too many of the last hour's runs failed.
     ErrorRate,
-    /// Mailchimp rejected many members for compliance reasons in the last hour.
+    /// Destinations refused many records for compliance reasons in the last hour.
     ComplianceSpike,
-    /// A destination (Mailchimp) does not answer or refuses the list.
+    /// A destination does not answer or refuses its target (a Mailchimp list, a bus).
     DestinationDown,
 }
 
@@ -42,7 +42,7 @@ impl RuleKind {
             RuleKind::DataStale => "sync:freshness",
             RuleKind::CredentialExpiry => "credential:expiry",
             RuleKind::ErrorRate => "sync:errorRate",
-            RuleKind::ComplianceSpike => "mailchimp:complianceErrors",
+            RuleKind::ComplianceSpike => "destination:complianceErrors",
             RuleKind::DestinationDown => "destination:reachable",
         }
     }

@@ -502,7 +502,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add(
         "counter",
         &org,
-        counter_sk("mailchimp-compliance", 1_700_000_000),
+        counter_sk("destination-compliance", 1_700_000_000),
     );
     for p in ["mailchimp", "change-feed"] {
         add("plugin config", &org, plugin_config_sk(p));

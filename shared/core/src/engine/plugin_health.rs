@@ -1,6 +1,7 @@
 //! The destination side of the health monitor: every enabled plugin of an organization is
-//! prepared and asked for its health (Mailchimp: `/ping` and list access), and Mailchimp
-//! compliance refusals are counted per hour for the compliance-spike alert.
+//! prepared and asked for its health (each plugin decides how; Mailchimp pings and reads the
+//! list), and the compliance refusals plugins report are counted per hour for the
+//! compliance-spike alert.
 
 use super::health::checks::compliance_counter_sk;
 use super::health::{DestinationHealth, DestinationProbe};
@@ -69,7 +70,7 @@ struct Counter {
 }
 
 impl Datastore {
-    /// Adds `n` Mailchimp compliance refusals to the organization's counter of this hour
+    /// Adds `n` destination compliance refusals to the organization's counter of this hour
     /// (optimistic concurrency; a lost race is retried).
     pub async fn count_compliance_refusals(&self, org: OrgId, n: u64) -> Result<(), EngineError> {
         if n == 0 {

@@ -1,6 +1,6 @@
 //! The checks: store round trip, secret store access, queue depth / age / dead letters, per
 //! organization the Classy API (token and one minimal call), sync state (freshness, failure
-//! streaks, credential expiry, Mailchimp compliance errors), destinations through a probe the
+//! streaks, credential expiry, destinations' compliance refusals), destinations through a probe the
 //! destination plugins provide, and the deployment's error rate over the last hour.
 
 use super::{HealthCheck, HealthMonitor};
@@ -32,13 +32,14 @@ pub trait DestinationProbe: Send + Sync {
     async fn probe(&self, org: OrgId) -> Vec<DestinationHealth>;
 }
 
-/// Mailchimp compliance rejections are counted per organization and hour under
-/// `ORG#<id>/COUNTER#mailchimp-compliance#<YYYYMMDDHH>` as `{"count": n}` (written by the
-/// Mailchimp destination); this many in the last two hour buckets fails the check.
+/// Compliance refusals (records a destination refuses for the recipient's compliance state,
+/// its `compliance_skipped` count) are counted per organization and hour under
+/// `ORG#<id>/COUNTER#destination-compliance#<YYYYMMDDHH>` as `{"count": n}` (written after
+/// each push); this many in the last two hour buckets fails the check.
 pub const COMPLIANCE_SPIKE: u64 = 10;
 
 pub fn compliance_counter_sk(hour_unix: i64) -> String {
-    crate::domain::keys::counter_sk("mailchimp-compliance", hour_unix)
+    crate::domain::keys::counter_sk("destination-compliance", hour_unix)
 }
 
 pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
@@ -339,7 +340,7 @@ impl HealthCheck for OrgStateCheck {
         "sync:freshness".into()
     }
     fn components(&self) -> Vec<String> {
-        ["sync", "credential", "mailchimp"]
+        ["sync", "credential", "destination"]
             .map(String::from)
             .to_vec()
     }
@@ -457,14 +458,14 @@ impl HealthCheck for OrgStateCheck {
         } else {
             HealthStatus::Pass
         };
-        let mut r = CheckResult::new("mailchimp:complianceErrors", "component", st)
+        let mut r = CheckResult::new("destination:complianceErrors", "component", st)
             .id(format!("org {id}"))
             .for_org(id, None)
             .observed(compliance, "errors");
         if st != HealthStatus::Pass {
             r = r
                 .output(format!(
-                    "{compliance} compliance rejections from Mailchimp in the last hour"
+                    "{compliance} compliance refusals from destinations in the last hour"
                 ))
                 .recommend("review consent data of recently changed supporters");
         }
