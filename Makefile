@@ -5,14 +5,14 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench bench-health clean lint-infra build-cli deploy lambda-metrics test-lambda
+.PHONY: help setup build run test test-rust lint fmt contract bench bench-health clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
 	@echo "make test   - fmt, clippy, every Rust test (sandbox, moto), Classy and Mailchimp contracts, infra lint, Lambda invoke test"
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
 	@echo "make bench-health - classy-sync health over 100 sandbox organizations (<= 2 s)"
-	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics - the AWS stack (docs/deploy.md)"
+	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics / build-times - the AWS stack (docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
 $(VENV)/.installed: requirements-dev.txt
@@ -60,6 +60,10 @@ deploy: setup
 
 lambda-metrics: setup
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) scripts/lambda_metrics.py
+
+# Clean and incremental release build times of git refs: make build-times REFS="6dc2eb9 HEAD"
+build-times:
+	CARGO=$(CARGO) bash scripts/build_times.sh $(REFS)
 
 # The real Lambda runtime path: cargo lambda watch + invoke with the sample events.
 test-lambda: setup
