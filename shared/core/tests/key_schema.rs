@@ -1,23 +1,15 @@
 //! The key schema holds across the workspace: no code outside `domain/keys.rs` spells a key
 //! prefix, and the key table in docs/architecture.md is the one in the module.
 
+mod common;
+
 use classy_sync_core::domain::keys::KINDS;
+use common::rust_files;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
 }
 
 /// A string literal that starts like a key prefix: capitals, then `#`.

@@ -1,18 +1,10 @@
 //! Inside the core, the direction Cargo cannot hold between modules of one crate: the domain
 //! uses neither the ports nor the engine, and the ports do not use the engine.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
+use common::rust_files;
+use std::path::Path;
 
 /// Every line under `src/<module>` that names one of `forbidden` (`crate::ports`, ...).
 fn offenders(module: &str, forbidden: &[&str]) -> Vec<String> {

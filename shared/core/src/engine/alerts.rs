@@ -194,18 +194,11 @@ impl Alerts {
         let mut days = 7;
         loop {
             let since = now - (days * 86_400).min(HISTORY_RETENTION_SECS);
-            let mut all: Vec<AlertEvent> = Vec::new();
-            crate::ports::store::for_each_page(
+            let mut all: Vec<AlertEvent> = crate::ports::store::parse_all(
                 self.data.store.as_ref(),
                 ALERTS_PK,
                 &SkRange::Between(alert_history_from(since), prefix_end(ALERT_HISTORY_PREFIX)),
                 500,
-                |items| {
-                    for i in items {
-                        all.push(i.parse()?);
-                    }
-                    Ok(())
-                },
             )
             .await?;
             if all.len() >= limit || days * 86_400 >= HISTORY_RETENTION_SECS {
@@ -319,21 +312,13 @@ impl Alerts {
         &self,
         prefix: &str,
     ) -> Result<Vec<T>, EngineError> {
-        let mut out = Vec::new();
-        crate::ports::store::for_each_page(
+        Ok(crate::ports::store::parse_all(
             self.data.store.as_ref(),
             ALERTS_PK,
             &SkRange::prefix(prefix),
             500,
-            |items| {
-                for i in items {
-                    out.push(i.parse()?);
-                }
-                Ok(())
-            },
         )
-        .await?;
-        Ok(out)
+        .await?)
     }
 }
 

@@ -5,7 +5,7 @@ use super::{Datastore, EngineError};
 use crate::domain::keys::{org_list_sk as list_sk, org_pk, META_SK, ORGS_PK, ORG_LIST_PREFIX};
 use crate::domain::organization::classy_secret_name;
 use crate::domain::{Entity, OrgId, OrgStatus, Organization};
-use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
+use crate::ports::store::{parse_all, Condition, Item, SkRange, WriteOp};
 use crate::ports::{AppCredentials, SecretStore};
 use secrecy::SecretString;
 
@@ -66,21 +66,13 @@ impl Datastore {
     }
 
     pub async fn list_orgs(&self) -> Result<Vec<Organization>, EngineError> {
-        let mut orgs = Vec::new();
-        for_each_page(
+        Ok(parse_all(
             self.store.as_ref(),
             ORGS_PK,
             &SkRange::prefix(ORG_LIST_PREFIX),
             500,
-            |items| {
-                for it in items {
-                    orgs.push(it.parse()?);
-                }
-                Ok(())
-            },
         )
-        .await?;
-        Ok(orgs)
+        .await?)
     }
 
     pub async fn set_org_status(

@@ -341,19 +341,11 @@ impl ReportService {
 
 /// Every stored definition.
 async fn list_definitions(data: &Datastore) -> Result<Vec<ReportDefinition>, EngineError> {
-    let mut out = Vec::new();
-    crate::ports::store::for_each_page(
+    Ok(crate::ports::store::parse_all(
         data.store.as_ref(),
         REPORTS_PK,
         &SkRange::prefix(DEF_PREFIX),
         200,
-        |items| {
-            for i in items {
-                out.push(i.parse()?);
-            }
-            Ok(())
-        },
     )
-    .await?;
-    Ok(out)
+    .await?)
 }

@@ -243,6 +243,25 @@ pub trait Store: Send + Sync {
     async fn query_gsi1(&self, key: &str, limit: usize) -> Result<Vec<Item>, StoreError>;
 }
 
+/// Every item of a range, parsed as `T`, read in pages of `page` items (for ranges whose
+/// size is bounded by what they hold: definitions, alerts, organizations).
+pub async fn parse_all<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    pk: &str,
+    range: &SkRange,
+    page: usize,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for_each_page(store, pk, range, page, |items| {
+        for i in items {
+            out.push(i.parse()?);
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(out)
+}
+
 /// Streams a whole range in pages of `page` items, calling `f` for each page.
 pub async fn for_each_page<F>(
     store: &dyn Store,
