@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Lints the infrastructure: sam validate --lint, cfn-lint, checkov, and the sample events.
+# Lints the infrastructure: sam validate --lint, cfn-lint, checkov, the IAM scoping
+# (scripts/check_iam.py) and the sample events.
 #
 #   scripts/lint-infra.sh [PYTHON_BIN_DIR]
 #
@@ -53,6 +54,8 @@ run "cfn-lint" "$BIN_DIR/cfn-lint" "$TEMPLATE"
 # --skip-download: no calls to the Prisma Cloud API (offline, deterministic).
 run "checkov" "$CHECKOV_VENV/bin/checkov" -f "$TEMPLATE" --framework cloudformation \
     --quiet --compact --skip-download
+# Least privilege per function: secrets, the table key, the SES identity.
+run "check_iam.py" "$BIN_DIR/python3" scripts/check_iam.py "$TEMPLATE"
 run "events/*.json parse" "$BIN_DIR/python3" -c '
 import json, pathlib, sys
 bad = 0
