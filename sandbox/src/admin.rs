@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -26,6 +26,10 @@ pub fn router(state: Shared) -> Router {
         .route("/admin/orgs/{org}/{entity}", get(dump).post(create))
         .route("/admin/orgs/{org}/{entity}/touch", post(touch))
         .route("/admin/orgs/{org}/{entity}/{id}", get(get_one).patch(patch))
+        .route(
+            "/admin/orgs/{org}/{entity}/{id}/corrupt",
+            put(put_corrupt).delete(delete_corrupt),
+        )
         .route("/admin/counters", get(counters))
         .route("/admin/counters/reset", post(reset_counters))
         .route("/admin/faults", get(get_faults).put(put_faults))
@@ -221,6 +225,53 @@ fn patch_entity<E: Entity>(org: &OrgStore, id: i64, body: &Value) -> Response {
     }
     table.replace(pos, rec.clone());
     ok(rec.to_value())
+}
+
+fn corrupt_entity<E: Entity>(org: &OrgStore, id: i64, fields: Option<&Value>) -> Response {
+    let mut table = E::table(org).write().expect("table lock");
+    if table.position_of(id).is_none() {
+        return not_found();
+    }
+    match fields {
+        Some(v) => {
+            let Some(obj) = v.as_object() else {
+                return bad_request("the body must be a JSON object of fields to serve verbatim");
+            };
+            if obj.contains_key("id") {
+                return bad_request("the id cannot be corrupted (records are found by it)");
+            }
+            table.corrupt.insert(id, obj.clone());
+        }
+        None => {
+            table.corrupt.remove(&id);
+        }
+    }
+    ok(json!({"id": id, "corrupt": fields.is_some()}))
+}
+
+/// `PUT /admin/orgs/{org}/{entity}/{id}/corrupt` body: fields served verbatim in place of the
+/// record's own (e.g. an object where a name belongs), until `DELETE` of the same path. A
+/// fault for tests: the record's truth (`GET /admin/...`) is unchanged.
+async fn put_corrupt(
+    State(state): State<Shared>,
+    Path((org, entity, id)): Path<(String, String, i64)>,
+    Json(body): Json<Value>,
+) -> Response {
+    match lookup(&state, &org, &entity) {
+        Ok((org, kind)) => with_entity!(kind, E => corrupt_entity::<E>(&org, id, Some(&body))),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /admin/orgs/{org}/{entity}/{id}/corrupt`: serves the record as it is again.
+async fn delete_corrupt(
+    State(state): State<Shared>,
+    Path((org, entity, id)): Path<(String, String, i64)>,
+) -> Response {
+    match lookup(&state, &org, &entity) {
+        Ok((org, kind)) => with_entity!(kind, E => corrupt_entity::<E>(&org, id, None)),
+        Err(r) => r,
+    }
 }
 
 /// `PATCH /admin/orgs/{org}/{entity}/{id}` body: fields to merge; `updated_at` = now unless given.

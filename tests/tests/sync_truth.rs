@@ -493,6 +493,82 @@ async fn a_second_that_holds_more_than_a_page_is_read_whole() {
     h.assert_matches_truth(org, Entity::Supporters).await;
 }
 
+/// The reproduction from review: 500 supporters changed in one second, 200 more 3 s later,
+/// a sync started 3 s after that. The busy second is young (unsettled), and the walk used to
+/// stop after reading it, leaving the 200 for a run two minutes later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_young_busy_second_does_not_end_the_run_before_later_changes() {
+    let h = Harness::start(SandboxConfig {
+        orgs: 1,
+        supporters: 800,
+        ..config()
+    })
+    .await;
+    let org = h.orgs[0];
+    h.sync
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let ids: Vec<u64> = h
+        .truth(org, Entity::Supporters)
+        .await
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    let busy: Vec<u64> = ids[..500].to_vec();
+    let later: Vec<u64> = ids[500..700].to_vec();
+    h.post(
+        &format!("/orgs/{org}/supporters/touch"),
+        json!({"ids": busy, "updated_at": Timestamp::from_unix(now - 6).to_classy()}),
+    )
+    .await;
+    h.post(
+        &format!("/orgs/{org}/supporters/touch"),
+        json!({"ids": later, "updated_at": Timestamp::from_unix(now - 3).to_classy()}),
+    )
+    .await;
+    let r = h
+        .sync
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
+    assert_eq!(
+        r.updated, 700,
+        "the 200 later changes belong to this run: {r:?}"
+    );
+    h.assert_matches_truth(org, Entity::Supporters).await;
+
+    // The next run rereads the unsettled window and finds nothing new to write.
+    let again = h
+        .sync
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, SyncOutcome::Succeeded, "{again:?}");
+    assert_eq!(again.updated + again.created, 0, "{again:?}");
+    h.assert_matches_truth(org, Entity::Supporters).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_syncs_of_one_pair_never_overlap() {
     let h = Harness::start(SandboxConfig {

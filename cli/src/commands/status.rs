@@ -23,6 +23,7 @@ pub async fn run(target: &runtime::Target, args: StatusArgs) -> Result<ExitCode>
         "fetched",
         "created",
         "updated",
+        "quarantined",
         "failures",
         "last error",
     ]);
@@ -54,6 +55,7 @@ pub async fn run(target: &runtime::Target, args: StatusArgs) -> Result<ExitCode>
                 .unwrap_or_else(|| "-".into()),
             run.map(|r| thousands(r.updated))
                 .unwrap_or_else(|| "-".into()),
+            thousands(s.quarantined),
             s.failures.consecutive_failures.to_string(),
             opt(&s
                 .failures

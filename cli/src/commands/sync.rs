@@ -167,6 +167,7 @@ fn print_summary(reports: &[SyncReport]) {
         "created",
         "updated",
         "unchanged",
+        "quarantined",
         "api calls",
         "seconds",
         "records/s",
@@ -183,6 +184,7 @@ fn print_summary(reports: &[SyncReport]) {
             thousands(r.created),
             thousands(r.updated),
             thousands(r.unchanged),
+            thousands(r.quarantined),
             thousands(r.api_calls),
             format!("{secs:.2}"),
             if secs > 0.0 {

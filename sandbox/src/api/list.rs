@@ -77,7 +77,17 @@ fn render<R: Record>(
             if n > 0 {
                 o.push(b',');
             }
-            table.records[sel.position(table, i)].write_json(o, opts);
+            let record = &table.records[sel.position(table, i)];
+            match table.corrupt.get(&record.id()) {
+                None => record.write_json(o, opts),
+                Some(fields) => {
+                    let mut v = record.to_value();
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.extend(fields.clone());
+                    }
+                    serde_json::to_writer(&mut *o, &v).expect("JSON values serialize");
+                }
+            }
         }
     });
     json_bytes(StatusCode::OK, out)

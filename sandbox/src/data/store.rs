@@ -170,6 +170,9 @@ pub struct Table<R> {
     /// Positions sorted by (updated_at, id).
     pub by_updated: Vec<u32>,
     cache: Mutex<HashMap<String, Arc<Vec<u32>>>>,
+    /// Fault injection: fields served verbatim in place of a record's own (by id), to model
+    /// an upstream record that breaks the published schema. Empty unless a test sets it.
+    pub corrupt: HashMap<i64, serde_json::Map<String, serde_json::Value>>,
 }
 
 const CACHE_ENTRIES: usize = 32;
@@ -185,6 +188,7 @@ impl<R: Record> Table<R> {
             records,
             by_updated,
             cache: Mutex::new(HashMap::new()),
+            corrupt: HashMap::new(),
         }
     }
 

@@ -30,6 +30,8 @@ pub enum RuleKind {
     ComplianceSpike,
     /// A destination does not answer or refuses its target (a Mailchimp list, a bus).
     DestinationDown,
+    /// Records of an organization×entity do not decode and are held in quarantine.
+    QuarantinedRecords,
 }
 
 impl RuleKind {
@@ -44,6 +46,7 @@ impl RuleKind {
             RuleKind::ErrorRate => "sync:errorRate",
             RuleKind::ComplianceSpike => "destination:complianceErrors",
             RuleKind::DestinationDown => "destination:reachable",
+            RuleKind::QuarantinedRecords => "sync:quarantinedRecords",
         }
     }
 }
@@ -112,6 +115,14 @@ pub fn default_rules() -> Vec<Rule> {
             RuleKind::DestinationDown,
             Severity::High,
             4,
+        ),
+        // Announced once per episode: the records stay held until Classy sends versions
+        // that decode, and repeating would only repeat the list.
+        r(
+            "quarantined-records",
+            RuleKind::QuarantinedRecords,
+            Severity::Medium,
+            0,
         ),
     ]
 }
@@ -247,9 +258,9 @@ pub fn observe(rules: &[Rule], report: &HealthReport) -> Vec<Observation> {
             let mut severity = rule.severity;
             let mut stage = None;
             match rule.kind {
-                RuleKind::DeadLetters | RuleKind::DestinationDown => {
-                    firing = r.status != HealthStatus::Pass
-                }
+                RuleKind::DeadLetters
+                | RuleKind::DestinationDown
+                | RuleKind::QuarantinedRecords => firing = r.status != HealthStatus::Pass,
                 RuleKind::DataStale => {
                     let explained = matches!((r.org, &r.entity), (Some(o), Some(e))
                         if streaking.contains(&(o, e.clone())));

@@ -83,6 +83,15 @@ pub fn queued_sk(entity: Entity) -> String {
     format!("QUEUED#{}", entity.name())
 }
 
+/// A record Classy sent that does not decode, kept raw until a later version of it does.
+pub fn quarantine_prefix(entity: Entity) -> String {
+    format!("QUARANTINE#{}#", entity.name())
+}
+
+pub fn quarantine_sk(entity: Entity, id: &str) -> String {
+    format!("{}{id}", quarantine_prefix(entity))
+}
+
 pub fn fail_sk(entity: Entity) -> String {
     format!("FAIL#{}", entity.name())
 }
@@ -268,6 +277,19 @@ pub fn health_history_sk(at_ms: i64) -> String {
     format!("{HEALTH_HISTORY_PREFIX}{at_ms:015}")
 }
 
+pub const HEALTH_RESULTS_PREFIX: &str = "R#";
+
+/// One part of the results of the report recorded at `at_ms` (the latest report's results,
+/// read by the alert function; `LAST` names the parts).
+pub fn health_results_sk(at_ms: i64, part: u32) -> String {
+    format!("{HEALTH_RESULTS_PREFIX}{at_ms:015}#{part:04}")
+}
+
+/// The parts of the results recorded at `at_ms`.
+pub fn health_results_prefix(at_ms: i64) -> String {
+    format!("{HEALTH_RESULTS_PREFIX}{at_ms:015}#")
+}
+
 /// A short-lived item the store health check writes, reads back and deletes.
 pub fn health_probe_sk(token: &str) -> String {
     format!("{HEALTH_PROBE_PREFIX}{token}")
@@ -345,6 +367,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("lease", "ORG#<id>", "LEASE#<entity>"),
     kind("queued marker", "ORG#<id>", "QUEUED#<entity>"),
     kind("failure streak", "ORG#<id>", "FAIL#<entity>"),
+    kind("quarantined record", "ORG#<id>", "QUARANTINE#<entity>#<id>"),
     kind("run", "ORG#<id>", "RUN#<entity>#<start ms>#<run>"),
     kind("last run", "ORG#<id>", "LASTRUN#<entity>"),
     kind("change", "ORG#<id>", "CHG#<unix ms>#<entity>#<id>"),
@@ -366,6 +389,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("health report", "HEALTH", "LAST"),
     kind("health history", "HEALTH", "H#<unix ms>"),
     kind("health probe", "HEALTH", "PROBE#<token>"),
+    kind("health results", "HEALTH", "R#<unix ms>#<part>"),
     kind("report definition", "REPORTS", "REPORT#<id>"),
     kind("report sent", "REPORTS", "SENT#<id>#<occurrence>"),
     kind("channel", "NOTIFY", "CHANNEL#<name>"),
@@ -451,11 +475,23 @@ pub const SCANS: &[Scan] = &[
         Extent::Bounded("asks only whether any marker exists (limit 1)"),
     ),
     scan("ORG#<id>", "RUN#<entity>#", &["run"], Extent::ToTheEnd),
+    scan(
+        "ORG#<id>",
+        "QUARANTINE#<entity>#",
+        &["quarantined record"],
+        Extent::ToTheEnd,
+    ),
     scan("ORG#<id>", "CHG#", &["change"], Extent::ToTheEnd),
     scan("ALERTS", "STATE#", &["alert state"], Extent::ToTheEnd),
     scan("ALERTS", "SILENCE#", &["silence"], Extent::ToTheEnd),
     scan("ALERTS", "HIST#", &["alert history"], Extent::ToTheEnd),
     scan("HEALTH", "H#", &["health history"], Extent::ToTheEnd),
+    scan(
+        "HEALTH",
+        "R#<unix ms>#",
+        &["health results"],
+        Extent::ToTheEnd,
+    ),
     scan(
         "REPORTS",
         "REPORT#",
@@ -486,6 +522,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
         add("lease", &org, lease_sk(e));
         add("queued marker", &org, queued_sk(e));
         add("failure streak", &org, fail_sk(e));
+        add("quarantined record", &org, quarantine_sk(e, "12"));
         add("run", &org, run_sk(e, 1_700_000_000_000, "r1"));
         add("last run", &org, last_run_sk(e));
         add("change", &org, change_sk(1_700_000_000_000, e, 12));
@@ -540,6 +577,11 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
         health_history_sk(1_700_000_000_000),
     );
     add("health probe", HEALTH_PK, health_probe_sk("t1"));
+    add(
+        "health results",
+        HEALTH_PK,
+        health_results_sk(1_700_000_000_000, 0),
+    );
     add("report definition", REPORTS_PK, report_def_sk("weekly"));
     add(
         "report sent",

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lenient;
 pub mod organization;
 pub mod quality;
+pub mod quarantine;
 pub mod report;
 pub mod schedule;
 pub mod segments;

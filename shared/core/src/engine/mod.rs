@@ -21,6 +21,7 @@ pub mod plugin_health;
 pub mod plugin_jobs;
 pub mod plugins;
 pub mod quality;
+pub mod quarantine;
 pub mod recovery;
 pub mod reports;
 pub mod runs;

@@ -9,6 +9,7 @@
 use super::state::{Checkpoint, Position, SETTLED_AFTER_SECS};
 use super::EngineError;
 use crate::domain::entities::Record;
+use crate::domain::quarantine::{decode, DecodeFailure};
 use crate::domain::{Entity, OrgId, Timestamp};
 use crate::ports::{AppCredentials, ClassySource, Filter, FilterOp, ListQuery, Sort, SourcePage};
 use serde::Deserialize;
@@ -20,11 +21,23 @@ use tokio::sync::mpsc;
 
 pub struct FetchedPage<T> {
     pub records: Vec<T>,
+    /// Records of this page that do not decode: kept aside, the walk goes on.
+    pub quarantined: Vec<Quarantined>,
     /// Where the run stands once these records are stored.
     pub checkpoint: Checkpoint,
     /// Nothing follows: a stop requested now still completes the run.
     pub last: bool,
 }
+
+/// A record that does not decode, with the raw text to keep and what can be said of it.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub failure: DecodeFailure,
+    pub raw: String,
+}
+
+/// One decoded record of a page, or the reason it is set aside.
+type Decoded<T> = Result<T, Quarantined>;
 
 pub struct Pager {
     pub source: Arc<dyn ClassySource>,
@@ -41,10 +54,11 @@ pub struct Pager {
 /// A hot second is re-read until two passes agree, at most this often.
 const HOT_SECOND_PASSES: usize = 4;
 
-#[derive(Deserialize)]
-struct IdOnly {
-    #[serde(default)]
-    id: serde_json::Value,
+/// The pages one pass over a busy second may read: those its first total needs, plus slack
+/// for records joining the second while it is read.
+fn max_pages(total: u64, per_page: u32) -> u32 {
+    let needed = total.div_ceil(u64::from(per_page.max(1)));
+    u32::try_from(needed).unwrap_or(u32::MAX).saturating_add(2)
 }
 
 #[derive(Deserialize)]
@@ -53,19 +67,12 @@ struct Stamp {
 }
 
 impl Pager {
-    fn typed<T: Record>(&self, raw: &[Box<RawValue>]) -> Result<Vec<T>, EngineError> {
+    fn decoded<T: Record>(raw: &[Box<RawValue>]) -> Vec<Decoded<T>> {
         raw.iter()
             .map(|r| {
-                serde_json::from_str::<T>(r.get()).map_err(|e| {
-                    let id = serde_json::from_str::<IdOnly>(r.get())
-                        .map(|i| i.id.to_string())
-                        .unwrap_or_else(|_| "?".into());
-                    EngineError::BadRecord {
-                        org: self.org,
-                        entity: self.entity,
-                        id,
-                        message: e.to_string(),
-                    }
+                decode::<T>(r.get()).map_err(|failure| Quarantined {
+                    failure,
+                    raw: r.get().to_string(),
                 })
             })
             .collect()
@@ -155,8 +162,12 @@ impl Pager {
                 1,
             );
             let page = self.fetch(q).await?;
-            let records: Vec<T> = self.typed(&page.records)?;
-            if let Some(max) = records.iter().map(|r| r.id()).max() {
+            let (records, quarantined) = split(Self::decoded::<T>(&page.records));
+            let ids = records
+                .iter()
+                .map(|r| r.id())
+                .chain(quarantined.iter().filter_map(|q| q.failure.id));
+            if let Some(max) = ids.max() {
                 if max <= after_id {
                     return Err(EngineError::Source(crate::ports::SourceError::Decode(
                         format!(
@@ -167,7 +178,7 @@ impl Pager {
                 }
                 after_id = max;
             }
-            let more = page.has_next && !records.is_empty();
+            let more = page.has_next && !page.records.is_empty();
             let checkpoint = Checkpoint::Full {
                 run_id: run_id.to_string(),
                 after_id,
@@ -176,6 +187,7 @@ impl Pager {
             if tx
                 .send(Ok(FetchedPage {
                     records,
+                    quarantined,
                     checkpoint,
                     last: !more,
                 }))
@@ -212,18 +224,28 @@ impl Pager {
             let page = self
                 .fetch(self.query(filter, Sort::asc("updated_at"), 1))
                 .await?;
-            let all: Vec<T> = self.typed(&page.records)?;
             let start_ts = at.ts;
-            let mut fresh = Vec::with_capacity(all.len());
+            let mut fresh = Vec::with_capacity(page.records.len());
+            let mut quarantined = Vec::new();
             let mut newest = start_ts;
-            for r in all {
-                let ts = r.updated_at().second();
+            for r in Self::decoded::<T>(&page.records) {
+                // A record that does not decode keeps its place in the walk when its id and
+                // second read; else it is set aside where it stands.
+                let (ts, id) = match &r {
+                    Ok(r) => (r.updated_at().second(), Some(r.id())),
+                    Err(q) => (q.failure.updated_at.unwrap_or(at.ts), q.failure.id),
+                };
                 newest = newest.max(ts);
-                if at.covers(ts, r.id()) {
-                    continue;
+                if let Some(id) = id {
+                    if at.covers(ts, id) {
+                        continue;
+                    }
+                    at.advance(ts, id);
                 }
-                at.advance(ts, r.id());
-                fresh.push(r);
+                match r {
+                    Ok(r) => fresh.push(r),
+                    Err(q) => quarantined.push(q),
+                }
             }
             let full = page.has_next;
             let stuck = full && newest == start_ts && strictly_after.is_none();
@@ -234,6 +256,7 @@ impl Pager {
             if tx
                 .send(Ok(FetchedPage {
                     records: fresh,
+                    quarantined,
                     checkpoint,
                     last: !full && !stuck,
                 }))
@@ -245,11 +268,12 @@ impl Pager {
             if stuck {
                 // A full page inside one second: read that second whole, by page number.
                 self.read_hot_second(run_id, &mut at, tx).await?;
-                if self.now - at.ts < SETTLED_AFTER_SECS {
-                    // The second may still receive records: stop here; the next run rereads it.
-                    return Ok(());
-                }
-                at.complete = true;
+                // Go on past the busy second either way: later changes belong to this run. A
+                // second that may still receive records is not marked complete, so a resumed
+                // walk reads it again (skipping the ids held), and the position this run
+                // commits (`Position::committed_after`) makes the next run reread the
+                // unsettled window.
+                at.complete = self.now - at.ts >= SETTLED_AFTER_SECS;
                 strictly_after = Some(at.ts);
                 continue;
             }
@@ -284,16 +308,28 @@ impl Pager {
                 );
                 let page = self.fetch(q).await?;
                 let total = *first_total.get_or_insert(page.total);
-                let records: Vec<T> = self.typed(&page.records)?;
                 let mut fresh = Vec::new();
-                for r in records {
+                let mut quarantined = Vec::new();
+                for r in Self::decoded::<T>(&page.records) {
+                    let (second, id) = match &r {
+                        Ok(r) => (Some(r.updated_at().second()), Some(r.id())),
+                        Err(q) => (q.failure.updated_at, q.failure.id),
+                    };
                     // A record updated meanwhile shows its new second: later walks get it.
-                    if r.updated_at().second() == ts && seen.insert(r.id()) {
-                        at.advance(ts, r.id());
-                        fresh.push(r);
+                    if second.is_some_and(|s| s != ts) {
+                        continue;
+                    }
+                    match id {
+                        Some(id) if !seen.insert(id) => continue,
+                        Some(id) => at.advance(ts, id),
+                        None => {}
+                    }
+                    match r {
+                        Ok(r) => fresh.push(r),
+                        Err(q) => quarantined.push(q),
                     }
                 }
-                new_in_pass += fresh.len();
+                new_in_pass += fresh.len() + quarantined.len();
                 let checkpoint = Checkpoint::Incremental {
                     run_id: run_id.to_string(),
                     at: at.clone(),
@@ -301,6 +337,7 @@ impl Pager {
                 if tx
                     .send(Ok(FetchedPage {
                         records: fresh,
+                        quarantined,
                         checkpoint,
                         last: false,
                     }))
@@ -312,6 +349,14 @@ impl Pager {
                 if !page.has_next {
                     break page.total == total;
                 }
+                // A source that keeps announcing more pages than the second holds would hold
+                // the run here for ever: a pass reads at most the pages its first total needs.
+                if page_no >= max_pages(total, self.per_page) {
+                    return Err(EngineError::Source(crate::ports::SourceError::Decode(format!(
+                        "{} second {value}: more than {page_no} pages for {total} records; retry later",
+                        self.entity
+                    ))));
+                }
                 page_no += 1;
             };
             if steady && (new_in_pass == 0 || first_total == Some(seen.len() as u64)) {
@@ -322,5 +367,109 @@ impl Pager {
             "{} records of second {value} kept changing over {HOT_SECOND_PASSES} passes; retry later",
             self.entity
         ))))
+    }
+}
+
+/// The decoded records of a page, and those set aside.
+fn split<T>(decoded: Vec<Decoded<T>>) -> (Vec<T>, Vec<Quarantined>) {
+    let mut good = Vec::with_capacity(decoded.len());
+    let mut bad = Vec::new();
+    for d in decoded {
+        match d {
+            Ok(r) => good.push(r),
+            Err(q) => bad.push(q),
+        }
+    }
+    (good, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::entities::Supporter;
+    use crate::ports::SourceError;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    /// A source whose one busy second never ends: every page of it is full and announces
+    /// another, whatever the total says.
+    struct EndlessSecond {
+        ts: i64,
+        calls: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl ClassySource for EndlessSecond {
+        async fn list_page(
+            &self,
+            _creds: &AppCredentials,
+            _org: OrgId,
+            _entity: Entity,
+            query: &ListQuery,
+        ) -> Result<SourcePage, SourceError> {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            assert!(*calls < 1_000, "the walk did not stop");
+            let stamp = Timestamp::from_unix(self.ts).to_classy();
+            let first = u64::from(query.page) * 100;
+            let records = (first..first + 100)
+                .map(|id| {
+                    RawValue::from_string(format!(r#"{{"id":{id},"updated_at":"{stamp}"}}"#))
+                        .unwrap()
+                })
+                .collect();
+            Ok(SourcePage {
+                records,
+                current_page: query.page,
+                last_page: query.page + 1,
+                total: 150,
+                has_next: true,
+                requests: 1,
+            })
+        }
+
+        fn calls_made(&self) -> u64 {
+            u64::from(*self.calls.lock().unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_second_that_never_ends_is_read_a_bounded_number_of_pages() {
+        let source = Arc::new(EndlessSecond {
+            ts: 1_700_000_000,
+            calls: Mutex::new(0),
+        });
+        let pager = Pager {
+            source: source.clone(),
+            creds: AppCredentials {
+                client_id: "c".into(),
+                client_secret: "s".to_string().into(),
+            },
+            org: 1,
+            entity: Entity::Supporters,
+            per_page: 100,
+            now: 1_700_001_000,
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<Supporter>, EngineError>>(64);
+        let start = Checkpoint::Incremental {
+            run_id: "r".into(),
+            at: Position {
+                ts: 1_700_000_000,
+                ids_at_ts: Vec::new(),
+                complete: false,
+            },
+        };
+        tokio::spawn(pager.run(start, tx));
+        let mut error = None;
+        while let Some(page) = rx.recv().await {
+            if let Err(e) = page {
+                error = Some(e.to_string());
+            }
+        }
+        let error = error.expect("the walk must end with an error");
+        assert!(error.contains("retry later"), "{error}");
+        // One keyset page, then at most ⌈150/100⌉ + 2 pages of the second.
+        assert!(source.calls_made() <= 5, "{} calls", source.calls_made());
     }
 }

@@ -105,6 +105,9 @@ pub struct Cursor {
     pub in_progress: Option<Checkpoint>,
     pub last_success_at: Option<i64>,
     pub last_full_at: Option<i64>,
+    /// Records of the pair held in quarantine (they do not decode) after the latest page.
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

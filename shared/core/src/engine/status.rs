@@ -19,6 +19,8 @@ pub struct EntityStatus {
     pub last_success_at: Option<String>,
     pub last_run: Option<SyncReport>,
     pub failures: FailureState,
+    /// Records of the pair held in quarantine (they do not decode).
+    pub quarantined: u64,
 }
 
 fn describe(cursor: &Cursor) -> (Option<String>, Option<String>) {
@@ -58,6 +60,7 @@ impl Datastore {
                         .map(|t| Timestamp::from_unix(t).to_rfc3339()),
                     last_run: self.last_run(org.id, entity).await?,
                     failures: self.load_failures(org.id, entity).await?,
+                    quarantined: cursor.quarantined,
                 });
             }
         }

@@ -6,6 +6,7 @@ use super::aggregator::AggregateReport;
 use super::lease::Lease;
 use super::orgs::app_credentials;
 use super::pager::{FetchedPage, Pager};
+use super::quarantine::QuarantineBook;
 use super::state::{Checkpoint, Cursor, Position};
 use super::writer::{write_page, PageCounts, Synced};
 use super::{Datastore, EngineError};
@@ -57,6 +58,9 @@ pub struct SyncReport {
     pub error: Option<String>,
     #[serde(default)]
     pub aggregates_recomputed: u64,
+    /// Records that did not decode in this run: kept aside raw, the rest stored.
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 /// What a running sync reports after each page (for progress bars).
@@ -126,6 +130,7 @@ struct RunState {
     pages: u64,
     resumed: bool,
     full: bool,
+    quarantined: u64,
 }
 
 impl SyncService {
@@ -169,6 +174,7 @@ impl SyncService {
             pages: 0,
             resumed: false,
             full: false,
+            quarantined: 0,
         };
         let result = self
             .run_locked(
@@ -203,6 +209,7 @@ impl SyncService {
             error,
             aggregates_recomputed: aggregates.supporters_recomputed
                 + aggregates.campaigns_recomputed,
+            quarantined: state.quarantined,
         };
         // Bookkeeping failures must not hide the run's own error.
         let bookkeeping = async {
@@ -355,6 +362,7 @@ impl SyncService {
         let mut renewed_at = self.data.clock.unix();
         let mut completed = true;
         let org = lease.org;
+        let mut quarantine = QuarantineBook::load(self.data.store.as_ref(), org, T::ENTITY).await?;
         while let Some(msg) = rx.recv().await {
             let page = match msg {
                 Ok(p) => p,
@@ -373,6 +381,14 @@ impl SyncService {
             .await?;
             state.counts.add(counts);
             state.pages += 1;
+            let store = self.data.store.as_ref();
+            quarantine.release(store, &page.records).await?;
+            let at_ms = self.data.clock.now().timestamp_millis();
+            quarantine
+                .keep(store, &page.quarantined, &lease.owner, at_ms)
+                .await?;
+            state.quarantined = quarantine.quarantined;
+            cursor.quarantined = quarantine.held();
             let last = page.last;
             cursor.in_progress = Some(page.checkpoint);
             *version = self
