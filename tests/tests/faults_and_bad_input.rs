@@ -5,9 +5,13 @@
 use classy_sandbox::SandboxConfig;
 use classy_sync_core::domain::Entity;
 use classy_sync_core::engine::{EngineError, RunControl, SyncMode, SyncOutcome};
+use classy_sync_core::ports::{JobQueue, OutMessage, QueueError, QueueStats, Received};
+use classy_sync_local::local_queue::{LocalQueue, QueueOptions};
 use classy_sync_tests::Harness;
 use secrecy::SecretString;
 use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
 
 fn config() -> SandboxConfig {
     SandboxConfig {
@@ -258,4 +262,114 @@ async fn unknown_and_foreign_organizations_are_refused() {
         "{r:?}"
     );
     assert!(r.api_calls <= 3, "not retried: {r:?}");
+}
+
+/// A queue that refuses chosen messages of its first batches, as SQS answers a
+/// `SendMessageBatch` per entry (a partial failure cannot be provoked on moto, so this
+/// wrapper around the real local queue stands in for SQS's per-entry answer).
+struct RefusingQueue {
+    inner: Arc<dyn JobQueue>,
+    /// Per batch call, in order: `None` refuses the whole batch, `Some(positions)` those.
+    script: std::sync::Mutex<std::collections::VecDeque<Option<Vec<usize>>>>,
+}
+
+#[async_trait::async_trait]
+impl JobQueue for RefusingQueue {
+    async fn send_batch(&self, messages: Vec<OutMessage>) -> Result<(), QueueError> {
+        let step = self.script.lock().unwrap().pop_front();
+        match step {
+            None => self.inner.send_batch(messages).await,
+            Some(None) => Err(QueueError::Unavailable(
+                "the whole batch was refused".into(),
+            )),
+            Some(Some(refused)) => {
+                let kept: Vec<OutMessage> = messages
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| !refused.contains(i))
+                    .map(|(_, m)| m)
+                    .collect();
+                self.inner.send_batch(kept).await?;
+                Err(QueueError::Partial {
+                    failed: refused,
+                    message: "InternalError: try again".into(),
+                })
+            }
+        }
+    }
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Received>, QueueError> {
+        self.inner.receive(max, visibility).await
+    }
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        self.inner.delete(receipt).await
+    }
+    async fn release(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        self.inner.release(receipt, delay).await
+    }
+    async fn stats(&self) -> Result<QueueStats, QueueError> {
+        self.inner.stats().await
+    }
+    async fn dead_letters(&self, limit: usize) -> Result<Vec<Received>, QueueError> {
+        self.inner.dead_letters(limit).await
+    }
+    async fn redrive(&self, ids: &[String]) -> Result<usize, QueueError> {
+        self.inner.redrive(ids).await
+    }
+}
+
+/// A partly refused `SendMessageBatch` used to leave `QUEUED` markers with nothing enqueued
+/// (the pairs blocked for the marker's two hours) and skip the batches after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_refused_batch_leaves_no_marker_without_a_message() {
+    let h = Harness::start(SandboxConfig {
+        orgs: 25,
+        supporters: 5,
+        campaigns: 1,
+        transactions: 5,
+        plans: 1,
+        ..config()
+    })
+    .await;
+    let local: Arc<dyn JobQueue> = Arc::new(
+        LocalQueue::open(
+            h.dir.path().join("queue.db"),
+            QueueOptions::default(),
+            h.data.clock.clone(),
+        )
+        .unwrap(),
+    );
+    // 25 due organizations: batches of 10, 10 and 5. The first batch is refused whole, the
+    // second loses positions 3 and 7, the third goes through.
+    let queue = RefusingQueue {
+        inner: local.clone(),
+        script: std::sync::Mutex::new([None, Some(vec![3, 7])].into_iter().collect()),
+    };
+    let ttl = Duration::from_secs(7200);
+    let report = h
+        .data
+        .dispatch(Entity::Supporters, &queue, ttl)
+        .await
+        .unwrap();
+    assert_eq!(report.enqueued.len(), 13, "{report:?}");
+    assert_eq!(report.not_enqueued.len(), 12, "{report:?}");
+    assert!(report.queue_error.is_some());
+    assert_eq!(local.stats().await.unwrap().visible, 13);
+
+    // The refused pairs carry no marker: the next dispatch sends exactly those.
+    let again = h
+        .data
+        .dispatch(Entity::Supporters, &queue, ttl)
+        .await
+        .unwrap();
+    let mut retried = again.enqueued.clone();
+    retried.sort_unstable();
+    let mut refused = report.not_enqueued.clone();
+    refused.sort_unstable();
+    assert_eq!(retried, refused, "{again:?}");
+    let mut queued = again.already_queued.clone();
+    queued.sort_unstable();
+    let mut sent = report.enqueued.clone();
+    sent.sort_unstable();
+    assert_eq!(queued, sent);
+    assert_eq!(local.stats().await.unwrap().visible, 25);
 }

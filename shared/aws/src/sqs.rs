@@ -267,14 +267,20 @@ impl JobQueue for SqsQueue {
             first.code(),
             first.message().unwrap_or("no message")
         );
-        let err = format!(
+        let message = format!(
             "SQS SendMessageBatch: {} of {total} messages failed (first: {reason})",
             failed.len()
         );
-        if failed.iter().any(|f| !f.sender_fault()) {
-            Err(QueueError::Unavailable(err))
-        } else {
-            Err(QueueError::Invalid(err))
+        // Entry ids are the positions in the batch (see `entry`): the others were enqueued.
+        let positions = failed
+            .iter()
+            .map(|f| f.id().parse::<usize>())
+            .collect::<Result<Vec<_>, _>>();
+        match positions {
+            Ok(failed) => Err(QueueError::Partial { failed, message }),
+            Err(_) => Err(QueueError::Unavailable(format!(
+                "{message}; SQS named entries that were not sent"
+            ))),
         }
     }
 

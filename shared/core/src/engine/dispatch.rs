@@ -7,7 +7,7 @@ use super::jobs::SyncJob;
 use super::{Datastore, EngineError};
 use crate::domain::keys::{lease_sk, org_pk, queued_sk};
 use crate::domain::{Entity, OrgId};
-use crate::ports::queue::MAX_SEND_BATCH;
+use crate::ports::queue::send_in_batches;
 use crate::ports::store::{Condition, Item};
 use crate::ports::JobQueue;
 use serde::Serialize;
@@ -19,6 +19,12 @@ pub struct DispatchReport {
     pub enqueued: Vec<OrgId>,
     pub already_queued: Vec<OrgId>,
     pub running: Vec<OrgId>,
+    /// Due organizations the queue refused: their markers are removed, so the next dispatch
+    /// tries them again.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_enqueued: Vec<OrgId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_error: Option<String>,
 }
 
 impl Datastore {
@@ -56,22 +62,18 @@ impl Datastore {
                 Err(e) => return Err(e.into()),
             }
         }
-        for chunk in to_send.chunks(MAX_SEND_BATCH) {
-            if let Err(e) = queue
-                .send_batch(chunk.iter().map(SyncJob::to_message).collect())
-                .await
-            {
-                // Nothing was queued for these: let the next dispatch try again.
-                for job in chunk {
-                    let _ = self
-                        .store
-                        .delete(&org_pk(job.org), &queued_sk(entity), Condition::Always)
-                        .await;
-                }
-                return Err(e.into());
+        let not_sent =
+            send_in_batches(queue, to_send.iter().map(SyncJob::to_message).collect()).await;
+        for (i, job) in to_send.iter().enumerate() {
+            if not_sent.positions.contains(&i) {
+                // Nothing was queued for this pair: let the next dispatch try again.
+                self.job_finished(job.org, entity).await?;
+                report.not_enqueued.push(job.org);
+            } else {
+                report.enqueued.push(job.org);
             }
-            report.enqueued.extend(chunk.iter().map(|j| j.org));
         }
+        report.queue_error = not_sent.first_error;
         Ok(report)
     }
 

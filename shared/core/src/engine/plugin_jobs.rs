@@ -11,7 +11,7 @@ use super::EngineError;
 use crate::domain::keys::org_pk;
 pub use crate::domain::keys::plugin_queued_sk as queued_sk;
 use crate::domain::OrgId;
-use crate::ports::queue::MAX_SEND_BATCH;
+use crate::ports::queue::send_in_batches;
 use crate::ports::store::{Condition, Item};
 use crate::ports::{JobQueue, OutMessage};
 use serde::{Deserialize, Serialize};
@@ -51,6 +51,12 @@ impl PluginJob {
 pub struct PluginDispatchReport {
     pub enqueued: Vec<PluginJob>,
     pub already_queued: Vec<PluginJob>,
+    /// Due pushes the queue refused: their markers are removed, so the next dispatch tries
+    /// them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_enqueued: Vec<PluginJob>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_error: Option<String>,
 }
 
 impl PluginService {
@@ -82,21 +88,20 @@ impl PluginService {
                 Err(e) => return Err(e.into()),
             }
         }
-        for chunk in to_send.chunks(MAX_SEND_BATCH) {
-            if let Err(e) = queue
-                .send_batch(chunk.iter().map(PluginJob::to_message).collect())
-                .await
-            {
-                // Nothing was queued for these: let the next dispatch try again.
-                for job in chunk {
-                    if let Some(p) = &job.plugin {
-                        let _ = self.plugin_job_finished(job.org, p).await;
-                    }
+        let not_sent =
+            send_in_batches(queue, to_send.iter().map(PluginJob::to_message).collect()).await;
+        for (i, job) in to_send.into_iter().enumerate() {
+            if not_sent.positions.contains(&i) {
+                // Nothing was queued for this pair: let the next dispatch try again.
+                if let Some(p) = &job.plugin {
+                    self.plugin_job_finished(job.org, p).await?;
                 }
-                return Err(e.into());
+                report.not_enqueued.push(job);
+            } else {
+                report.enqueued.push(job);
             }
-            report.enqueued.extend(chunk.iter().cloned());
         }
+        report.queue_error = not_sent.first_error;
         Ok(report)
     }
 

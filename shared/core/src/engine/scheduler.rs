@@ -7,7 +7,7 @@ use super::jobs::SyncJob;
 use super::plugins::{PluginService, PushOptions};
 use super::sync::{RunControl, SyncOutcome, SyncReport, SyncService};
 use super::{Datastore, EngineError};
-use crate::ports::queue::MAX_SEND_BATCH;
+use crate::ports::queue::send_in_batches;
 use crate::ports::{JobQueue, Received};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,12 +43,12 @@ impl Default for SchedulerOptions {
 pub async fn enqueue_due(data: &Datastore, queue: &dyn JobQueue) -> Result<usize, EngineError> {
     let jobs = data.due_jobs(None).await?;
     let n = jobs.len();
-    for chunk in jobs.chunks(MAX_SEND_BATCH) {
-        queue
-            .send_batch(chunk.iter().map(SyncJob::to_message).collect())
-            .await?;
+    let not_sent = send_in_batches(queue, jobs.iter().map(SyncJob::to_message).collect()).await;
+    if let Some(e) = not_sent.first_error {
+        // Due jobs stay due: the next tick sends them again.
+        tracing::warn!(not_sent = not_sent.positions.len(), error = %e, "some due jobs were not enqueued");
     }
-    Ok(n)
+    Ok(n - not_sent.positions.len())
 }
 
 /// Runs until `ctl.stop` is set (or idle, with `exit_when_idle`). Reports go to `reports`.

@@ -51,6 +51,51 @@ pub enum QueueError {
     StaleReceipt(String),
     #[error("invalid queue request: {0}")]
     Invalid(String),
+    /// The queue took some messages of a batch and refused others (SQS answers per entry).
+    #[error("queue refused {} of the batch's messages: {message}", failed.len())]
+    Partial {
+        /// Positions in the batch of the messages not enqueued.
+        failed: Vec<usize>,
+        message: String,
+    },
+}
+
+/// What [`send_in_batches`] could not enqueue.
+#[derive(Debug, Default)]
+pub struct NotSent {
+    /// Positions in the input of the messages not enqueued.
+    pub positions: Vec<usize>,
+    /// The first error met, for the report.
+    pub first_error: Option<String>,
+}
+
+/// Sends `messages` in batches of [`MAX_SEND_BATCH`], every batch whatever happened to the
+/// one before, and says exactly which messages were not enqueued: a batch the queue refused
+/// whole counts all of its messages, a partly refused one only those the queue names.
+pub async fn send_in_batches(queue: &dyn JobQueue, messages: Vec<OutMessage>) -> NotSent {
+    let mut not_sent = NotSent::default();
+    let mut offset = 0;
+    let mut rest = messages;
+    while !rest.is_empty() {
+        let tail = rest.split_off(rest.len().min(MAX_SEND_BATCH));
+        let batch = std::mem::replace(&mut rest, tail);
+        let n = batch.len();
+        match queue.send_batch(batch).await {
+            Ok(()) => {}
+            Err(QueueError::Partial { failed, message }) => {
+                not_sent
+                    .positions
+                    .extend(failed.into_iter().filter(|i| *i < n).map(|i| offset + i));
+                not_sent.first_error.get_or_insert(message);
+            }
+            Err(e) => {
+                not_sent.positions.extend(offset..offset + n);
+                not_sent.first_error.get_or_insert(e.to_string());
+            }
+        }
+        offset += n;
+    }
+    not_sent
 }
 
 /// SQS's batch limit.
