@@ -11,7 +11,9 @@ pub mod metrics;
 pub mod plugin_dispatch;
 pub mod plugin_worker;
 pub mod report;
+pub mod roots;
 pub mod services;
+pub mod wiring;
 pub mod worker;
 
 pub use services::Services;

@@ -10,8 +10,15 @@ pub const ENV_PLUGIN_QUEUE_URL: &str = "CLASSY_SYNC_PLUGIN_QUEUE_URL";
 
 /// The plugin queue, from the environment the SAM template sets.
 pub fn plugin_queue_from_env(sdk: &aws_config::SdkConfig) -> Result<classy_sync_aws::SqsQueue> {
-    let url = std::env::var(ENV_PLUGIN_QUEUE_URL)
-        .ok()
+    plugin_queue_from(|n| std::env::var(n).ok(), sdk)
+}
+
+/// [`plugin_queue_from_env`], reading the variable through `var`.
+pub fn plugin_queue_from(
+    var: impl Fn(&str) -> Option<String>,
+    sdk: &aws_config::SdkConfig,
+) -> Result<classy_sync_aws::SqsQueue> {
+    let url = var(ENV_PLUGIN_QUEUE_URL)
         .filter(|v| !v.trim().is_empty())
         .with_context(|| format!("{ENV_PLUGIN_QUEUE_URL} is not set"))?;
     Ok(classy_sync_aws::SqsQueue::new(
@@ -29,7 +36,16 @@ pub async fn handle(services: &Services, plugin_queue: &dyn JobQueue) -> Result<
     tracing::info!(
         enqueued = report.enqueued.len(),
         already_queued = report.already_queued.len(),
+        not_enqueued = report.not_enqueued.len(),
         "plugin jobs dispatched"
     );
+    if let Some(e) = &report.queue_error {
+        // As for sync jobs: the refused pushes' markers are gone, a retry sends just those.
+        anyhow::bail!(
+            "{} of {} due pushes were not enqueued: {e}",
+            report.not_enqueued.len(),
+            report.not_enqueued.len() + report.enqueued.len()
+        );
+    }
     Ok(serde_json::to_value(report)?)
 }

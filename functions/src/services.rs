@@ -1,7 +1,9 @@
 //! What a function needs, built once per container (warm invocations reuse connections,
 //! tokens and the secret cache).
 
+use crate::wiring::Env;
 use anyhow::Context;
+use classy_sync_aws::AwsSettings;
 use classy_sync_core::engine::health::HealthMonitor;
 use classy_sync_core::engine::{Datastore, PluginService, SyncService};
 use classy_sync_core::ports::{ClassySource, EventBus, JobQueue};
@@ -71,6 +73,8 @@ pub struct FunctionSettings {
     pub deadline_margin: Duration,
     /// How long a queued/running marker blocks another dispatch of the same pair.
     pub marker_ttl: Duration,
+    /// The EMF lines' dimension sets (per organization only when opted in).
+    pub metric_dimensions: crate::metrics::MetricDimensions,
 }
 
 impl Default for FunctionSettings {
@@ -78,17 +82,27 @@ impl Default for FunctionSettings {
         FunctionSettings {
             deadline_margin: Duration::from_secs(30),
             marker_ttl: Duration::from_secs(2 * 3600),
+            metric_dimensions: crate::metrics::MetricDimensions::default(),
         }
     }
 }
 
+pub const ENV_DEADLINE_MARGIN_SECS: &str = "CLASSY_SYNC_DEADLINE_MARGIN_SECS";
+pub const ENV_MARKER_TTL_SECS: &str = "CLASSY_SYNC_MARKER_TTL_SECS";
+
 impl FunctionSettings {
-    /// `CLASSY_SYNC_DEADLINE_MARGIN_SECS`, `CLASSY_SYNC_MARKER_TTL_SECS`.
+    /// `CLASSY_SYNC_DEADLINE_MARGIN_SECS`, `CLASSY_SYNC_MARKER_TTL_SECS`,
+    /// `CLASSY_SYNC_METRICS_PER_ORGANIZATION`.
     pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|n| std::env::var(n).ok())
+    }
+
+    /// [`FunctionSettings::from_env`], reading the variables through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut s = FunctionSettings::default();
         let secs = |name: &str| -> anyhow::Result<Option<Duration>> {
-            match std::env::var(name) {
-                Ok(v) if !v.trim().is_empty() => {
+            match var(name) {
+                Some(v) if !v.trim().is_empty() => {
                     Ok(Some(Duration::from_secs(v.trim().parse().map_err(
                         |_| anyhow::anyhow!("{name}={v:?} is not a number of seconds"),
                     )?)))
@@ -96,27 +110,31 @@ impl FunctionSettings {
                 _ => Ok(None),
             }
         };
-        if let Some(d) = secs("CLASSY_SYNC_DEADLINE_MARGIN_SECS")? {
+        if let Some(d) = secs(ENV_DEADLINE_MARGIN_SECS)? {
             s.deadline_margin = d;
         }
-        if let Some(d) = secs("CLASSY_SYNC_MARKER_TTL_SECS")? {
+        if let Some(d) = secs(ENV_MARKER_TTL_SECS)? {
             s.marker_ttl = d;
         }
+        s.metric_dimensions = crate::metrics::MetricDimensions::from_lookup(&var)?;
         Ok(s)
     }
 }
 
-/// The AWS wiring from the composition root: DynamoDB, SQS, Secrets Manager, EventBridge
-/// and SES, from the environment the SAM template sets. Called once per container, before
-/// the first event.
-pub async fn aws_services() -> anyhow::Result<Services> {
-    let root = AwsRoot::from_env().await?;
-    Ok(Services::new(root, FunctionSettings::from_env()?))
+/// The AWS services of a function, its settings read through its declared environment
+/// (see [`crate::roots`]), over the SDK configuration `sdk` (Lambda's; moto's in tests).
+pub fn aws_services(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<Services> {
+    let settings = AwsSettings::from_lookup(env.lookup())?;
+    let root = AwsRoot::from_sdk(sdk, settings);
+    Ok(Services::new(
+        root,
+        FunctionSettings::from_lookup(env.lookup())?,
+    ))
 }
 
 /// [`aws_services`] plus the Classy client from `CLASSY_*`, for the functions that call
 /// Classy.
-pub async fn aws_services_with_classy() -> anyhow::Result<Services> {
-    let client = classy_sync_runtime::classy_client()?;
-    Ok(aws_services().await?.with_classy(Arc::new(client)))
+pub fn aws_services_with_classy(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<Services> {
+    let client = classy_sync_runtime::classy_client_from(env.lookup())?;
+    Ok(aws_services(env, sdk)?.with_classy(Arc::new(client)))
 }

@@ -6,6 +6,7 @@ pub mod aws_setup;
 pub mod mailchimp;
 pub mod moto;
 pub mod smtp_sink;
+pub mod template;
 
 use classy_sandbox::{RunningSandbox, SandboxConfig};
 use classy_sync_classy::{ClassyClient, ClassyConfig};
@@ -45,6 +46,8 @@ pub fn test_client_config(sandbox: &RunningSandbox) -> ClassyConfig {
         max_retry_after: Duration::from_secs(2),
         max_retries: 8,
         request_timeout: Duration::from_secs(10),
+        // The sandbox speaks plain http.
+        allow_http: true,
         ..ClassyConfig::default()
     }
 }

@@ -1,17 +1,21 @@
 //! Lambda `health-check`: scheduled every 5 minutes; `HealthChanged` on transitions.
 
-use classy_sync_functions::{health_check, logging, services};
+use classy_sync_functions::roots::health_check;
+use classy_sync_functions::{logging, wiring::Env};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use serde::de::IgnoredAny;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init();
-    let services = services::aws_services_with_classy().await?;
-    // The schedule's event carries nothing the check needs.
-    lambda_runtime::run(service_fn(|_: LambdaEvent<IgnoredAny>| {
-        let services = services.clone();
-        async move { health_check::handle(&services).await.map_err(Error::from) }
-    }))
+    let env = Env::process(&health_check::WIRING);
+    logging::init(&env);
+    let services = health_check::init(&env, classy_sync_aws::sdk_config().await)?;
+    let services = &services;
+    lambda_runtime::run(service_fn(
+        |_: LambdaEvent<health_check::Event>| async move {
+            classy_sync_functions::health_check::handle(services)
+                .await
+                .map_err(Error::from)
+        },
+    ))
     .await
 }

@@ -1,20 +1,22 @@
 //! Lambda `plugin-worker`: SQS plugin jobs → the engine's plugin push; partial batch
 //! failures reported.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use classy_sync_functions::{logging, plugin_worker, services};
+use aws_lambda_events::event::sqs::SqsBatchResponse;
+use classy_sync_functions::roots::plugin_worker;
+use classy_sync_functions::{logging, wiring::Env};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init();
+    let env = Env::process(&plugin_worker::WIRING);
+    logging::init(&env);
     // Clients are created once per container, outside the handler.
-    let services = services::aws_services().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let services = services.clone();
-        async move {
-            Ok::<SqsBatchResponse, Error>(plugin_worker::handle(&services, event.payload).await)
-        }
-    }))
+    let worker = plugin_worker::init(&env, classy_sync_aws::sdk_config().await)?;
+    let worker = &worker;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<plugin_worker::Event>| async move {
+            Ok::<SqsBatchResponse, Error>(worker.handle(event.payload).await)
+        },
+    ))
     .await
 }

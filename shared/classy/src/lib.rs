@@ -7,11 +7,13 @@
 
 mod auth;
 mod client;
-mod config;
+pub mod config;
 mod envelope;
 mod limiter;
 mod retry;
 mod url;
 
+/// The deployment switch that lets `http://` Classy URLs through (the sandbox only).
+pub use classy_sync_http::ENV_ALLOW_DEV_URLS;
 pub use client::ClassyClient;
 pub use config::ClassyConfig;

@@ -82,22 +82,50 @@ impl AwsRoot {
             .with_destinations(Arc::new(PluginProbe(self.plugins())))
     }
 
+    /// The alert function's monitor: the store, the queue and the recorded sync state, no
+    /// Classy and no destination (their results come from the recorded report, see
+    /// `HealthMonitor::run_with_recorded`).
+    pub fn health_without_classy(&self) -> HealthMonitor {
+        HealthMonitor::without_classy(self.data(), self.secrets.clone())
+            .with_queue(self.job_queue())
+    }
+
     pub fn report_definitions(&self) -> ReportDefinitions {
         ReportDefinitions::new(self.data(), self.secrets.clone())
     }
 
     /// Reports, sent through the notification service.
     pub fn reports(&self) -> Result<ReportService, RootError> {
-        Ok(ReportService::new(self.data(), Arc::new(self.notifier()?)))
+        self.reports_from(|n| std::env::var(n).ok())
+    }
+
+    /// [`AwsRoot::reports`], the notification settings read through `var`.
+    pub fn reports_from(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<ReportService, RootError> {
+        Ok(ReportService::new(
+            self.data(),
+            Arc::new(self.notifier_from(var)?),
+        ))
     }
 
     /// The notification service, email through SES v2.
     pub fn notifier(&self) -> Result<NotificationService, RootError> {
+        self.notifier_from(|n| std::env::var(n).ok())
+    }
+
+    /// [`AwsRoot::notifier`], its settings (`CLASSY_SYNC_EMAIL_FROM`, ...) read through `var`.
+    pub fn notifier_from(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<NotificationService, RootError> {
         crate::notifier(
             self.store.clone(),
             self.secrets.clone(),
             self.clock.clone(),
             Some(Arc::new(SesMailer::new(&self.sdk))),
+            var,
         )
     }
 }

@@ -36,7 +36,13 @@ pub enum RootError {
 
 /// The Classy API client from `CLASSY_*` (base URLs, rate limit, retries).
 pub fn classy_client() -> Result<ClassyClient, RootError> {
-    let config = ClassyConfig::from_env().map_err(|e| RootError::Settings(e.to_string()))?;
+    classy_client_from(|n| std::env::var(n).ok())
+}
+
+/// [`classy_client`], reading the `CLASSY_*` variables through `var` (a Lambda function's
+/// declared environment, see `classy_sync_functions::wiring`).
+pub fn classy_client_from(var: impl Fn(&str) -> Option<String>) -> Result<ClassyClient, RootError> {
+    let config = ClassyConfig::from_lookup(var).map_err(|e| RootError::Settings(e.to_string()))?;
     ClassyClient::new(config).map_err(|e| RootError::Open(e.to_string()))
 }
 
@@ -53,14 +59,15 @@ pub(crate) fn plugin_service(
 }
 
 /// The notification service over a backend's store and secrets, email through `mail`
-/// (`CLASSY_SYNC_EMAIL_FROM` and `CLASSY_SYNC_NOTIFY_ALLOW` from the environment).
+/// (`CLASSY_SYNC_EMAIL_FROM` and `CLASSY_SYNC_NOTIFY_ALLOW` read through `var`).
 pub(crate) fn notifier(
     store: Arc<dyn Store>,
     secrets: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
     mail: Option<Arc<dyn MailTransport>>,
+    var: impl Fn(&str) -> Option<String>,
 ) -> Result<NotificationService, RootError> {
-    let mut settings = NotifySettings::from_env().map_err(RootError::Settings)?;
+    let mut settings = NotifySettings::from_lookup(var).map_err(RootError::Settings)?;
     if let Some(mail) = mail {
         settings = settings.with_email(mail);
     }

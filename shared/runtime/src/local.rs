@@ -124,6 +124,7 @@ impl LocalRoot {
             self.secrets.clone(),
             self.clock.clone(),
             smtp_from_env()?,
+            |n| std::env::var(n).ok(),
         )
     }
 }
