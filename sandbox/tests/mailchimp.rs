@@ -232,7 +232,7 @@ async fn batch_reports_each_failure_and_goes_on() {
             {"email_address": "a@example.org", "status": "subscribed", "merge_fields": {"LNAME": "A"}},
             {"email_address": "b@example.org", "status": "subscribed"},
             {"email_address": "c@example.org", "status_if_new": "subscribed", "merge_fields": {"FNAME": "Cee"}},
-            {"email_address": "d@example.org", "status_if_new": "pending"},
+            {"email_address": "d@example.org", "status": "pending"},
             {"email_address": "no at sign", "status": "subscribed"},
             {"email_address": "e@example.org"},
         ]}))
@@ -265,22 +265,62 @@ async fn batch_reports_each_failure_and_goes_on() {
     assert_eq!(mc.truth("d@example.org").await["status"], "pending");
     assert_eq!(mc.counters().await["compliance_rejections"], 1);
 
-    // update_existing false: existing members are errors, new ones still go in.
+    // update_existing false: existing members' data is written and their status left
+    // alone (no compliance refusal for one who left); new ones take `status`, and
+    // status_if_new is no batch field.
     let v = mc
         .batch(json!({"members": [
-            {"email_address": "a@example.org", "status": "subscribed"},
+            {"email_address": "a@example.org", "status": "unsubscribed", "merge_fields": {"FNAME": "Ay"}},
+            {"email_address": "c@example.org", "status": "subscribed", "merge_fields": {"FNAME": "Cecil"}},
             {"email_address": "f@example.org", "status": "subscribed"},
+            {"email_address": "g@example.org", "status_if_new": "subscribed"},
         ]}))
         .await;
     assert_eq!(
-        (v["total_created"].as_u64(), v["error_count"].as_u64()),
-        (Some(1), Some(1))
+        (
+            v["total_created"].as_u64(),
+            v["total_updated"].as_u64(),
+            v["error_count"].as_u64()
+        ),
+        (Some(1), Some(2), Some(1)),
+        "{v}"
     );
-    assert_eq!(v["errors"][0]["error_code"], "ERROR_CONTACT_EXISTS");
-    assert!(v["errors"][0]["error"]
-        .as_str()
+    assert_eq!(v["errors"][0]["email_address"], "g@example.org");
+    assert_eq!(v["errors"][0]["field"], "status");
+    let a = mc.truth("a@example.org").await;
+    assert_eq!(
+        (a["status"].as_str(), a["merge_fields"]["FNAME"].as_str()),
+        (Some("subscribed"), Some("Ay"))
+    );
+    let c = mc.truth("c@example.org").await;
+    assert_eq!(
+        (c["status"].as_str(), c["merge_fields"]["FNAME"].as_str()),
+        (Some("unsubscribed"), Some("Cecil"))
+    );
+    assert_eq!(mc.counters().await["compliance_rejections"], 1);
+    // Written members show their tags as {id, name}, the id being the tag's static segment.
+    let v = mc
+        .batch(json!({"update_existing": true, "members": [
+            {"email_address": "a@example.org", "status": "subscribed", "tags": ["Major Donor"]},
+        ]}))
+        .await;
+    let tag = &v["updated_members"][0]["tags"][0];
+    assert_eq!(tag["name"], "Major Donor", "{v}");
+    let segments = mc
+        .api(
+            Method::GET,
+            &format!("/lists/{}/segments?type=static", mc.list),
+            None,
+        )
+        .await;
+    let segment = segments.2["segments"]
+        .as_array()
         .unwrap()
-        .contains("already a list member"));
+        .iter()
+        .find(|s| s["name"] == "Major Donor")
+        .unwrap()
+        .clone();
+    assert_eq!(tag["id"], segment["id"], "{segments:?}");
 
     let too_many: Vec<Value> = (0..501)
         .map(|i| json!({"email_address": format!("m{i}@example.org"), "status": "subscribed"}))
@@ -944,9 +984,11 @@ async fn batches_of_500_are_fast() {
     let mut times = Vec::new();
     for b in 0..40 {
         let members: Vec<Value> = (0..500)
-            .map(|i| json!({"email_address": format!("donor{}@example.org", b * 500 + i),
-                            "status_if_new": "subscribed", "merge_fields": {"FNAME": "D", "LNAME": "N"},
-                            "tags": ["Donor"]}))
+            .map(|i| {
+                json!({"email_address": format!("donor{}@example.org", b * 500 + i),
+                            "status": "subscribed", "merge_fields": {"FNAME": "D", "LNAME": "N"},
+                            "tags": ["Donor"]})
+            })
             .collect();
         let t = Instant::now();
         let v = mc

@@ -65,12 +65,6 @@ fn upsert_error(state: &McShared, e: UpsertError) -> Response {
             state.counters.compliance(1);
             problem::compliance(&email)
         }
-        UpsertError::Exists { email } => problem::problem(
-            400,
-            "Member Exists",
-            &format!("{email} is already a list member. Use PUT to insert or update list members."),
-            None,
-        ),
         UpsertError::NotFound => problem::not_found(),
     }
 }
@@ -169,7 +163,8 @@ struct BatchReply<'a> {
 }
 
 /// `POST /lists/{id}`: up to 500 members; each failure becomes an entry in `errors` and the
-/// rest of the batch proceeds.
+/// rest of the batch proceeds. Members carry `status` (a new member's; an existing member's
+/// only with `update_existing`, which decides whether existing members' status changes).
 async fn batch(State(state): State<McShared>, Path(list): Path<String>, body: Bytes) -> Response {
     let body = match object_body(&body) {
         Ok(b) => b,
@@ -230,13 +225,6 @@ async fn batch(State(state): State<McShared>, Path(list): Path<String>, body: By
                         "",
                     ))
                 }
-                Err(UpsertError::Exists { email }) => errors.push(batch_error(
-                    &email,
-                    format!("{email} is already a list member. Use PUT to insert or update list members."),
-                    "ERROR_CONTACT_EXISTS",
-                    "",
-                    "",
-                )),
                 Err(UpsertError::NotFound) => errors.push(batch_error(
                     &email,
                     "The member could not be found".into(),

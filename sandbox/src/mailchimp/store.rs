@@ -97,10 +97,6 @@ pub enum UpsertError {
     Compliance {
         email: String,
     },
-    /// Batch with `update_existing: false` and the member is already there.
-    Exists {
-        email: String,
-    },
     NotFound,
 }
 
@@ -331,17 +327,18 @@ impl List {
             None => None,
         };
         let now = now_rfc3339();
-        let written = if let Some(existing) = self.members.get(&id) {
-            if let Mode::Batch {
+        // The status asked of an existing member: in a batch only with `update_existing` (the
+        // spec: it "will change existing members' subscription status"); without it, an
+        // existing member's data is written and its status left alone.
+        let status_for_existing = match mode {
+            Mode::Batch {
                 update_existing: false,
                 ..
-            } = mode
-            {
-                return Err(UpsertError::Exists {
-                    email: existing.email_address.clone(),
-                });
-            }
-            if let Some(st) = input.status {
+            } => None,
+            _ => input.status,
+        };
+        let written = if let Some(existing) = self.members.get(&id) {
+            if let Some(st) = status_for_existing {
                 if existing.status.in_compliance_state() && st.opts_in() {
                     return Err(UpsertError::Compliance {
                         email: existing.email_address.clone(),
@@ -356,9 +353,14 @@ impl List {
             let Some(email) = email else {
                 return Err(invalid("email_address", "email_address is required"));
             };
-            // A new member takes status_if_new when given, as Mailchimp does.
-            let Some(status) = input.status_if_new.or(input.status) else {
-                return Err(invalid("status", "status or status_if_new is required"));
+            // A new member takes status_if_new when given (PUT); batch members carry only
+            // `status` (the batch spec has no status_if_new).
+            let status = match mode {
+                Mode::Batch { .. } => input.status,
+                _ => input.status_if_new.or(input.status),
+            };
+            let Some(status) = status else {
+                return Err(invalid("status", "status is required for a new member"));
             };
             let m = Member {
                 id: id.clone(),
@@ -390,7 +392,7 @@ impl List {
         }
         let m = self.members.get_mut(&id).expect("present");
         if written == Written::Updated {
-            if let Some(st) = input.status {
+            if let Some(st) = status_for_existing {
                 if st != m.status && st.opts_in() {
                     m.timestamp_opt = now.clone();
                 }
@@ -612,6 +614,62 @@ mod tests {
             m.merge_fields,
             *json!({"FNAME": "Ann"}).as_object().unwrap()
         );
+    }
+
+    #[test]
+    fn a_batch_changes_an_existing_status_only_with_update_existing() {
+        let mut l = List::new("l", "L", 1);
+        let batch = |update_existing| Mode::Batch {
+            update_existing,
+            sync_tags: false,
+        };
+        // A new member takes `status`; status_if_new is not part of a batch.
+        let e = l
+            .upsert(
+                None,
+                &input(json!({"email_address": "a@x.org", "status_if_new": "subscribed"})),
+                batch(true),
+            )
+            .unwrap_err();
+        assert!(matches!(e, UpsertError::Invalid(f) if f.field == "status"));
+        let (_, id) = l
+            .upsert(
+                None,
+                &input(json!({"email_address": "a@x.org", "status": "unsubscribed"})),
+                batch(false),
+            )
+            .unwrap();
+        // Without update_existing the member's data is written, its status kept: no
+        // compliance refusal, no "already a member" error.
+        let (w, _) = l
+            .upsert(
+                None,
+                &input(json!({"email_address": "a@x.org", "status": "subscribed",
+                              "merge_fields": {"FNAME": "Ann"}, "tags": ["Donor"]})),
+                batch(false),
+            )
+            .unwrap();
+        assert_eq!(w, Written::Updated);
+        let m = &l.members[&id];
+        assert_eq!(m.status, Status::Unsubscribed);
+        assert_eq!(m.merge_fields["FNAME"], json!("Ann"));
+        assert_eq!(m.tags, ["Donor"]);
+        // With it, the status is asked for: refused for a member who left.
+        let e = l
+            .upsert(
+                None,
+                &input(json!({"email_address": "a@x.org", "status": "subscribed"})),
+                batch(true),
+            )
+            .unwrap_err();
+        assert!(matches!(e, UpsertError::Compliance { .. }));
+        l.upsert(
+            None,
+            &input(json!({"email_address": "a@x.org", "status": "transactional"})),
+            batch(true),
+        )
+        .unwrap();
+        assert_eq!(l.members[&id].status, Status::Transactional);
     }
 
     #[test]
