@@ -113,6 +113,7 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
         FunctionSettings {
             deadline_margin: Duration::from_secs(30),
             marker_ttl: Duration::from_secs(3600),
+            ..FunctionSettings::default()
         },
     )
     .with_classy(Arc::new(client));
