@@ -1,14 +1,37 @@
 //! Helpers for the Mailchimp stand-in's admin routes (`/admin/mailchimp/...`, no auth) and
 //! for configuring the Mailchimp destination of an organization against the sandbox.
+//!
+//! An organization's settings can only name a real Mailchimp data center; the sandbox is
+//! the deployment's `MAILCHIMP_API_BASE_URL` (as in `scripts/demo.sh`). That variable is
+//! process-wide and every test has its own sandbox, so tests that push take turns:
+//! [`Harness::use_mailchimp_sandbox`] points the variable at this harness's sandbox and the
+//! guard it returns holds the turn.
 
 use crate::Harness;
 use classy_sync_core::domain::OrgId;
 use classy_sync_core::ports::destination::plugin_secret_name;
 use classy_sync_core::ports::PluginConfig;
+use classy_sync_destinations::mailchimp::settings::BASE_URL_ENV;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
+/// The turn of the test whose sandbox `MAILCHIMP_API_BASE_URL` points at.
+static MAILCHIMP_ENV: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// While alive, `MAILCHIMP_API_BASE_URL` is this test's sandbox.
+#[must_use = "the variable points at this sandbox only while the guard lives"]
+pub struct MailchimpEndpoint {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
 impl Harness {
+    /// Waits for the turn, then points `MAILCHIMP_API_BASE_URL` at this sandbox.
+    pub async fn use_mailchimp_sandbox(&self) -> MailchimpEndpoint {
+        let turn = MAILCHIMP_ENV.lock().await;
+        std::env::set_var(BASE_URL_ENV, self.sandbox.mailchimp_api_base_url());
+        MailchimpEndpoint { _turn: turn }
+    }
+
     async fn mc_send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let url = self.admin(&format!("/mailchimp{path}"));
         let mut req = self.http.request(method.clone(), url);
@@ -68,7 +91,8 @@ impl Harness {
     }
 
     /// Stores the sandbox's key as the organization's Mailchimp credential and configures
-    /// the destination for `list` with `extra` settings merged in.
+    /// the destination for `list` with `extra` settings merged in. Pushes reach the sandbox
+    /// while a [`Harness::use_mailchimp_sandbox`] guard lives.
     pub async fn configure_mailchimp(&self, org: OrgId, list: &str, extra: Value) {
         let secret = plugin_secret_name(org, "mailchimp");
         self.root
@@ -79,10 +103,7 @@ impl Harness {
             )
             .await
             .unwrap();
-        let mut settings = json!({
-            "list_id": list,
-            "api_base_url": self.sandbox.mailchimp_api_base_url(),
-        });
+        let mut settings = json!({ "list_id": list });
         if let (Some(s), Some(e)) = (settings.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 s.insert(k.clone(), v.clone());

@@ -9,9 +9,11 @@ use classy_sync_core::domain::{Entity, Timestamp};
 use classy_sync_core::engine::plugins::{PluginRun, PushOptions};
 use classy_sync_core::engine::{EngineOptions, RunControl, SyncMode, SyncOutcome};
 use classy_sync_core::ports::{ExpiryOnly, PushReport};
+use classy_sync_tests::mailchimp::MailchimpEndpoint;
 use classy_sync_tests::Harness;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -282,12 +284,15 @@ async fn assert_audience(
     }
 }
 
-async fn setup(cfg: SandboxConfig) -> (Harness, u64) {
+/// A synced organization with Mailchimp configured; the guard keeps
+/// `MAILCHIMP_API_BASE_URL` on this test's sandbox.
+async fn setup(cfg: SandboxConfig) -> (Harness, u64, MailchimpEndpoint) {
     let h = Harness::start(cfg).await;
+    let mc = h.use_mailchimp_sandbox().await;
     let org = h.orgs[0];
     sync(&h, org, SyncMode::Full).await;
     h.configure_mailchimp(org, LIST, json!({})).await;
-    (h, org)
+    (h, org, mc)
 }
 
 /// The first push with fresh counters; the audience must equal the truth afterwards.
@@ -303,7 +308,7 @@ async fn first_push(h: &Harness, org: u64) -> (PushReport, BTreeMap<String, Want
 
 #[tokio::test]
 async fn audience_equals_consent_filtered_truth_and_an_idle_push_costs_nothing() {
-    let (h, org) = setup(config(700, 2000, 11)).await;
+    let (h, org, _mc) = setup(config(700, 2000, 11)).await;
     let (report, _, model) = first_push(&h, org).await;
     let consented = model.status.len() as u64;
     assert_eq!(report.sent, consented, "{report:?}");
@@ -342,7 +347,7 @@ async fn audience_equals_consent_filtered_truth_and_an_idle_push_costs_nothing()
 
 #[tokio::test]
 async fn consent_is_never_violated_over_a_randomized_run() {
-    let (h, org) = setup(config(500, 1200, 23)).await;
+    let (h, org, _mc) = setup(config(500, 1200, 23)).await;
     push(&h, org, PushOptions::default()).await;
     let mut model = ConsentModel::default();
     model.push(&truth(&h, org).await);
@@ -424,7 +429,7 @@ async fn consent_is_never_violated_over_a_randomized_run() {
 
 #[tokio::test]
 async fn withdrawn_consent_unsubscribes_and_a_mailchimp_unsubscribe_is_kept() {
-    let (h, org) = setup(config(300, 600, 5)).await;
+    let (h, org, _mc) = setup(config(300, 600, 5)).await;
     push(&h, org, PushOptions::default()).await;
     let t = truth(&h, org).await;
     let mut subscribed = t.iter().filter(|(_, w)| w.opt_in);
@@ -537,7 +542,7 @@ async fn withdrawn_consent_unsubscribes_and_a_mailchimp_unsubscribe_is_kept() {
 
 #[tokio::test]
 async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() {
-    let (h, org) = setup(config(300, 600, 8)).await;
+    let (h, org, _mc) = setup(config(300, 600, 8)).await;
     push(&h, org, PushOptions::default()).await;
     let t = truth(&h, org).await;
     // A consented supporter who has never given and is not a duplicate address.
@@ -626,7 +631,7 @@ async fn segment_changes_move_tags_both_ways_and_refunds_change_giving_fields() 
 #[tokio::test]
 async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
     // 12,000 supporters: a reconcile hands the destination three change sets.
-    let (h, org) = setup(config(12_000, 8_000, 5)).await;
+    let (h, org, _mc) = setup(config(12_000, 8_000, 5)).await;
     let (report, truth, model) = first_push(&h, org).await;
     let consented = model.status.len() as u64;
     assert!(consented > 5_000, "{consented}");
@@ -700,7 +705,7 @@ async fn batches_fill_across_change_sets_and_tags_leave_500_members_per_call() {
 
 #[tokio::test]
 async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
-    let (h, org) = setup(config(1500, 2000, 31)).await;
+    let (h, org, _mc) = setup(config(1500, 2000, 31)).await;
     // A second process on the same data, with short leases (a killed holder's lease expires).
     let mut plugins = Harness::plugins_on(h.dir.path()).with_liveness(Arc::new(ExpiryOnly));
     plugins.data = plugins.data.with_options(EngineOptions {
@@ -773,7 +778,7 @@ async fn a_killed_push_resumes_without_duplicates_or_lost_updates() {
 
 #[tokio::test]
 async fn rate_limits_and_the_in_flight_cap_are_survived() {
-    let (h, org) = setup(config(2000, 2500, 41)).await;
+    let (h, org, _mc) = setup(config(2000, 2500, 41)).await;
     h.configure_mailchimp(org, LIST, json!({"batch_size": 50}))
         .await;
     // Slow answers, so requests overlap as they do against the real API.
@@ -842,7 +847,7 @@ async fn rate_limits_and_the_in_flight_cap_are_survived() {
 
 #[tokio::test]
 async fn per_member_errors_are_reported_not_fatal() {
-    let (h, org) = setup(config(200, 300, 3)).await;
+    let (h, org, _mc) = setup(config(200, 300, 3)).await;
     let bad = h
         .post(
             &format!("/orgs/{org}/supporters"),
@@ -877,7 +882,7 @@ async fn mailchimp_stays_configured_after_many_change_feed_deliveries() {
     use classy_sync_core::ports::{Item, PluginConfig, WriteOp};
     use classy_sync_destinations::change_feed::{event::Kind, sent_sk};
 
-    let (h, org) = setup(config(120, 300, 5)).await;
+    let (h, org, _mc) = setup(config(120, 300, 5)).await;
     h.plugins
         .put_plugin_config(
             org,
@@ -933,4 +938,249 @@ async fn mailchimp_stays_configured_after_many_change_feed_deliveries() {
     )
     .await;
     assert!(report.sent > 0, "{report:?}");
+}
+
+/// Calls the sandbox's Mailchimp API (`/3.0`) with its key, as the nonprofit's own tools would.
+async fn mc_api(h: &Harness, path: &str, body: Value) -> Value {
+    let r = h
+        .http
+        .post(format!("{}{path}", h.sandbox.mailchimp_api_base_url()))
+        .basic_auth("x", Some(h.sandbox.mailchimp_api_key()))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+/// Issue 12, item 2: members Mailchimp refuses as "in a compliance state" (people who left
+/// there before the first push) are counted as compliance-skipped once and never re-sent,
+/// neither in the same push nor in the next; acknowledged members are not re-sent either; a
+/// refused member whose data changes afterwards is sent again (its status left alone).
+#[tokio::test]
+async fn compliance_refusals_are_final_and_no_member_is_sent_twice() {
+    let (h, org, _mc) = setup(config(2500, 3000, 17)).await;
+    let t = truth(&h, org).await;
+    let consented: Vec<(&String, &Want)> = t.iter().filter(|(_, w)| w.opt_in).collect();
+    let n = consented.len() as u64;
+    // Enough refusals that re-sending them would take one more call than the audience needs.
+    let refused_n = (500 - n % 500 + 1) as usize;
+    assert!(refused_n < consented.len() / 2, "{n}");
+    let refused: Vec<(&String, &Want)> = consented.iter().rev().take(refused_n).copied().collect();
+    // They unsubscribed in Mailchimp before classy-sync ever wrote to the audience.
+    for chunk in refused.chunks(500) {
+        let members: Vec<Value> = chunk
+            .iter()
+            .map(|(e, _)| json!({"email_address": e, "status": "unsubscribed"}))
+            .collect();
+        let v = mc_api(
+            &h,
+            &format!("/lists/{LIST}"),
+            json!({"members": members, "update_existing": true}),
+        )
+        .await;
+        assert_eq!(v["error_count"], json!(0), "{v}");
+    }
+
+    h.mc_reset_counters().await;
+    let report = push(&h, org, PushOptions::default()).await;
+    let c = h.mc_counters().await;
+    let batches = c["by_route"]["POST /lists/{id}"].as_u64().unwrap();
+    eprintln!(
+        "compliance case: {n} members ({refused_n} refused) -> {batches} batch calls (want {})",
+        n.div_ceil(500)
+    );
+    assert_eq!(batches, n.div_ceil(500), "no member is sent twice: {c}");
+    assert_eq!(
+        report.get("compliance_skipped"),
+        refused_n as u64,
+        "{report:?}"
+    );
+    assert_eq!(report.sent, n - refused_n as u64, "{report:?}");
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(c["compliance_rejections"], json!(refused_n), "{c}");
+    let members = h.mc_members(LIST).await;
+    let status = |members: &[Value], e: &str| -> Value {
+        members
+            .iter()
+            .find(|m| m["email_address"].as_str().unwrap().eq_ignore_ascii_case(e))
+            .map(|m| m["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    for (e, _) in &refused {
+        assert_eq!(status(&members, e), json!("unsubscribed"), "{e}");
+    }
+    let subscribed = members
+        .iter()
+        .filter(|m| m["status"] == "subscribed")
+        .count();
+    assert_eq!(subscribed as u64, n - refused_n as u64);
+
+    // The next pushes, incremental and full: nothing is sent, refused or acknowledged.
+    h.mc_reset_counters().await;
+    let again = push(&h, org, PushOptions::default()).await;
+    let full_again = push(&h, org, full()).await;
+    for r in [&again, &full_again] {
+        assert_eq!((r.sent, r.get("compliance_skipped")), (0, 0), "{r:?}");
+    }
+    assert_eq!(full_again.unchanged, n, "{full_again:?}");
+    assert_eq!(h.mc_counters().await["requests"], json!(0));
+
+    // Data changes in Classy for one refused and one acknowledged member: both are sent
+    // again, in one call, and the refused one stays unsubscribed.
+    let (refused_email, refused_w) = refused[0];
+    let (acked_email, acked_w) = consented[0];
+    for w in [refused_w, acked_w] {
+        h.patch(
+            org,
+            Entity::Supporters,
+            w.supporter,
+            json!({"first_name": "Changed"}),
+        )
+        .await;
+    }
+    sync(&h, org, SyncMode::Incremental).await;
+    h.mc_reset_counters().await;
+    let changed = push(&h, org, PushOptions::default()).await;
+    assert_eq!(
+        (
+            changed.sent,
+            changed.get("update"),
+            changed.get("compliance_skipped")
+        ),
+        (2, 2, 0),
+        "{changed:?}"
+    );
+    let c = h.mc_counters().await;
+    assert_eq!(c["by_route"]["POST /lists/{id}"], json!(1), "{c}");
+    assert_eq!(c["compliance_rejections"], json!(0), "{c}");
+    let members = h.mc_members(LIST).await;
+    for (e, want) in [(refused_email, "unsubscribed"), (acked_email, "subscribed")] {
+        let m = members
+            .iter()
+            .find(|m| m["email_address"].as_str().unwrap().eq_ignore_ascii_case(e))
+            .unwrap();
+        assert_eq!(m["status"], json!(want), "{e}");
+        assert_eq!(m["merge_fields"]["FNAME"], json!("Changed"), "{e}");
+    }
+    let last = push(&h, org, full()).await;
+    assert_eq!(last.sent, 0, "{last:?}");
+}
+
+/// A loopback listener that answers every request with `reply` (a whole HTTP response) and
+/// counts the requests it received.
+async fn listener(reply: String) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut got = 0;
+            while !buf[..got].windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf[got..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got += n,
+                }
+            }
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = s.write_all(reply.as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    });
+    (addr, hits)
+}
+
+const OK_PING: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+
+/// Issue 12, item 9: an organization's `api_base_url` can only name a Mailchimp data center
+/// (the API key goes there as Basic auth); a plain-http loopback URL is refused, naming the
+/// field, and the listener behind it receives nothing, also when such a setting was stored
+/// before the rule.
+#[tokio::test]
+async fn a_per_organization_base_url_other_than_mailchimp_is_refused_and_gets_nothing() {
+    use classy_sync_core::domain::keys::{org_pk, plugin_config_sk};
+    use classy_sync_core::ports::{Condition, Item, PluginConfig};
+    let (h, org, _mc) = setup(config(40, 60, 7)).await;
+    let (addr, hits) = listener(OK_PING.to_string()).await;
+    let bad = PluginConfig {
+        plugin: "mailchimp".into(),
+        enabled: true,
+        settings: json!({"list_id": LIST, "api_base_url": format!("http://{addr}/3.0")}),
+        secret_name: Some(classy_sync_core::ports::destination::plugin_secret_name(
+            org,
+            "mailchimp",
+        )),
+    };
+    let e = h
+        .plugins
+        .put_plugin_config(org, bad.clone())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("api_base_url") && e.contains("https://<dc>.api.mailchimp.com"),
+        "{e}"
+    );
+    assert!(
+        !e.contains(&addr.to_string()),
+        "the value is not echoed: {e}"
+    );
+    // Stored before the rule (written past the check): the push fails on the same rule.
+    h.data
+        .store
+        .put(
+            Item::json(org_pk(org), plugin_config_sk("mailchimp"), &bad),
+            Condition::Always,
+        )
+        .await
+        .unwrap();
+    let runs = h
+        .plugins
+        .push_org(org, &PushOptions::default())
+        .await
+        .unwrap();
+    let err = runs[0].result.clone().unwrap_err();
+    assert!(err.contains("api_base_url"), "{err}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        0,
+        "the key went to the listener"
+    );
+}
+
+/// Issue 12, item 9: the Mailchimp client follows no redirect (it would carry the key to
+/// wherever the redirect points): a 307 fails the push and the target hears nothing.
+#[tokio::test]
+async fn a_mailchimp_redirect_is_not_followed() {
+    let (h, org, _mc) = setup(config(40, 60, 7)).await;
+    let (target, target_hits) = listener(OK_PING.to_string()).await;
+    let (redirector, redirector_hits) = listener(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://{target}/3.0/ping\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    ))
+    .await;
+    // The deployment's override, as the sandbox is set (this test holds the variable's turn).
+    std::env::set_var(
+        classy_sync_destinations::mailchimp::settings::BASE_URL_ENV,
+        format!("http://{redirector}/3.0"),
+    );
+    let runs = h
+        .plugins
+        .push_org(org, &PushOptions::default())
+        .await
+        .unwrap();
+    let err = runs[0].result.clone().unwrap_err();
+    assert!(err.contains("307"), "{err}");
+    assert!(!err.contains(&h.sandbox.mailchimp_api_key()), "{err}");
+    assert!(redirector_hits.load(Ordering::SeqCst) >= 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        target_hits.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
 }

@@ -71,8 +71,7 @@ async fn tags(sb: &RunningSandbox, list: &str) -> BTreeMap<String, Vec<String>> 
 fn member(email: &str, tags: &[&str]) -> BatchMember {
     BatchMember {
         email_address: email.into(),
-        status: None,
-        status_if_new: "subscribed".into(),
+        status: "subscribed".into(),
         merge_fields: BTreeMap::new(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
     }

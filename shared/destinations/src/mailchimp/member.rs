@@ -2,7 +2,11 @@
 //! acknowledged, and the change (if any) between them. Consent lives here:
 //! - only `opt_in` supporters are ever asked to be `subscribed`;
 //! - `status: subscribed` is sent for a first push or to re-subscribe someone *we*
-//!   unsubscribed; a member Mailchimp refused for compliance is `Blocked` and never asked again;
+//!   unsubscribed, in a batch with `update_existing`; every other change goes in a batch
+//!   without it, so an existing member's status is left alone (the `status` it carries
+//!   applies to a new member only);
+//! - a member Mailchimp refused for compliance is `Blocked`: never asked again, and not sent
+//!   at all until the supporter's data changes;
 //! - a withdrawn opt-in of a member we subscribed is sent as `unsubscribed`;
 //! - a supporter without consent we never pushed is not sent at all.
 
@@ -262,19 +266,25 @@ pub fn absent(want: &DesiredMember) -> MemberState {
 }
 
 impl MemberChange {
+    /// Whether the change sets the member's status: sent in a batch with `update_existing`.
+    pub fn changes_status(&self) -> bool {
+        self.status.is_some()
+    }
+
     /// The batch member: segment tags ride along (added; `sync_tags` stays false so tags
-    /// the nonprofit set by hand survive), removals go through the tags endpoint.
+    /// the nonprofit set by hand survive), removals go through the segments endpoint. The
+    /// status is the one to set ([`Self::changes_status`]) or, for a change that leaves the
+    /// status alone (sent without `update_existing`), the one a new member gets: a withdrawn
+    /// consent never creates a subscribed member.
     pub fn batch_member(&self) -> BatchMember {
+        let status = match self.status {
+            Some(s) => status_name(s),
+            None if self.desired.consent => "subscribed",
+            None => "unsubscribed",
+        };
         BatchMember {
             email_address: self.desired.email.clone(),
-            status: self.status.map(|s| status_name(s).to_string()),
-            // A withdrawn consent must never create a subscribed member.
-            status_if_new: if self.desired.consent {
-                "subscribed"
-            } else {
-                "unsubscribed"
-            }
-            .to_string(),
+            status: status.to_string(),
             merge_fields: self.desired.merge_fields.clone(),
             tags: self.desired.tags.clone(),
         }
@@ -299,20 +309,17 @@ impl MemberChange {
         }
     }
 
-    /// The state to remember when Mailchimp refused the subscribe for compliance: never ask
-    /// again; fields and tags unknown, so they are sent (without a status) next time.
+    /// The state to remember when Mailchimp refused the subscribe for compliance: final for
+    /// this data. The status is never asked again, and the member is not sent again until
+    /// the supporter's data differs from what was refused (then without a status change).
     pub fn blocked(&self) -> MemberState {
         MemberState {
             supporter: self.desired.supporter,
             email: self.desired.email.clone(),
             status: KnownStatus::Blocked,
             consent: self.desired.consent,
-            merge_fields: BTreeMap::new(),
-            tags: self
-                .previous
-                .as_ref()
-                .map(|p| p.tags.clone())
-                .unwrap_or_default(),
+            merge_fields: self.desired.merge_fields.clone(),
+            tags: self.desired.tags.clone(),
             owner_updated_at: self.desired.updated_at.unix(),
         }
     }
@@ -418,15 +425,15 @@ mod tests {
         assert!(plan(&want(false, 10.0), None).is_none());
         let create = plan(&want(true, 10.0), None).unwrap();
         assert_eq!(create.kind, ChangeKind::Create);
-        assert_eq!(create.batch_member().status.as_deref(), Some("subscribed"));
+        assert!(create.changes_status());
+        assert_eq!(create.batch_member().status, "subscribed");
         let known = create.acknowledged();
         assert!(plan(&want(true, 10.0), Some(&known)).is_none());
 
         let withdraw = plan(&want(false, 10.0), Some(&known)).unwrap();
         assert_eq!(withdraw.kind, ChangeKind::Unsubscribe);
-        let m = withdraw.batch_member();
-        assert_eq!(m.status.as_deref(), Some("unsubscribed"));
-        assert_eq!(m.status_if_new, "unsubscribed");
+        assert!(withdraw.changes_status());
+        assert_eq!(withdraw.batch_member().status, "unsubscribed");
         let gone = withdraw.acknowledged();
         assert_eq!(gone.status, KnownStatus::Unsubscribed);
         // Unchanged withdrawn supporter: nothing more is sent.
@@ -443,7 +450,7 @@ mod tests {
         assert!(plan(&want(false, 10.0), Some(&record)).is_none());
         let create = plan(&want(true, 10.0), Some(&record)).unwrap();
         assert_eq!(create.kind, ChangeKind::Create);
-        assert_eq!(create.batch_member().status.as_deref(), Some("subscribed"));
+        assert_eq!(create.batch_member().status, "subscribed");
         assert_eq!(create.acknowledged().status, KnownStatus::Subscribed);
         // An older supporter of the same address does not take it over.
         let mut older = want(true, 10.0);
@@ -452,20 +459,22 @@ mod tests {
     }
 
     #[test]
-    fn a_blocked_member_is_never_asked_to_subscribe_again_but_gets_field_updates() {
+    fn a_blocked_member_is_not_sent_again_until_its_data_changes_and_never_resubscribed() {
         let create = plan(&want(true, 10.0), None).unwrap();
         let blocked = create.blocked();
-        let next = plan(&want(true, 10.0), Some(&blocked)).unwrap();
+        // Refused: final for this data.
+        assert!(plan(&want(true, 10.0), Some(&blocked)).is_none());
+        // Changed data goes out without a status change.
+        let next = plan(&want(true, 2000.0), Some(&blocked)).unwrap();
         assert_eq!(next.kind, ChangeKind::Update);
-        assert_eq!(next.batch_member().status, None);
+        assert!(!next.changes_status());
         let ack = next.acknowledged();
         assert_eq!(ack.status, KnownStatus::Blocked);
-        assert!(plan(&want(true, 10.0), Some(&ack)).is_none());
-        assert!(plan(&want(true, 2000.0), Some(&ack))
-            .unwrap()
-            .batch_member()
-            .status
-            .is_none());
+        assert!(plan(&want(true, 2000.0), Some(&ack)).is_none());
+        // A withdrawn consent of a blocked member: no status change either.
+        let withdrawn = plan(&want(false, 2000.0), Some(&ack)).unwrap();
+        assert!(!withdrawn.changes_status());
+        assert_eq!(withdrawn.batch_member().status, "unsubscribed");
     }
 
     #[test]

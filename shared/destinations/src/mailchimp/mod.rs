@@ -6,7 +6,10 @@
 //! Calls carry full loads: member changes are held ([`pending`]) until a 500-member batch is
 //! full, across change sets, and the last partial batch goes out in `finish`; a tag leaves
 //! members through its static segment, 500 addresses per call ([`tags`]), not one call per
-//! member.
+//! member. Changes that set a status go in batches with `update_existing: true`, the others
+//! (field and tag updates) in batches without it, so Mailchimp leaves those members' status
+//! alone. Every member is sent once per change: an acknowledged write is remembered, and a
+//! compliance refusal is final until the supporter's data changes (no follow-up call).
 
 pub mod member;
 pub mod pending;
@@ -28,11 +31,11 @@ use classy_sync_core::ports::{
     PushReport, Wants,
 };
 use futures::StreamExt;
-use member::{desired, plan, DesiredMember, KnownStatus, MemberChange, MemberState, MERGE_FIELDS};
+use member::{desired, plan, DesiredMember, MemberChange, MemberState, MERGE_FIELDS};
 use pending::Pending;
 use serde::{Deserialize, Serialize};
 use settings::MailchimpSettings;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 pub const NAME: &str = "mailchimp";
 
@@ -79,8 +82,6 @@ struct Sent {
 /// Members acknowledged but still waiting for tag removals, before every held removal is
 /// sent even in part-filled calls (keeps memory bounded).
 const MAX_AWAITING: usize = 5_000;
-/// Rounds of sending held changes in `finish` (compliance refusals add one follow-up).
-const MAX_FINISH_ROUNDS: usize = 4;
 
 pub struct MailchimpDestination {
     settings: MailchimpSettings,
@@ -237,13 +238,21 @@ impl MailchimpDestination {
     ) -> Result<Sent, PluginError> {
         let client = self.client()?;
         let list = self.list();
+        // Status changes with `update_existing`, the rest without (their status stays).
+        let (set_status, keep_status): (Vec<&MemberChange>, Vec<&MemberChange>) =
+            changes.iter().partition(|c| c.changes_status());
+        let size = self.settings.batch_size();
+        let chunks: Vec<(&[&MemberChange], bool)> = set_status
+            .chunks(size)
+            .map(|c| (c, true))
+            .chain(keep_status.chunks(size).map(|c| (c, false)))
+            .collect();
         // Futures built in a plain loop (not a borrowing closure) keep the future `Send`.
-        let chunks: Vec<&[MemberChange]> = changes.chunks(self.settings.batch_size()).collect();
         let mut futs = Vec::with_capacity(chunks.len());
-        for (i, chunk) in chunks.iter().enumerate() {
+        for (i, (chunk, update_existing)) in chunks.iter().enumerate() {
             let req = BatchRequest {
-                members: chunk.iter().map(MemberChange::batch_member).collect(),
-                update_existing: true,
+                members: chunk.iter().map(|c| c.batch_member()).collect(),
+                update_existing: *update_existing,
                 sync_tags: false,
             };
             futs.push(async move { (i, client.batch_upsert(list, &req).await) });
@@ -260,7 +269,7 @@ impl MailchimpDestination {
                             tag_ids.insert(t.name.clone(), t.id);
                         }
                     }
-                    self.settle(chunks[i], resp, report, &mut states)
+                    self.settle(chunks[i].0, resp, report, &mut states)
                 }
                 Err(e) => {
                     if failure.is_none() {
@@ -279,7 +288,7 @@ impl MailchimpDestination {
     /// Turns one batch answer into states to remember and report counts.
     fn settle(
         &self,
-        chunk: &[MemberChange],
+        chunk: &[&MemberChange],
         resp: BatchResponse,
         report: &mut PushReport,
         states: &mut Vec<Acked>,
@@ -291,9 +300,12 @@ impl MailchimpDestination {
             .collect();
         for c in chunk {
             match errors.get(&c.desired.email.to_lowercase()) {
+                // Final for this data: remembered as asked, so it is not sent again (in
+                // this push or a later one) until the supporter's data changes. Tags it
+                // left still go, through their segments.
                 Some(e) if e.is_compliance() => {
                     report.count("compliance_skipped", 1);
-                    states.push((c.desired.hash.clone(), c.blocked(), Vec::new()));
+                    states.push((c.desired.hash.clone(), c.blocked(), c.remove_tags.clone()));
                 }
                 Some(e) => {
                     let field = e
@@ -320,9 +332,9 @@ impl MailchimpDestination {
         }
     }
 
-    /// Sends the oldest held changes: every full batch, or (`all`) everything held. Members
-    /// refused for compliance come back as held follow-ups without a status; acknowledged
-    /// members are stored, their tag removals queued.
+    /// Sends the oldest held changes: every full batch of each kind (status changes, other
+    /// changes), or (`all`) everything held, each member once. Acknowledged and refused
+    /// members are stored, tag removals queued.
     async fn send_held(
         &mut self,
         ctx: &DestinationContext,
@@ -330,34 +342,19 @@ impl MailchimpDestination {
         all: bool,
     ) -> Result<(), PluginError> {
         let batch = self.settings.batch_size();
-        let mut failure = None;
-        for _ in 0..MAX_FINISH_ROUNDS {
-            let held = self.pending.held_count();
+        let mut todo = Vec::new();
+        for changes_status in [true, false] {
+            let held = self.pending.held_count_of(changes_status);
             let n = if all { held } else { held / batch * batch };
-            if n == 0 {
-                break;
-            }
-            let todo = self.pending.take(n);
+            todo.extend(self.pending.take_of(changes_status, n));
+        }
+        if !todo.is_empty() {
             let Sent {
                 states,
                 tag_ids,
-                failure: f,
+                failure,
             } = self.send(&todo, report).await?;
             self.segments.learn(tag_ids);
-            failure = failure.or(f);
-            let refused: HashSet<&str> = states
-                .iter()
-                .filter(|(_, s, _)| s.status == KnownStatus::Blocked)
-                .map(|(h, _, _)| h.as_str())
-                .collect();
-            for c in todo
-                .iter()
-                .filter(|c| refused.contains(c.desired.hash.as_str()))
-            {
-                if let Some(follow_up) = plan(&c.desired, Some(&c.blocked())) {
-                    self.pending.hold(follow_up);
-                }
-            }
             let mut writes = Vec::with_capacity(states.len());
             for (hash, state, remove) in states {
                 if remove.is_empty() {
@@ -368,12 +365,9 @@ impl MailchimpDestination {
                 }
             }
             self.save_states(ctx, &writes).await?;
-            if failure.is_some() {
-                break;
+            if let Some(e) = failure {
+                return Err(e);
             }
-        }
-        if let Some(e) = failure {
-            return Err(e);
         }
         self.flush_removals(ctx, report, all).await
     }
@@ -468,7 +462,7 @@ impl Destination for MailchimpDestination {
                 plugin: NAME.into(),
                 message: e.to_string(),
             })?;
-        let base = self.settings.base_url_override();
+        let base = self.settings.base_url_override()?;
         self.client = Some(
             MailchimpClient::new(key, base.as_deref(), self.client_options.clone()).map_err(
                 |e| PluginError::Credentials {

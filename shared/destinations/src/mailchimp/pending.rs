@@ -56,10 +56,28 @@ impl Pending {
         self.changes.len()
     }
 
-    /// The oldest `n` held changes.
-    pub fn take(&mut self, n: usize) -> Vec<MemberChange> {
-        let n = n.min(self.changes.len());
-        self.changes.drain(..n).map(|(_, c)| c).collect()
+    /// Held changes that set the member's status (`changes_status`), or that leave it alone:
+    /// the two go in different batches (with and without `update_existing`).
+    pub fn held_count_of(&self, changes_status: bool) -> usize {
+        self.changes
+            .values()
+            .filter(|c| c.changes_status() == changes_status)
+            .count()
+    }
+
+    /// The oldest `n` held changes of one kind ([`Self::held_count_of`]).
+    pub fn take_of(&mut self, changes_status: bool, n: usize) -> Vec<MemberChange> {
+        let mut out = Vec::with_capacity(n.min(self.changes.len()));
+        let mut kept = IndexMap::with_capacity(self.changes.len());
+        for (hash, c) in self.changes.drain(..) {
+            if out.len() < n && c.changes_status() == changes_status {
+                out.push(c);
+            } else {
+                kept.insert(hash, c);
+            }
+        }
+        self.changes = kept;
+        out
     }
 
     /// Records an acknowledged member whose `remove` tags are still to go. Returns the state
@@ -181,8 +199,15 @@ mod tests {
             p.held(&hash_a).unwrap().desired.updated_at,
             Timestamp::parse("2025-02-01T00:00:00Z").unwrap()
         );
-        let first = p.take(1);
+        let mut keep = change("c@x.org", "2025-01-01T00:00:00Z");
+        keep.status = None;
+        p.hold(keep);
+        assert_eq!((p.held_count_of(true), p.held_count_of(false)), (2, 1));
+        let first = p.take_of(true, 1);
         assert_eq!(first[0].desired.email, "a@x.org");
+        let kept = p.take_of(false, 5);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].desired.email, "c@x.org");
         p.release(&subscriber_hash("b@x.org"));
         assert_eq!(p.held_count(), 0);
     }

@@ -8,8 +8,15 @@ use serde::{Deserialize, Serialize};
 /// Mailchimp's batch limit.
 pub const MAX_BATCH: usize = 500;
 
-/// Environment override of the API base URL (the sandbox: `http://127.0.0.1:PORT/3.0`).
+/// Environment override of the API base URL (the sandbox: `http://127.0.0.1:PORT/3.0`): a
+/// deployment setting, never an organization's.
 pub const BASE_URL_ENV: &str = "MAILCHIMP_API_BASE_URL";
+
+/// Why a per-organization `api_base_url` is refused (the value is not echoed: it could carry
+/// credentials).
+const BASE_URL_RULE: &str = "api_base_url must be https://<dc>.api.mailchimp.com (optionally \
+     ending in /3.0), <dc> being the data center, e.g. us14; a sandbox or other endpoint is \
+     set for the whole deployment with the MAILCHIMP_API_BASE_URL environment variable";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +26,8 @@ pub struct MailchimpSettings {
     /// Donor-segment rules; the defaults when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments: Option<Vec<SegmentRule>>,
-    /// Overrides the URL derived from the key's data center (and `MAILCHIMP_API_BASE_URL`).
+    /// Another data center than the key's: only `https://<dc>.api.mailchimp.com` (the API
+    /// key is sent there). Wins over `MAILCHIMP_API_BASE_URL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_base_url: Option<String>,
     /// Members per batch call (at most 500).
@@ -51,8 +59,8 @@ impl MailchimpSettings {
                 .map_err(|e| PluginError::config("mailchimp", format!("segments: {e}")))?;
         }
         if let Some(url) = &self.api_base_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return bad("api_base_url must start with http:// or https://");
+            if mailchimp_base(url).is_none() {
+                return bad(BASE_URL_RULE);
             }
         }
         if let Some(n) = self.batch_size {
@@ -71,12 +79,50 @@ impl MailchimpSettings {
         self.batch_size.unwrap_or(MAX_BATCH)
     }
 
-    /// Settings first, then the environment; `None` means "derive from the key".
-    pub fn base_url_override(&self) -> Option<String> {
-        self.api_base_url
-            .clone()
-            .or_else(|| std::env::var(BASE_URL_ENV).ok())
-            .filter(|s| !s.trim().is_empty())
+    /// The organization's data center (`https://<dc>.api.mailchimp.com/3.0`) first, then
+    /// the deployment's `MAILCHIMP_API_BASE_URL`; `None` means "derive from the key".
+    pub fn base_url_override(&self) -> Result<Option<String>, PluginError> {
+        if let Some(url) = &self.api_base_url {
+            return mailchimp_base(url)
+                .map(Some)
+                .ok_or_else(|| PluginError::config("mailchimp", BASE_URL_RULE));
+        }
+        env_base_url(std::env::var(BASE_URL_ENV).ok())
+    }
+}
+
+/// `https://<dc>.api.mailchimp.com[/3.0][/]` as `https://<dc>.api.mailchimp.com/3.0`; anything
+/// else (another scheme, host, port, user, path, query) is `None`.
+pub fn mailchimp_base(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw.trim()).ok()?;
+    let host = url.host_str()?;
+    let dc = host.strip_suffix(".api.mailchimp.com")?;
+    let ok = url.scheme() == "https"
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.port().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && matches!(url.path(), "" | "/" | "/3.0" | "/3.0/")
+        && !dc.is_empty()
+        && dc.chars().all(|c| c.is_ascii_alphanumeric());
+    ok.then(|| format!("https://{dc}.api.mailchimp.com/3.0"))
+}
+
+/// The deployment's override (the sandbox, a test): any http(s) URL; unset or blank is none.
+fn env_base_url(value: Option<String>) -> Result<Option<String>, PluginError> {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    match url::Url::parse(&v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(Some(v)),
+        _ => Err(PluginError::config(
+            "mailchimp",
+            format!("{BASE_URL_ENV} must be an http:// or https:// URL"),
+        )),
     }
 }
 
@@ -110,5 +156,58 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("segments"), "{e}");
+    }
+
+    #[test]
+    fn only_a_mailchimp_data_center_is_accepted_per_organization() {
+        for ok in [
+            "https://us14.api.mailchimp.com",
+            "https://us14.api.mailchimp.com/",
+            "https://US14.api.mailchimp.com/3.0",
+            "https://us14.api.mailchimp.com/3.0/",
+        ] {
+            let s = MailchimpSettings::parse(&json!({"list_id": "a", "api_base_url": ok}))
+                .unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(
+                s.base_url_override().unwrap().as_deref(),
+                Some("https://us14.api.mailchimp.com/3.0"),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "http://127.0.0.1:8080/3.0",
+            "http://us14.api.mailchimp.com/3.0",
+            "https://127.0.0.1/3.0",
+            "https://169.254.169.254/3.0",
+            "https://evil.example/us14.api.mailchimp.com",
+            "https://us14.api.mailchimp.com.evil.example/3.0",
+            "https://user:secret@us14.api.mailchimp.com/3.0",
+            "https://us14.api.mailchimp.com:8443/3.0",
+            "https://us14.api.mailchimp.com/3.0/lists?x=1",
+            "https://api.mailchimp.com/3.0",
+            "https://x-y.api.mailchimp.com/3.0",
+            "us14.api.mailchimp.com",
+        ] {
+            let e = MailchimpSettings::parse(&json!({"list_id": "a", "api_base_url": bad}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("api_base_url"), "{bad}: {e}");
+            assert!(e.contains("MAILCHIMP_API_BASE_URL"), "{bad}: {e}");
+            assert!(!e.contains("secret") && !e.contains("evil"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_deployment_override_is_an_http_url_from_the_environment() {
+        assert_eq!(env_base_url(None).unwrap(), None);
+        assert_eq!(env_base_url(Some(" ".into())).unwrap(), None);
+        assert_eq!(
+            env_base_url(Some("http://127.0.0.1:9/3.0".into())).unwrap(),
+            Some("http://127.0.0.1:9/3.0".into())
+        );
+        let e = env_base_url(Some("ftp://x/3.0".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(BASE_URL_ENV), "{e}");
     }
 }

@@ -79,7 +79,8 @@ enum Attempt<T> {
 }
 
 impl MailchimpClient {
-    /// `base_override` (the sandbox, tests) wins over the URL derived from the key.
+    /// `base_override` (checked by the caller: an organization's data center, or the
+    /// deployment's `MAILCHIMP_API_BASE_URL`) wins over the URL derived from the key.
     pub fn new(
         key: SecretString,
         base_override: Option<&str>,
@@ -90,9 +91,11 @@ impl MailchimpClient {
             Some(b) => b.trim_end_matches('/').to_string(),
             None => derived?,
         };
+        // No redirects: a 3xx would carry the key (Basic auth) to wherever it points.
         let http = reqwest::Client::builder()
             .timeout(opts.timeout)
             .pool_max_idle_per_host(opts.max_in_flight)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| MailchimpError::Transport(e.to_string()))?;
         Ok(MailchimpClient {

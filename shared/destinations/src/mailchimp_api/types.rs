@@ -72,15 +72,13 @@ pub struct NewMergeField {
     pub public: bool,
 }
 
-/// One member of a batch upsert.
+/// One member of a batch upsert (the batch has no `status_if_new`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BatchMember {
     pub email_address: String,
-    /// Set only to change an existing member's status (subscribe a re-opted-in supporter,
-    /// unsubscribe a withdrawn one).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    pub status_if_new: String,
+    /// A new member's status; an existing member's too, but only in a batch sent with
+    /// `update_existing: true` (which decides whether existing members' status changes).
+    pub status: String,
     pub merge_fields: BTreeMap<String, serde_json::Value>,
     /// Added to the member's tags (the batch is sent with `sync_tags: false`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -90,6 +88,7 @@ pub struct BatchMember {
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchRequest {
     pub members: Vec<BatchMember>,
+    /// Whether existing members' status changes to their `status`.
     pub update_existing: bool,
     pub sync_tags: bool,
 }
