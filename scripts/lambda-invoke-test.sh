@@ -62,11 +62,13 @@ dlq = sqs.create_queue(QueueName="classy-sync-dlq")["QueueUrl"]
 dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
 q = sqs.create_queue(QueueName="classy-sync", Attributes={"VisibilityTimeout": "60",
     "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"})})["QueueUrl"]
+pq = sqs.create_queue(QueueName="classy-sync-plugins")["QueueUrl"]
 boto3.client("events").create_event_bus(Name="classy-sync")
 ready = json.load(open(f"{work}/ready.json"))
 with open(f"{work}/env", "w") as f:
     for k, v in {"CLASSY_SYNC_TABLE": "classy-sync", "CLASSY_SYNC_QUEUE_URL": q, "CLASSY_SYNC_DLQ_URL": dlq,
-                 "CLASSY_SYNC_EVENT_BUS": "classy-sync", "CLASSY_API_BASE_URL": ready["api_base_url"],
+                 "CLASSY_SYNC_EVENT_BUS": "classy-sync", "CLASSY_SYNC_PLUGIN_QUEUE_URL": pq,
+                 "CLASSY_SYNC_EMAIL_FROM": "alerts@example.org", "CLASSY_API_BASE_URL": ready["api_base_url"],
                  "CLASSY_AUTH_URL": ready["auth_url"], "CLASSY_RATE_LIMIT_PER_MINUTE": "0"}.items():
         f.write(f"{k}={v}\n")
 with open(f"{work}/orgs.tsv", "w") as f:
