@@ -41,6 +41,8 @@ impl Notifier for Recorder {
                 status: DeliveryStatus::Sent,
                 attempts: 1,
                 error: None,
+                next_attempt_at: None,
+                first_attempt_at: None,
             })
             .collect())
     }

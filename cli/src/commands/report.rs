@@ -253,6 +253,14 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
         ReportCommand::SendDue { report } => {
             let mut failed = 0;
             for o in root.reports()?.send_due(report.as_deref()).await? {
+                if let Some(e) = &o.error {
+                    failed += 1;
+                    println!(
+                        "{}",
+                        serde_json::json!({"report": o.report_id, "occurrence": o.occurrence,
+                            "error": e})
+                    );
+                }
                 failed += print_deliveries(&o.report_id, &o.deliveries);
             }
             if failed > 0 {

@@ -76,7 +76,9 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     } else {
         Some(super::alerts::spawn_watchdog(&root, target).await?)
     };
-    // Scheduled reports: checked every tick; sent-markers make each occurrence go out once.
+    // Scheduled reports and failed deliveries: checked every tick. Sent-markers make each
+    // occurrence go out once; a delivery that failed is tried again when its backoff is over
+    // (reports rebuilt by `send_due`, alerts and small messages by the notifier).
     let reports_task = {
         let reports = root.reports()?;
         let stop = ctl.stop.clone();
@@ -84,17 +86,34 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
         let once = args.once;
         tokio::spawn(async move {
             loop {
-                match reports.send_due(None).await {
-                    Ok(sent) => {
-                        for o in sent {
-                            eprintln!(
-                                "report {} sent ({} channels)",
-                                o.report_id,
-                                o.deliveries.len()
-                            );
+                let round = reports.scheduled_round().await;
+                match round.reports {
+                    Ok(outcomes) => {
+                        for o in outcomes {
+                            match &o.error {
+                                Some(e) => eprintln!("report {} failed: {e}", o.report_id),
+                                None => eprintln!(
+                                    "report {}: {} channels, {} not sent{}",
+                                    o.report_id,
+                                    o.deliveries.len(),
+                                    o.unsent(),
+                                    if o.complete { "" } else { " (retried later)" }
+                                ),
+                            }
                         }
                     }
                     Err(e) => eprintln!("reports: {e}"),
+                }
+                match round.retried {
+                    Ok(retried) => {
+                        for d in retried {
+                            eprintln!(
+                                "delivery {} on {} retried: {:?}",
+                                d.message_id, d.channel, d.status
+                            );
+                        }
+                    }
+                    Err(e) => eprintln!("notification retries: {e}"),
                 }
                 if once || stop.is_stopped() {
                     break;

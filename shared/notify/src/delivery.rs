@@ -1,6 +1,10 @@
 //! Delivery records: one store item per message × channel (`NOTIFY` /
 //! `DELIVERY#<channel>#<message id>`) with status, attempts, last error and the time of the
-//! next attempt. The message itself is kept in the record so a retry can send it again.
+//! next attempt, and the message's digest and size. A message of at most
+//! [`INLINE_MESSAGE_MAX`] bytes (an alert, a test) is kept whole, so a retry can send it again;
+//! a larger one (a report over many organizations) is kept as a bounded stand-in marked
+//! incomplete, and its producer rebuilds it to retry (the report run does, see
+//! `classy_sync_core::engine::reports`): a record stays far below DynamoDB's 400 KB item limit.
 //!
 //! Sending is claimed with a versioned write before the channel is called: two workers that
 //! race on the same delivery cannot both send it, and a message already `sent` on a channel
@@ -18,6 +22,12 @@ pub use classy_sync_core::domain::keys::{delivery_sk, DELIVERY_PREFIX};
 pub const DELIVERY_TTL_SECS: i64 = 30 * 24 * 3600;
 /// How long a claimed (in-flight) delivery is left alone before a retry may take it over.
 pub const CLAIM_SECS: i64 = 300;
+/// A message whose JSON is larger than this is not kept whole in its delivery record.
+pub const INLINE_MESSAGE_MAX: usize = 32 * 1024;
+
+fn complete_default() -> bool {
+    true
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
@@ -30,7 +40,18 @@ pub struct DeliveryRecord {
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The message (whole when `complete`; otherwise a bounded stand-in, see
+    /// [`Message::bounded`]).
     pub message: Message,
+    /// Whether `message` is the whole message (a retry can send it as it is).
+    #[serde(default = "complete_default")]
+    pub complete: bool,
+    /// `sha256:<hex>` of the whole message last handed over for this delivery.
+    #[serde(default)]
+    pub digest: String,
+    /// The size of that whole message as JSON, in bytes.
+    #[serde(default)]
+    pub message_bytes: u64,
 }
 
 impl DeliveryRecord {
@@ -41,7 +62,18 @@ impl DeliveryRecord {
             status: self.status,
             attempts: self.attempts,
             error: self.last_error.clone(),
+            next_attempt_at: self.next_attempt_at,
+            first_attempt_at: Some(self.created_at),
         }
+    }
+
+    /// Keeps `message` (whole if small enough), its digest and size.
+    fn set_message(&mut self, message: &Message) {
+        let (kept, complete) = message.bounded(INLINE_MESSAGE_MAX);
+        self.digest = message.digest();
+        self.message_bytes = message.json_len() as u64;
+        self.message = kept;
+        self.complete = complete;
     }
 
     /// Due for another attempt at `now` (ignoring the backoff when `force`).
@@ -107,6 +139,9 @@ pub async fn claim(
                     created_at: now,
                     updated_at: now,
                     message: message.clone(),
+                    complete: true,
+                    digest: String::new(),
+                    message_bytes: 0,
                 },
                 Condition::NotExists,
                 1,
@@ -121,6 +156,8 @@ pub async fn claim(
                 (rec, Condition::VersionIs(v), v + 1)
             }
         };
+        // What this attempt sends (a rebuilt report may differ from the first rendering).
+        rec.set_message(message);
         rec.status = DeliveryStatus::Pending;
         rec.attempts += 1;
         rec.updated_at = now;

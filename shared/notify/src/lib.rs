@@ -316,7 +316,9 @@ impl NotificationService {
     }
 
     /// Sends again every failed (or abandoned in-flight) delivery that is due; with `force`,
-    /// every failed one whatever its backoff, even those given up on.
+    /// every failed one whatever its backoff, even those given up on. A delivery whose message
+    /// was too large to keep whole (a report) is left to its producer, which rebuilds it (the
+    /// report run retries its own deliveries).
     pub async fn retry_due(&self, force: bool) -> Result<Vec<DeliveryReport>, NotifyError> {
         let now = self.clock.unix();
         let due: Vec<_> = delivery::list(self.store.as_ref(), None)
@@ -324,6 +326,13 @@ impl NotificationService {
             .map_err(store_err)?
             .into_iter()
             .filter(|r| r.status != DeliveryStatus::Sent && r.is_due(now, force))
+            .filter(|r| {
+                if !r.complete {
+                    tracing::debug!(channel = %r.channel, message_id = %r.message_id,
+                        "delivery left to its producer: the message is rebuilt to be retried");
+                }
+                r.complete
+            })
             .collect();
         let mut out = Vec::with_capacity(due.len());
         for rec in due {
@@ -362,5 +371,24 @@ impl Notifier for NotificationService {
             .iter()
             .map(|c| self.deliver(Some(c), &c.name, message, false));
         futures::future::join_all(sends).await.into_iter().collect()
+    }
+
+    async fn retry_due(&self, force: bool) -> Result<Vec<DeliveryReport>, NotifyError> {
+        NotificationService::retry_due(self, force).await
+    }
+
+    async fn deliveries(
+        &self,
+        message_id: &str,
+        channels: &[String],
+    ) -> Result<Vec<Option<DeliveryReport>>, NotifyError> {
+        let mut out = Vec::with_capacity(channels.len());
+        for c in channels {
+            let rec = delivery::load(self.store.as_ref(), c, message_id)
+                .await
+                .map_err(store_err)?;
+            out.push(rec.map(|(r, _)| r.report()));
+        }
+        Ok(out)
     }
 }

@@ -1,7 +1,10 @@
 //! Scheduled reports against the ports: definitions in the store (`REPORTS` / `REPORT#<id>`),
 //! building one report from analytics summaries, sending it through the [`Notifier`], and the
 //! due-check with a sent-marker per report × scheduled occurrence (`SENT#<id>#<unix>`), so a
-//! run that happens twice, or dies after sending, sends each occurrence once.
+//! run that happens twice, or dies after sending, sends each occurrence once. The marker is
+//! written once every delivery is final; until then each run retries the deliveries that are
+//! due, rebuilding the report as of its first attempt (the notifier's delivery records keep a
+//! digest and a bounded stand-in of a large message, never the whole report).
 
 use super::{Datastore, EngineError};
 use crate::channels::{self as channel, ChannelConfig, ChannelError, ChannelKind, ChannelSecrets};
@@ -218,6 +221,28 @@ pub struct DueOutcome {
     pub report_id: String,
     pub occurrence: i64,
     pub deliveries: Vec<DeliveryReport>,
+    /// Every delivery is final (sent, or given up on): the sent-marker is written. Otherwise
+    /// a later run retries the deliveries that failed.
+    pub complete: bool,
+    /// Why this definition could not be built or handed over (the others went on).
+    pub error: Option<String>,
+}
+
+impl DueOutcome {
+    /// Deliveries that are not sent (failed, or waiting for a retry).
+    pub fn unsent(&self) -> usize {
+        self.deliveries
+            .iter()
+            .filter(|d| d.status != DeliveryStatus::Sent)
+            .count()
+    }
+}
+
+/// What [`ReportService::scheduled_round`] did.
+#[derive(Debug)]
+pub struct ScheduledRound {
+    pub reports: Result<Vec<DueOutcome>, EngineError>,
+    pub retried: Result<Vec<DeliveryReport>, crate::ports::NotifyError>,
 }
 
 /// The summaries a report over `scope` covers, as of `now` (previews need no notifier).
@@ -273,9 +298,13 @@ impl ReportService {
             .map_err(|e| EngineError::Invalid(e.to_string()))
     }
 
-    /// Sends every report whose latest occurrence (within [`CATCH_UP_SECS`]) has no sent-marker.
-    /// Failed deliveries are left to the notifier's retries; the marker is written once the
-    /// notifier has recorded every delivery, so the report is rendered once per occurrence.
+    /// Sends every report whose latest occurrence (within [`CATCH_UP_SECS`]) has no
+    /// sent-marker, and retries the failed deliveries of those already tried: the report is
+    /// rebuilt as of its first attempt when one of its deliveries is due again (delivery
+    /// records keep a digest, not the report). The marker is written only once every delivery
+    /// is final (sent, or given up on by the notifier's ladder). A definition that fails (an
+    /// organization that cannot be read, a store error) is reported in its outcome and does not
+    /// stop the others.
     pub async fn send_due(&self, only: Option<&str>) -> Result<Vec<DueOutcome>, EngineError> {
         let now = Timestamp(self.data.clock.now());
         let mut out = Vec::new();
@@ -291,12 +320,80 @@ impl ReportService {
                     continue;
                 }
             };
-            let sk = sent_sk(&def.id, occurrence);
-            if self.data.store.get(REPORTS_PK, &sk).await?.is_some() {
-                continue;
+            match self.send_occurrence(&def, occurrence, now).await {
+                Ok(Some(o)) => {
+                    tracing::info!(report = %def.id, occurrence, channels = o.deliveries.len(),
+                        unsent = o.unsent(), complete = o.complete, "report run");
+                    out.push(o);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(report = %def.id, occurrence, error = %e,
+                        "report failed; the other reports go on");
+                    out.push(DueOutcome {
+                        report_id: def.id.clone(),
+                        occurrence,
+                        deliveries: Vec::new(),
+                        complete: false,
+                        error: Some(e.to_string()),
+                    });
+                }
             }
-            let id = format!("report:{}:{occurrence}", def.id);
-            let deliveries = self.send_report(&def, id, now).await?;
+        }
+        Ok(out)
+    }
+
+    /// One round of the local run loop (`classy-sync run`, every tick): the due reports are
+    /// sent and their failed deliveries retried ([`ReportService::send_due`]), then every other
+    /// delivery that is due again (alerts) is retried by the notifier.
+    pub async fn scheduled_round(&self) -> ScheduledRound {
+        let reports = self.send_due(None).await;
+        let retried = self.notifier.retry_due(false).await;
+        ScheduledRound { reports, retried }
+    }
+
+    /// One occurrence of one definition: `None` when nothing is owed now (sent, or every
+    /// failed delivery waits for its next attempt).
+    async fn send_occurrence(
+        &self,
+        def: &ReportDefinition,
+        occurrence: i64,
+        now: Timestamp,
+    ) -> Result<Option<DueOutcome>, EngineError> {
+        let sk = sent_sk(&def.id, occurrence);
+        if self.data.store.get(REPORTS_PK, &sk).await?.is_some() {
+            return Ok(None);
+        }
+        let id = format!("report:{}:{occurrence}", def.id);
+        let channels = def.channels();
+        let known = self
+            .notifier
+            .deliveries(&id, &channels)
+            .await
+            .map_err(|e| EngineError::Invalid(e.to_string()))?;
+        let all_final = known
+            .iter()
+            .all(|k| k.as_ref().is_some_and(|d| d.is_final()));
+        let waiting = known
+            .iter()
+            .all(|k| k.as_ref().is_some_and(|d| !d.is_due(now.unix())));
+        let deliveries = if all_final {
+            // Finished by an earlier run or by the notifier's own retries: only the marker.
+            known.into_iter().flatten().collect()
+        } else if waiting {
+            return Ok(None);
+        } else {
+            // The same figures as the first attempt: rebuilt as of when it was made.
+            let as_of = known
+                .iter()
+                .flatten()
+                .filter_map(|d| d.first_attempt_at)
+                .min()
+                .map_or(now, Timestamp::from_unix);
+            self.send_report(def, id, as_of).await?
+        };
+        let complete = deliveries.iter().all(|d| d.is_final());
+        if complete {
             let marker = SentMarker {
                 report_id: def.id.clone(),
                 occurrence,
@@ -314,18 +411,14 @@ impl ReportService {
                 Err(e) if e.is_condition_failed() => {}
                 Err(e) => return Err(e.into()),
             }
-            let failed = deliveries
-                .iter()
-                .filter(|d| d.status != DeliveryStatus::Sent)
-                .count();
-            tracing::info!(report = %def.id, occurrence, channels = deliveries.len(), failed, "report sent");
-            out.push(DueOutcome {
-                report_id: def.id,
-                occurrence,
-                deliveries,
-            });
         }
-        Ok(out)
+        Ok(Some(DueOutcome {
+            report_id: def.id.clone(),
+            occurrence,
+            deliveries,
+            complete,
+            error: None,
+        }))
     }
 
     /// Whether the occurrence's marker exists (tests, status).

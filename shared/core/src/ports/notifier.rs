@@ -44,6 +44,57 @@ pub struct Message {
     pub slack_blocks: Option<serde_json::Value>,
 }
 
+impl Message {
+    /// The size of the message as JSON, in bytes.
+    pub fn json_len(&self) -> usize {
+        serde_json::to_vec(self).map_or(0, |v| v.len())
+    }
+
+    /// `sha256:<hex>` of the message as JSON: tells two renderings of one message id apart.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    }
+
+    /// The message itself if its JSON takes at most `max` bytes; otherwise a bounded stand-in
+    /// (no HTML, no Slack blocks, the text and fields cut) and `false`: enough to list it, not
+    /// to send it (its producer rebuilds it, see `engine::reports`).
+    pub fn bounded(&self, max: usize) -> (Message, bool) {
+        if self.json_len() <= max {
+            return (self.clone(), true);
+        }
+        let cut = |s: &str, n: usize| -> String {
+            if s.len() <= n {
+                return s.to_string();
+            }
+            let mut end = n;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            format!("{}…", &s[..end])
+        };
+        let budget = (max / 4).max(64);
+        let m = Message {
+            id: self.id.clone(),
+            kind: self.kind,
+            severity: self.severity,
+            org_id: self.org_id.clone(),
+            subject: cut(&self.subject, 300),
+            text: cut(&self.text, budget),
+            fields: self
+                .fields
+                .iter()
+                .take(20)
+                .map(|(k, v)| (cut(k, 100), cut(v, 200)))
+                .collect(),
+            html: None,
+            slack_blocks: None,
+        };
+        (m, false)
+    }
+}
+
 /// The outcome of one message on one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -61,6 +112,29 @@ pub struct DeliveryReport {
     pub attempts: u32,
     /// Why the last attempt failed; never contains a secret.
     pub error: Option<String>,
+    /// When the notifier tries again (Unix seconds): `None` once sent or given up on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<i64>,
+    /// When the first attempt was made (Unix seconds), if the notifier recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_attempt_at: Option<i64>,
+}
+
+impl DeliveryReport {
+    /// Nothing more will happen to this delivery: sent, or failed and given up on (a
+    /// permanent error, or the retry ladder is spent).
+    pub fn is_final(&self) -> bool {
+        match self.status {
+            DeliveryStatus::Sent => true,
+            DeliveryStatus::Failed => self.next_attempt_at.is_none(),
+            DeliveryStatus::Pending => false,
+        }
+    }
+
+    /// A later attempt is due at `now` (or was never scheduled: in flight past its claim).
+    pub fn is_due(&self, now: i64) -> bool {
+        !self.is_final() && self.next_attempt_at.is_none_or(|t| t <= now)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +156,26 @@ pub trait Notifier: Send + Sync {
         message: &Message,
         channels: &[String],
     ) -> Result<Vec<DeliveryReport>, NotifyError>;
+
+    /// The recorded delivery of `message_id` on each of `channels` (`None`: never tried), so
+    /// a producer can tell whether a message it would rebuild is still owed. A notifier that
+    /// keeps no records answers `None` for each.
+    async fn deliveries(
+        &self,
+        message_id: &str,
+        channels: &[String],
+    ) -> Result<Vec<Option<DeliveryReport>>, NotifyError> {
+        let _ = message_id;
+        Ok(vec![None; channels.len()])
+    }
+
+    /// Sends again the failed deliveries whose next attempt is due (with `force`, every failed
+    /// one), and reports what happened. Called on a schedule (the alert function, the local
+    /// run loop). A notifier that keeps no records has nothing to retry.
+    async fn retry_due(&self, force: bool) -> Result<Vec<DeliveryReport>, NotifyError> {
+        let _ = force;
+        Ok(Vec::new())
+    }
 }
 
 /// Why one attempt to deliver a message on one channel failed.

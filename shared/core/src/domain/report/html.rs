@@ -43,7 +43,11 @@ fn pairs(rows: &[(&str, String)]) -> String {
     table(&["Figure", "Value"], &rows)
 }
 
-fn section(s: Section, o: &OrgSummary) -> String {
+/// Organizations beyond this many in one report get their figures without a chart, so a
+/// report over every organization stays a bounded email.
+pub const MAX_CHARTS: usize = 20;
+
+fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
     let body = match s {
         Section::Headline => {
             let t = &o.totals;
@@ -55,14 +59,21 @@ fn section(s: Section, o: &OrgSummary) -> String {
                 ("Donors", format::count(t.donors)),
                 ("Average gift", money(t.average_gift_cents)),
             ]);
-            b.push_str(&format!(
-                "<div style=\"margin:8px 0\">{}</div>",
-                gifts_per_day_svg(
-                    &format!("gifts-per-day-{}", o.org_id),
-                    &o.org_name,
-                    &o.gifts_per_day
-                )
-            ));
+            if chart {
+                b.push_str(&format!(
+                    "<div style=\"margin:8px 0\">{}</div>",
+                    gifts_per_day_svg(
+                        &format!("gifts-per-day-{}", o.org_id),
+                        &o.org_name,
+                        &o.gifts_per_day
+                    )
+                ));
+            } else {
+                b.push_str(&format!(
+                    "<p style=\"color:#555;font-size:12px\">No chart: a report draws at most \
+                     {MAX_CHARTS} (one per organization).</p>"
+                ));
+            }
             b
         }
         Section::Donors => {
@@ -199,7 +210,7 @@ pub fn render(v: &ReportView<'_>) -> String {
         esc(&v.title),
         format::datetime(v.generated_at)
     );
-    for o in v.summaries {
+    for (i, o) in v.summaries.iter().enumerate() {
         s.push_str(&format!(
             "<div class=\"org\" data-org-id=\"{}\" style=\"border-top:3px solid #2b6cb0;padding-top:8px;margin-top:12px\">\
              <h2 style=\"font-size:19px;margin:0\">{}</h2>\
@@ -210,7 +221,7 @@ pub fn render(v: &ReportView<'_>) -> String {
             esc(&format::period(&o.period))
         ));
         for sec in v.sections {
-            s.push_str(&section(*sec, o));
+            s.push_str(&section(*sec, o, i < MAX_CHARTS));
         }
         s.push_str("</div>");
     }
