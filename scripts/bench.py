@@ -63,7 +63,7 @@ def one_size(supporters, transactions):
         org = str(app["organizations"][0])
         data = tempfile.mkdtemp(prefix="classy-bench-")
         env = dict(os.environ, CLASSY_SYNC_DATA_DIR=data, CLASSY_API_BASE_URL=ready["api_base_url"],
-                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"],
+                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"], CLASSY_SYNC_ALLOW_DEV_URLS="1",
                    CLASSY_RATE_LIMIT_PER_MINUTE="0")
         run_cli(env, "org", "add", org, "--name", "Bench", "--client-id", app["client_id"])
         admin(ready["base_url"], "/counters/reset", "POST")
@@ -112,7 +112,7 @@ def mailchimp_push():
         mc = ready["mailchimp"]
         data = tempfile.mkdtemp(prefix="classy-bench-mc-")
         env = dict(os.environ, CLASSY_SYNC_DATA_DIR=data, CLASSY_API_BASE_URL=ready["api_base_url"],
-                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"],
+                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"], CLASSY_SYNC_ALLOW_DEV_URLS="1",
                    CLASSY_RATE_LIMIT_PER_MINUTE="0", MAILCHIMP_API_KEY=mc["api_key"],
                    MAILCHIMP_API_BASE_URL=mc["api_base_url"])
         run_cli(env, "org", "add", org, "--name", "Bench", "--client-id", app["client_id"])

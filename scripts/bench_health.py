@@ -22,7 +22,7 @@ def main():
         app = ready["apps"][0]
         data = tempfile.mkdtemp(prefix="classy-bench-health-")
         env = dict(os.environ, CLASSY_SYNC_DATA_DIR=data, CLASSY_API_BASE_URL=ready["api_base_url"],
-                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"],
+                   CLASSY_AUTH_URL=ready["auth_url"], CLASSY_CLIENT_SECRET=app["client_secret"], CLASSY_SYNC_ALLOW_DEV_URLS="1",
                    CLASSY_RATE_LIMIT_PER_MINUTE="0")
         orgs = [o for a in ready["apps"] for o in a["organizations"]]
         for org in orgs:

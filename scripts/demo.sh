@@ -39,6 +39,8 @@ done
 BASE=$(json "$WORK/ready.json" 'd["base_url"]')
 export CLASSY_API_BASE_URL=$(json "$WORK/ready.json" 'd["api_base_url"]')
 export CLASSY_AUTH_URL=$(json "$WORK/ready.json" 'd["auth_url"]')
+# The sandbox speaks plain http: a development URL, allowed only with this switch.
+export CLASSY_SYNC_ALLOW_DEV_URLS=1
 # The sandbox has no rate limit; the real API allows 1,800 requests a minute per application.
 export CLASSY_RATE_LIMIT_PER_MINUTE=${CLASSY_RATE_LIMIT_PER_MINUTE:-0}
 echo "   sandbox at $BASE"

@@ -69,7 +69,8 @@ with open(f"{work}/env", "w") as f:
     for k, v in {"CLASSY_SYNC_TABLE": "classy-sync", "CLASSY_SYNC_QUEUE_URL": q, "CLASSY_SYNC_DLQ_URL": dlq,
                  "CLASSY_SYNC_EVENT_BUS": "classy-sync", "CLASSY_SYNC_PLUGIN_QUEUE_URL": pq,
                  "CLASSY_SYNC_EMAIL_FROM": "alerts@example.org", "CLASSY_API_BASE_URL": ready["api_base_url"],
-                 "CLASSY_AUTH_URL": ready["auth_url"], "CLASSY_RATE_LIMIT_PER_MINUTE": "0"}.items():
+                 "CLASSY_AUTH_URL": ready["auth_url"], "CLASSY_RATE_LIMIT_PER_MINUTE": "0",
+                 "CLASSY_SYNC_ALLOW_DEV_URLS": "1"}.items():
         f.write(f"{k}={v}\n")
 with open(f"{work}/orgs.tsv", "w") as f:
     for app in ready["apps"]:

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The adapters a function runs on, and the services it builds from them. Classy is
-/// configured only in the functions that call it (sync-worker, health-check, alert): dispatch,
-/// the plugin functions and report run without any `CLASSY_*` setting.
+/// configured only in the functions that call it (sync-worker, health-check): dispatch, the
+/// plugin functions, alert and report run without any `CLASSY_*` setting.
 #[derive(Clone)]
 pub struct Services {
     /// The adapters, built once per container.

@@ -1,6 +1,8 @@
-//! OAuth2 access tokens, cached per application (client_id): a token is shared by every
-//! organization the application reads. One async mutex per application makes refreshes
-//! single-flight: concurrent callers wait for the one refresh in progress.
+//! OAuth2 access tokens, cached per application credential (client_id and a SHA-256 digest of
+//! the client secret, never the secret itself): a token is shared by every organization the
+//! application reads, and a rotated secret gets a token of its own at once. One async mutex
+//! per credential makes refreshes single-flight: concurrent callers wait for the one refresh
+//! in progress.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
@@ -40,22 +42,44 @@ pub(crate) fn refresh_margin(expires_in: Duration) -> Duration {
 
 type Slot = Arc<tokio::sync::Mutex<Option<CachedToken>>>;
 
+/// What a token is cached under: the client id and a digest of the secret it was got with.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CacheKey {
+    client_id: String,
+    secret_digest: [u8; 32],
+}
+
+impl CacheKey {
+    pub fn new(client_id: &str, client_secret: &SecretString) -> Self {
+        use sha2::{Digest, Sha256};
+        CacheKey {
+            client_id: client_id.to_string(),
+            secret_digest: Sha256::digest(client_secret.expose_secret().as_bytes()).into(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct TokenCache {
-    slots: Mutex<HashMap<String, Slot>>,
+    slots: Mutex<HashMap<CacheKey, Slot>>,
 }
 
 impl TokenCache {
-    /// The application's slot; lock it to read, refresh or drop its token.
-    pub fn slot(&self, client_id: &str) -> Slot {
+    /// The credential's slot; lock it to read, refresh or drop its token. A new secret for a
+    /// client id drops the slots of its older secrets.
+    pub fn slot(&self, key: &CacheKey) -> Slot {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.entry(client_id.to_string()).or_default().clone()
+        if let Some(slot) = slots.get(key) {
+            return slot.clone();
+        }
+        slots.retain(|k, _| k.client_id != key.client_id);
+        slots.entry(key.clone()).or_default().clone()
     }
 
-    /// Drops the application's token if it is still `failed` (a token another task has
+    /// Drops the credential's token if it is still `failed` (a token another task has
     /// already refreshed is kept).
-    pub async fn invalidate(&self, client_id: &str, failed: &SecretString) {
-        let slot = self.slot(client_id);
+    pub async fn invalidate(&self, key: &CacheKey, failed: &SecretString) {
+        let slot = self.slot(key);
         let mut guard = slot.lock().await;
         if guard
             .as_ref()
@@ -136,15 +160,31 @@ mod tests {
     #[tokio::test]
     async fn invalidate_keeps_a_newer_token() {
         let cache = TokenCache::default();
+        let app = CacheKey::new("app", &SecretString::from("s1"));
         let now = Instant::now();
-        *cache.slot("app").lock().await = Some(CachedToken::new(
+        *cache.slot(&app).lock().await = Some(CachedToken::new(
             SecretString::from("new"),
             Duration::from_secs(3600),
             now,
         ));
-        cache.invalidate("app", &SecretString::from("old")).await;
-        assert!(cache.slot("app").lock().await.is_some());
-        cache.invalidate("app", &SecretString::from("new")).await;
-        assert!(cache.slot("app").lock().await.is_none());
+        cache.invalidate(&app, &SecretString::from("old")).await;
+        assert!(cache.slot(&app).lock().await.is_some());
+        cache.invalidate(&app, &SecretString::from("new")).await;
+        assert!(cache.slot(&app).lock().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_new_secret_has_its_own_slot_and_drops_the_old_one() {
+        let cache = TokenCache::default();
+        let old = CacheKey::new("app", &SecretString::from("s1"));
+        let new = CacheKey::new("app", &SecretString::from("s2"));
+        assert!(old != new);
+        *cache.slot(&old).lock().await = Some(CachedToken::new(
+            SecretString::from("tok"),
+            Duration::from_secs(3600),
+            Instant::now(),
+        ));
+        assert!(cache.slot(&new).lock().await.is_none());
+        assert!(cache.slot(&old).lock().await.is_none(), "old slot dropped");
     }
 }

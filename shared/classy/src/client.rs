@@ -1,6 +1,6 @@
 //! [`ClassyClient`]: the HTTP implementation of [`ClassySource`].
 
-use super::auth::{CachedToken, TokenCache, TokenResponse};
+use super::auth::{CacheKey, CachedToken, TokenCache, TokenResponse};
 use super::config::ClassyConfig;
 use super::envelope::Envelope;
 use super::limiter::AppLimiter;
@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 const MAX_MESSAGE_CHARS: usize = 300;
 /// Guard against a server whose `next_page_url` never ends.
 const MAX_ORG_LIST_PAGES: u32 = 10_000;
+/// Largest API answer read: a page of 100 records is tens of kilobytes, a few MB at worst.
+pub const MAX_API_BODY: usize = 8 * 1024 * 1024;
+/// Largest token-endpoint answer read.
+pub const MAX_TOKEN_BODY: usize = 64 * 1024;
 
 tokio::task_local! {
     /// HTTP requests made on behalf of the current `list_page` call.
@@ -74,11 +78,15 @@ struct Ctx<'a> {
 }
 
 impl ClassyClient {
-    /// Builds the client (validates the configuration).
+    /// Builds the client (validates the configuration). It follows no redirect (a 307/308
+    /// would re-send the client secret elsewhere) and, unless [`ClassyConfig::allow_http`],
+    /// speaks https only.
     pub fn new(config: ClassyConfig) -> Result<Self, SourceError> {
         config.validate()?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!config.allow_http)
             .gzip(true)
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
@@ -177,7 +185,15 @@ impl ClassyClient {
                 .bearer_auth(token.expose_secret());
             let secrets = [creds.client_secret.expose_secret(), token.expose_secret()];
             let outcome = match self
-                .send(&creds.client_id, request, "GET", ctx, attempts, &secrets)
+                .send(
+                    &creds.client_id,
+                    request,
+                    "GET",
+                    ctx,
+                    attempts,
+                    &secrets,
+                    MAX_API_BODY,
+                )
                 .await
             {
                 Ok((status, _, body)) if status.is_success() => {
@@ -196,7 +212,13 @@ impl ClassyClient {
                 Ok(envelope) => return Ok(envelope),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Unauthorized(message)) => {
-                    self.inner.tokens.invalidate(&creds.client_id, &token).await;
+                    self.inner
+                        .tokens
+                        .invalidate(
+                            &CacheKey::new(&creds.client_id, &creds.client_secret),
+                            &token,
+                        )
+                        .await;
                     if reauthenticated {
                         return Err(SourceError::Unauthorized {
                             client_id: creds.client_id.clone(),
@@ -226,8 +248,13 @@ impl ClassyClient {
     }
 
     /// The application's access token, from the cache or freshly obtained (single-flight).
+    /// Cached per client id and secret: a rotated secret is never answered with the token of
+    /// the old one.
     async fn token(&self, creds: &AppCredentials) -> Result<SecretString, SourceError> {
-        let slot = self.inner.tokens.slot(&creds.client_id);
+        let slot = self
+            .inner
+            .tokens
+            .slot(&CacheKey::new(&creds.client_id, &creds.client_secret));
         let mut guard = slot.lock().await;
         if let Some(t) = guard.as_ref().filter(|t| t.is_fresh(Instant::now())) {
             return Ok(t.access.clone());
@@ -267,7 +294,15 @@ impl ClassyClient {
                 .body(form.clone());
             let secrets = [secret];
             let outcome = match self
-                .send(&creds.client_id, request, "POST", &ctx, attempts, &secrets)
+                .send(
+                    &creds.client_id,
+                    request,
+                    "POST",
+                    &ctx,
+                    attempts,
+                    &secrets,
+                    MAX_TOKEN_BODY,
+                )
                 .await
             {
                 Ok((status, _, body)) if status.is_success() => {
@@ -322,7 +357,9 @@ impl ClassyClient {
     }
 
     /// One HTTP attempt: waits for the application's rate limit, counts the call, reads the
-    /// whole body. Transport faults (connect, timeout, truncated body) are transient.
+    /// body up to `max_body` bytes (more is a fatal decode error). Transport faults (connect,
+    /// timeout, truncated body) are transient; a redirect is refused, never followed.
+    #[allow(clippy::too_many_arguments)]
     async fn send(
         &self,
         client_id: &str,
@@ -331,6 +368,7 @@ impl ClassyClient {
         ctx: &Ctx<'_>,
         attempt: u32,
         secrets: &[&str],
+        max_body: usize,
     ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
         self.inner.limiter.wait(client_id).await;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
@@ -363,7 +401,38 @@ impl ClassyClient {
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?;
+        if status.is_redirection() {
+            // Following it would send the secret or the token to wherever it points (maybe
+            // over http): a configuration problem, never retried. The target is not quoted.
+            return Err(Failure::Fatal(SourceError::Config(format!(
+                "{}: {method} {}: HTTP {}: redirects are not followed; check CLASSY_API_BASE_URL and CLASSY_AUTH_URL",
+                ctx.what,
+                ctx.path,
+                status.as_u16()
+            ))));
+        }
+        let body = match classy_sync_http::read_capped(response, max_body).await {
+            Ok(b) => Bytes::from(b),
+            Err(classy_sync_http::BodyError::TooLarge { limit }) => {
+                return Err(Failure::Fatal(SourceError::Decode(format!(
+                    "{}: {method} {}: HTTP {}: response body larger than {limit} bytes: refused",
+                    ctx.what,
+                    ctx.path,
+                    status.as_u16()
+                ))))
+            }
+            Err(classy_sync_http::BodyError::Transport(detail)) => {
+                let detail = redact(&detail, secrets);
+                return Err(Failure::Transient {
+                    last: format!(
+                        "{}: {method} {}: transport error: {detail}",
+                        ctx.what, ctx.path
+                    ),
+                    hint: None,
+                    decode: false,
+                });
+            }
+        };
         tracing::debug!(
             method,
             path = ctx.path,

@@ -37,6 +37,9 @@ pub struct ClassyConfig {
     pub retry_cap: Duration,
     /// Upper bound on a server's `Retry-After` / `retry_after`.
     pub max_retry_after: Duration,
+    /// Development and tests only (the sandbox): allow `http://` URLs. Off unless the
+    /// deployment sets `CLASSY_SYNC_ALLOW_DEV_URLS=1`; production Classy is https only.
+    pub allow_http: bool,
 }
 
 impl Default for ClassyConfig {
@@ -51,6 +54,7 @@ impl Default for ClassyConfig {
             retry_base: Duration::from_millis(500),
             retry_cap: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            allow_http: false,
         }
     }
 }
@@ -58,14 +62,18 @@ impl Default for ClassyConfig {
 impl ClassyConfig {
     /// Defaults overridden by `CLASSY_API_BASE_URL`, `CLASSY_AUTH_URL`,
     /// `CLASSY_RATE_LIMIT_PER_MINUTE`, `CLASSY_TIMEOUT_SECS`, `CLASSY_MAX_RETRIES` and
-    /// `CLASSY_RETRY_BASE_MS`. A bad value is a [`SourceError::Config`] naming the variable.
+    /// `CLASSY_RETRY_BASE_MS`; `http://` URLs only with `CLASSY_SYNC_ALLOW_DEV_URLS=1`. A bad
+    /// value is a [`SourceError::Config`] naming the variable.
     pub fn from_env() -> Result<Self, SourceError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// As [`ClassyConfig::from_env`], reading variables through `lookup` (tests, other sources).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SourceError> {
-        let mut c = ClassyConfig::default();
+        let mut c = ClassyConfig {
+            allow_http: classy_sync_http::dev_urls_from(&lookup).map_err(SourceError::Config)?,
+            ..ClassyConfig::default()
+        };
         let get = |name: &str| {
             lookup(name)
                 .map(|v| v.trim().to_string())
@@ -98,14 +106,15 @@ impl ClassyConfig {
         Ok(c)
     }
 
-    /// Checks URLs (absolute http/https with a host, no query) and timeouts.
+    /// Checks URLs (absolute https with a host, no query or credentials; http only with
+    /// [`ClassyConfig::allow_http`]) and timeouts.
     pub fn validate(&self) -> Result<(), SourceError> {
         self.validate_named("api_base_url", "auth_url")
     }
 
     fn validate_named(&self, base_name: &str, auth_name: &str) -> Result<(), SourceError> {
-        check_url(base_name, &self.api_base_url)?;
-        check_url(auth_name, &self.auth_url)?;
+        check_url(base_name, &self.api_base_url, self.allow_http)?;
+        check_url(auth_name, &self.auth_url, self.allow_http)?;
         if self.request_timeout.is_zero() {
             return Err(SourceError::Config(
                 "request_timeout must be positive".to_string(),
@@ -125,7 +134,9 @@ impl ClassyConfig {
     }
 }
 
+/// The error names the variable and quotes the value with any URL credentials blanked.
 fn bad(name: &str, value: &str, why: &str) -> SourceError {
+    let value = classy_sync_http::redact_url_credentials(value);
     SourceError::Config(format!("{name}={value:?}: {why}"))
 }
 
@@ -135,11 +146,23 @@ fn parse_num<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, SourceE
         .map_err(|_| bad(name, value, "expected a non-negative whole number"))
 }
 
-fn check_url(name: &str, value: &str) -> Result<(), SourceError> {
+fn check_url(name: &str, value: &str, allow_http: bool) -> Result<(), SourceError> {
     let url =
         ::url::Url::parse(value).map_err(|e| bad(name, value, &format!("not a URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad(name, value, "scheme must be http or https"));
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => {
+            return Err(bad(
+                name,
+                value,
+                &format!(
+                    "http is refused (the client secret and tokens would travel in clear): use https, or set {}=1 for the sandbox",
+                    classy_sync_http::ENV_ALLOW_DEV_URLS
+                ),
+            ))
+        }
+        _ => return Err(bad(name, value, "scheme must be https")),
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(bad(name, value, "URL has no host"));
@@ -190,8 +213,10 @@ mod tests {
             (ENV_TIMEOUT_SECS, "5"),
             (ENV_MAX_RETRIES, "2"),
             (ENV_RETRY_BASE_MS, "10"),
+            (classy_sync_http::ENV_ALLOW_DEV_URLS, "1"),
         ]))
         .unwrap();
+        assert!(c.allow_http);
         assert_eq!(c.api_base(), "http://127.0.0.1:8080/2.0");
         assert_eq!(c.auth_url, "http://127.0.0.1:8080/oauth2/auth");
         assert_eq!(c.requests_per_minute, 0);
@@ -223,6 +248,51 @@ mod tests {
                 err.to_string().contains(name),
                 "{name}={value}: error does not name the variable: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn http_is_refused_outside_development() {
+        for name in [ENV_API_BASE_URL, ENV_AUTH_URL] {
+            let err = ClassyConfig::from_lookup(lookup(&[(name, "http://127.0.0.1:8080/2.0")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains("http is refused"),
+                "{err}"
+            );
+            let err = ClassyConfig::from_lookup(lookup(&[
+                (name, "http://127.0.0.1:8080/2.0"),
+                (classy_sync_http::ENV_ALLOW_DEV_URLS, "0"),
+            ]))
+            .unwrap_err();
+            assert!(matches!(err, SourceError::Config(_)));
+        }
+        let direct = ClassyConfig {
+            api_base_url: "http://api.classy.org/2.0".into(),
+            ..ClassyConfig::default()
+        };
+        assert!(direct.validate().is_err());
+        assert!(ClassyConfig {
+            allow_http: true,
+            ..direct
+        }
+        .validate()
+        .is_ok());
+    }
+
+    #[test]
+    fn url_errors_never_echo_credentials() {
+        for value in [
+            "https://bob:hunter2@api.classy.org/2.0",
+            "https://bob:hunter2@api.classy.org/2.0?x=1",
+            "ftp://bob:hunter2@api.classy.org/2.0",
+        ] {
+            let err = ClassyConfig::from_lookup(lookup(&[(ENV_API_BASE_URL, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(ENV_API_BASE_URL), "{err}");
+            assert!(!err.contains("hunter2") && !err.contains("bob"), "{err}");
         }
     }
 

@@ -29,6 +29,7 @@ fn client_with(sb: &RunningSandbox, tweak: impl FnOnce(&mut ClassyConfig)) -> Cl
         retry_base: Duration::from_millis(10),
         retry_cap: Duration::from_millis(100),
         request_timeout: Duration::from_secs(10),
+        allow_http: true,
         ..ClassyConfig::default()
     };
     tweak(&mut cfg);

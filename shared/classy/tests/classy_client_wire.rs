@@ -71,6 +71,7 @@ async fn wire_format_is_exact() {
         api_base_url: format!("{base}/2.0/"),
         auth_url: format!("{base}/oauth2/auth"),
         retry_base: Duration::from_millis(10),
+        allow_http: true,
         ..ClassyConfig::default()
     })
     .unwrap();
@@ -184,6 +185,7 @@ async fn start_scripted(
         retry_base: Duration::from_millis(10),
         retry_cap: Duration::from_millis(50),
         max_retries: 3,
+        allow_http: true,
         ..ClassyConfig::default()
     })
     .unwrap();
@@ -339,4 +341,183 @@ async fn unreadable_bodies_are_retried_then_a_decode_error() {
         other => panic!("expected Decode, got {other:?}"),
     }
     assert_eq!(c.calls_made(), 8);
+}
+
+/// Everything a listener received: method and path per request.
+#[derive(Default)]
+struct Received(Mutex<Vec<String>>);
+
+async fn record(State(r): State<Arc<Received>>, req: axum::extract::Request) -> StatusCode {
+    r.0.lock()
+        .unwrap()
+        .push(format!("{} {}", req.method(), req.uri()));
+    StatusCode::OK
+}
+
+async fn listen(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+fn wire_client(auth_base: &str, api_base: &str) -> ClassyClient {
+    ClassyClient::new(ClassyConfig {
+        api_base_url: format!("{api_base}/2.0"),
+        auth_url: format!("{auth_base}/oauth2/auth"),
+        retry_base: Duration::from_millis(10),
+        retry_cap: Duration::from_millis(50),
+        max_retries: 3,
+        allow_http: true,
+        ..ClassyConfig::default()
+    })
+    .unwrap()
+}
+
+/// A 307/308 from the token endpoint or the API is refused: the other host receives
+/// nothing (neither the client secret nor the token) and the answer is not retried.
+#[tokio::test]
+async fn redirects_are_refused_and_the_other_host_receives_nothing() {
+    let elsewhere = Arc::new(Received::default());
+    let other = listen(Router::new().fallback(record).with_state(elsewhere.clone())).await;
+    for status in [307u16, 308] {
+        let to = format!("{other}/stolen");
+        let redirect = move || {
+            let to = to.clone();
+            async move {
+                (
+                    StatusCode::from_u16(status).unwrap(),
+                    [("location", to)],
+                    "",
+                )
+            }
+        };
+        // The token endpoint redirects.
+        let bad_auth = listen(Router::new().route("/oauth2/auth", post(redirect.clone()))).await;
+        let c = wire_client(&bad_auth, &bad_auth);
+        let err = c
+            .list_page(
+                &creds("right-secret"),
+                5,
+                Entity::Supporters,
+                &ListQuery::default(),
+            )
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, classy_sync_core::ports::SourceError::Config(_)),
+            "{text}"
+        );
+        assert!(text.contains("redirects are not followed"), "{text}");
+        assert!(
+            !text.contains("stolen") && !text.contains("right-secret"),
+            "{text}"
+        );
+        assert_eq!(c.calls_made(), 1, "a redirect is not retried");
+
+        // The API redirects (after a good token).
+        let (good, _) = start().await;
+        let bad_api =
+            listen(Router::new().route("/2.0/organizations/{org}/{entity}", get(redirect.clone())))
+                .await;
+        let c = wire_client(&good, &bad_api);
+        let err = c
+            .list_page(
+                &creds("right-secret"),
+                5,
+                Entity::Supporters,
+                &ListQuery::default(),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, classy_sync_core::ports::SourceError::Config(_)),
+            "{err}"
+        );
+        assert_eq!(c.calls_made(), 2, "one token request, one refused call");
+    }
+    assert!(
+        elsewhere.0.lock().unwrap().is_empty(),
+        "the redirect target was reached: {:?}",
+        elsewhere.0.lock().unwrap()
+    );
+}
+
+/// Outside development the client speaks https only: http URLs are refused when the client
+/// is built, before any request.
+#[tokio::test]
+async fn http_urls_are_refused_without_the_development_switch() {
+    let (base, seen) = start().await;
+    let err = ClassyClient::new(ClassyConfig {
+        api_base_url: format!("{base}/2.0"),
+        auth_url: format!("{base}/oauth2/auth"),
+        ..ClassyConfig::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("http is refused"), "{err}");
+    assert!(seen.lock().unwrap().token_bodies.is_empty());
+}
+
+/// A rotated client secret is used at once: the token got with the old secret is not
+/// reused for the new one.
+#[tokio::test]
+async fn a_rotated_secret_gets_a_new_token() {
+    let (base, seen) = start().await;
+    let c = wire_client(&base, &base);
+    let q = ListQuery::default();
+    let old = AppCredentials {
+        client_id: "app".into(),
+        client_secret: SecretString::from("old-secret".to_string()),
+    };
+    let new = AppCredentials {
+        client_id: "app".into(),
+        client_secret: SecretString::from("new-secret".to_string()),
+    };
+    c.list_page(&old, 5, Entity::Supporters, &q).await.unwrap();
+    c.list_page(&old, 5, Entity::Supporters, &q).await.unwrap();
+    assert_eq!(
+        seen.lock().unwrap().token_bodies.len(),
+        1,
+        "cached for one secret"
+    );
+    c.list_page(&new, 5, Entity::Supporters, &q).await.unwrap();
+    c.list_page(&new, 6, Entity::Supporters, &q).await.unwrap();
+    let s = seen.lock().unwrap();
+    assert_eq!(s.token_bodies.len(), 2, "{:?}", s.token_bodies);
+    assert!(s.token_bodies[1].contains("client_secret=new-secret"));
+}
+
+/// An answer larger than the cap is refused with a clear error, however it is sent.
+#[tokio::test]
+async fn an_oversized_page_is_refused_with_a_clear_error() {
+    async fn huge() -> axum::response::Response {
+        // A valid envelope of about 9 MB: accepted before the cap existed.
+        let big = "x".repeat(9 * 1024 * 1024);
+        axum::Json(json!({"data": [{"id": 1, "note": big}], "current_page": 1,
+            "last_page": 1, "total": 1, "next_page_url": null}))
+        .into_response()
+    }
+    let (good, _) = start().await;
+    let api = listen(Router::new().route("/2.0/organizations/{org}/{entity}", get(huge))).await;
+    let c = wire_client(&good, &api);
+    let err = c
+        .list_page(
+            &creds("right-secret"),
+            5,
+            Entity::Supporters,
+            &ListQuery::default(),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, classy_sync_core::ports::SourceError::Decode(_)),
+        "{text}"
+    );
+    assert!(
+        text.contains("response body larger than 8388608 bytes"),
+        "{text}"
+    );
+    assert_eq!(c.calls_made(), 2, "not retried");
 }

@@ -30,6 +30,9 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// The most of an error answer's body that is read (an excerpt is all that is kept).
+pub const MAX_ERROR_BODY: usize = 64 * 1024;
+
 /// Tries per delivery attempt, however short the `Retry-After`s are.
 const MAX_TRIES: u32 = 5;
 
@@ -68,7 +71,10 @@ where
                 permanent: false,
             });
         }
-        let body = resp.text().await.unwrap_or_default();
+        // Only an excerpt is kept: read a bounded body, whatever the receiver sends.
+        let body = crate::body::read_capped_text(resp, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_else(|e| e.to_string());
         return Err(classify(status, &body));
     }
 }

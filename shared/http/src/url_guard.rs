@@ -4,7 +4,8 @@
 //! development setting allows it), and every address its host resolves to is public: not
 //! loopback, private, link-local (169.254.169.254, the cloud metadata service, included),
 //! unique-local, CGNAT, unspecified, multicast, broadcast, documentation or an IPv4-mapped/
-//! compatible form of those, unless the host name or the address is allow-listed.
+//! compatible form of those, unless the host name or the address is allow-listed. Link-local
+//! addresses (the metadata service) are refused even when allow-listed.
 //!
 //! The check resolves the name once and [`CheckedUrl::client`] pins the connection to the
 //! address that was checked (`reqwest::ClientBuilder::resolve`), so a DNS answer that changes
@@ -142,6 +143,43 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
     }
 }
 
+/// Link-local (169.254.0.0/16, where cloud metadata services answer, and fe80::/10), also in
+/// IPv4-mapped or -compatible form: never reachable, whatever an allow list says.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            let seg = v6.segments();
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return v4.is_link_local();
+            }
+            if seg[..6] == [0, 0, 0, 0, 0, 0] && seg[6] == 0xa9fe {
+                return true;
+            }
+            (seg[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks one allow-list entry: an address there must not be link-local (a host name that
+/// resolves to one is refused when a URL is checked).
+pub fn check_allow_entry(entry: &str) -> Result<(), UrlError> {
+    let host = normalize(entry);
+    if host.is_empty() {
+        return Err(UrlError::Invalid("empty allow-list entry".into()));
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if is_link_local(ip) {
+            return Err(UrlError::Forbidden {
+                host,
+                addr: ip,
+                class: "link-local (metadata)",
+            });
+        }
+    }
+    Ok(())
+}
+
 fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
@@ -208,6 +246,13 @@ impl UrlPolicy {
         for a in &addrs {
             let ip = a.ip();
             let loopback_ok = self.allow_http_loopback && is_loopback(ip);
+            if is_link_local(ip) {
+                return Err(UrlError::Forbidden {
+                    host,
+                    addr: ip,
+                    class: "link-local (metadata)",
+                });
+            }
             if !https && !is_loopback(ip) {
                 return Err(UrlError::PlainHttp);
             }
@@ -270,5 +315,46 @@ mod tests {
         ] {
             assert_eq!(forbidden_class(ip(good)), None, "{good} is public");
         }
+    }
+
+    #[tokio::test]
+    async fn metadata_addresses_are_refused_even_when_allow_listed() {
+        for (url, entry) in [
+            (
+                "http://169.254.169.254/latest/meta-data/",
+                "169.254.169.254",
+            ),
+            ("https://169.254.169.254/", "169.254.169.254"),
+            ("https://[fe80::1]/", "fe80::1"),
+            (
+                "https://[::ffff:169.254.169.254]/",
+                "::ffff:169.254.169.254",
+            ),
+        ] {
+            let policy = UrlPolicy {
+                allow_http_loopback: true,
+                allow_list: vec![entry.into()],
+            };
+            let e = policy.check(url).await.unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    UrlError::Forbidden {
+                        class: "link-local (metadata)",
+                        ..
+                    }
+                ),
+                "{url}: {e:?}"
+            );
+            assert!(check_allow_entry(entry).is_err(), "{entry}");
+        }
+        // Other private addresses stay allow-listable (an internal receiver).
+        let policy = UrlPolicy {
+            allow_http_loopback: false,
+            allow_list: vec!["10.1.2.3".into()],
+        };
+        assert!(policy.check("https://10.1.2.3/hook").await.is_ok());
+        assert!(check_allow_entry("10.1.2.3").is_ok());
+        assert!(check_allow_entry("hooks.internal.example").is_ok());
     }
 }

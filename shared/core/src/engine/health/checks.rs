@@ -63,11 +63,13 @@ pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
         t: m.thresholds.clone(),
     }));
     for org in enabled {
-        checks.push(Arc::new(ClassyCheck {
-            secrets: m.secrets.clone(),
-            source: m.source.clone(),
-            org: org.clone(),
-        }));
+        if let Some(source) = &m.source {
+            checks.push(Arc::new(ClassyCheck {
+                secrets: m.secrets.clone(),
+                source: source.clone(),
+                org: org.clone(),
+            }));
+        }
         if let Some(p) = &m.destinations {
             checks.push(Arc::new(DestinationCheck {
                 probe: p.clone(),

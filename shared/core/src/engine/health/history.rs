@@ -1,16 +1,25 @@
 //! Health history: a compact summary of every recorded report (`HEALTH/H#<ms>`, kept 90 days)
-//! for trends, and the last overall status (`HEALTH/LAST`) to detect transitions.
+//! for trends, and the last overall status (`HEALTH/LAST`) to detect transitions. The latest
+//! report's results are kept too (`HEALTH/R#<ms>#<part>`, parts under 200 KB, 2 hours), so the
+//! alert rules can be applied to it without running the checks again (the alert function
+//! calls neither Classy nor a destination).
 
-use crate::domain::health::{is_transition, HealthReport, HealthStatus};
+use crate::domain::health::{is_transition, CheckResult, HealthReport, HealthStatus};
 use crate::engine::{Datastore, EngineError};
 use crate::ports::store::{Condition, Item, SkRange};
 use serde::{Deserialize, Serialize};
 
 pub use crate::domain::keys::HEALTH_PK;
 use crate::domain::keys::{
-    health_history_sk, prefix_end, HEALTH_HISTORY_PREFIX, HEALTH_LAST_SK as LAST_SK,
+    health_history_sk, health_results_prefix, health_results_sk, prefix_end, HEALTH_HISTORY_PREFIX,
+    HEALTH_LAST_SK as LAST_SK,
 };
 pub const HISTORY_RETENTION_SECS: i64 = 90 * 24 * 3600;
+/// The results of a recorded report are kept this long.
+pub const RESULTS_TTL_SECS: i64 = 2 * 3600;
+/// One part of the recorded results holds at most about this many bytes of JSON (a DynamoDB
+/// item holds 400 KB).
+pub const RESULTS_PART_BYTES: usize = 200 * 1024;
 
 /// One non-passing observation, kept in history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +40,11 @@ pub struct HealthSummary {
     pub fail: usize,
     /// At most 50, so an item stays small with many organizations.
     pub problems: Vec<Problem>,
+    /// The report's results are kept under `R#<results_at_ms>#<part>`, in this many parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_at_ms: Option<i64>,
+    #[serde(default)]
+    pub results_parts: u32,
 }
 
 impl HealthSummary {
@@ -53,8 +67,32 @@ impl HealthSummary {
                     output: r.output,
                 })
                 .collect(),
+            results_at_ms: None,
+            results_parts: 0,
         }
     }
+}
+
+/// The report's results as `[key, result]` JSON arrays of about [`RESULTS_PART_BYTES`] each.
+fn result_parts(report: &HealthReport) -> Result<Vec<String>, EngineError> {
+    let mut parts = Vec::new();
+    let mut cur: Vec<String> = Vec::new();
+    let mut len = 0;
+    for r in report.results() {
+        let one = serde_json::to_string(&(&r.key, &r))
+            .map_err(|e| EngineError::Invalid(format!("health result: {e}")))?;
+        if len + one.len() > RESULTS_PART_BYTES && !cur.is_empty() {
+            parts.push(format!("[{}]", cur.join(",")));
+            cur.clear();
+            len = 0;
+        }
+        len += one.len() + 1;
+        cur.push(one);
+    }
+    if !cur.is_empty() || parts.is_empty() {
+        parts.push(format!("[{}]", cur.join(",")));
+    }
+    Ok(parts)
 }
 
 impl Datastore {
@@ -65,7 +103,22 @@ impl Datastore {
         report: &HealthReport,
     ) -> Result<(Option<HealthStatus>, bool), EngineError> {
         let now_ms = self.clock.now().timestamp_millis();
-        let summary = HealthSummary::of(report);
+        let mut summary = HealthSummary::of(report);
+        // The results first, then the summary that names them: a reader never finds a
+        // summary whose parts are not all written.
+        let parts = result_parts(report)?;
+        let results_expire = now_ms / 1000 + RESULTS_TTL_SECS;
+        for (i, part) in parts.iter().enumerate() {
+            self.store
+                .put(
+                    Item::new(HEALTH_PK, health_results_sk(now_ms, i as u32), part.clone())
+                        .with_expiry(results_expire),
+                    Condition::Always,
+                )
+                .await?;
+        }
+        summary.results_at_ms = Some(now_ms);
+        summary.results_parts = parts.len() as u32;
         let previous: Option<HealthStatus> = match self.store.get(HEALTH_PK, LAST_SK).await? {
             Some(i) => Some(i.parse::<HealthSummary>()?.status),
             None => None,
@@ -89,6 +142,40 @@ impl Datastore {
             Some(i) => Ok(Some(i.parse()?)),
             None => Ok(None),
         }
+    }
+
+    /// The latest recorded report (its results as they were recorded) and when it was
+    /// recorded (Unix seconds); `None` if none was, or its results are gone.
+    pub async fn recorded_report(&self) -> Result<Option<(HealthReport, i64)>, EngineError> {
+        let Some(last) = self.last_health().await? else {
+            return Ok(None);
+        };
+        let Some(at_ms) = last.results_at_ms else {
+            return Ok(None);
+        };
+        let mut items = Vec::new();
+        crate::ports::store::for_each_page(
+            self.store.as_ref(),
+            HEALTH_PK,
+            &SkRange::prefix(health_results_prefix(at_ms)),
+            100,
+            |page| {
+                items.extend(page);
+                Ok(())
+            },
+        )
+        .await?;
+        if items.len() != last.results_parts as usize {
+            return Ok(None);
+        }
+        let mut results = Vec::new();
+        for i in items {
+            let part: Vec<(String, CheckResult)> = serde_json::from_str(&i.data)
+                .map_err(|e| EngineError::Invalid(format!("recorded health results: {e}")))?;
+            results.extend(part.into_iter().map(|(key, r)| CheckResult { key, ..r }));
+        }
+        let report = HealthReport::from_results(results, last.time, last.duration_ms);
+        Ok(Some((report, at_ms / 1000)))
     }
 
     /// Recorded summaries, newest first, at most `limit`, no older than 90 days. Reads a

@@ -52,8 +52,9 @@ pub trait HealthCheck: Send + Sync {
 pub struct HealthMonitor {
     pub data: Datastore,
     pub secrets: Arc<dyn SecretStore>,
-    /// Classy, read once per enabled organization (token and one minimal call).
-    pub source: Arc<dyn ClassySource>,
+    /// Classy, read once per enabled organization (token and one minimal call); `None`: no
+    /// Classy check (the alert function's monitor, see [`HealthMonitor::run_with_recorded`]).
+    pub source: Option<Arc<dyn ClassySource>>,
     pub queue: Option<Arc<dyn JobQueue>>,
     pub destinations: Option<Arc<dyn DestinationProbe>>,
     /// Checks added by the caller (plugins, tests).
@@ -67,6 +68,14 @@ impl HealthMonitor {
         data: Datastore,
         secrets: Arc<dyn SecretStore>,
         source: Arc<dyn ClassySource>,
+    ) -> Self {
+        Self::build(data, secrets, Some(source))
+    }
+
+    fn build(
+        data: Datastore,
+        secrets: Arc<dyn SecretStore>,
+        source: Option<Arc<dyn ClassySource>>,
     ) -> Self {
         let thresholds = Thresholds {
             max_consecutive_failures: data.options.max_consecutive_failures,
@@ -82,6 +91,12 @@ impl HealthMonitor {
             timeout: DEFAULT_CHECK_TIMEOUT,
             thresholds,
         }
+    }
+
+    /// A monitor that calls neither Classy nor (unless given a probe) a destination: the
+    /// checks of the store, the secrets, the queue and the recorded sync state.
+    pub fn without_classy(data: Datastore, secrets: Arc<dyn SecretStore>) -> Self {
+        Self::build(data, secrets, None)
     }
 
     pub fn with_queue(mut self, queue: Arc<dyn JobQueue>) -> Self {
@@ -113,6 +128,16 @@ impl HealthMonitor {
             .into_iter()
             .filter(|c| component.is_none_or(|w| c.components().iter().any(|x| x == w)))
             .collect();
+        let (results, now) = self.run_checks(checks).await;
+        let report = HealthReport::from_results(results, now, started.elapsed().as_millis() as u64);
+        match component {
+            Some(c) => report.only(c),
+            None => report,
+        }
+    }
+
+    /// Runs `checks` concurrently, each under its timeout; the results and the time stamp.
+    async fn run_checks(&self, checks: Vec<Arc<dyn HealthCheck>>) -> (Vec<CheckResult>, String) {
         let now = Timestamp(self.data.clock.now()).to_rfc3339();
         let runs = checks.iter().map(|c| {
             let limit = c.timeout().unwrap_or(self.timeout);
@@ -134,11 +159,68 @@ impl HealthMonitor {
                 r.time = now.clone();
             }
         }
-        let report = HealthReport::from_results(results, now, started.elapsed().as_millis() as u64);
-        match component {
-            Some(c) => report.only(c),
-            None => report,
+        (results, now)
+    }
+
+    /// The report the alert rules look at without spending any API budget: every check of
+    /// this monitor that calls neither Classy nor a destination runs now; the results of those
+    /// that do ([`RECORDED_CHECKS`]) come from the latest recorded report (the health-check
+    /// function records one every 5 minutes). `health:recorded` fails (critical) when that
+    /// report is older than [`RECORDED_MAX_AGE_SECS`] or missing: the health checks stopped.
+    pub async fn run_with_recorded(&self) -> Result<HealthReport, EngineError> {
+        let started = Instant::now();
+        let local = HealthMonitor {
+            source: None,
+            destinations: None,
+            ..self.clone()
+        };
+        let checks = local
+            .registry()
+            .await
+            .into_iter()
+            .filter(|c| !RECORDED_CHECKS.contains(&c.key().as_str()))
+            .collect();
+        let (mut results, time) = local.run_checks(checks).await;
+        let now = self.data.clock.unix();
+        let recorded = self.data.recorded_report().await?;
+        let age = recorded.as_ref().map(|(_, at)| now - at);
+        if let Some((report, _)) = &recorded {
+            results.extend(
+                report
+                    .results()
+                    .filter(|r| RECORDED_CHECKS.contains(&r.key.as_str())),
+            );
         }
+        let mut r = match age {
+            Some(a) if a <= RECORDED_MAX_AGE_SECS => {
+                CheckResult::new(RECORDED_CHECK, "system", HealthStatus::Pass)
+            }
+            Some(a) => {
+                CheckResult::new(RECORDED_CHECK, "system", HealthStatus::Fail).output(format!(
+                    "the latest health report was recorded {} minutes ago",
+                    a / 60
+                ))
+            }
+            None => CheckResult::new(RECORDED_CHECK, "system", HealthStatus::Fail)
+                .output("no health report is recorded".to_string()),
+        };
+        if let Some(a) = age {
+            r = r.observed(a.max(0) as u64, "s");
+        }
+        if r.status != HealthStatus::Pass {
+            r = r.recommend(
+                "the health checks stopped: check the health-check function (its schedule, \
+                 errors and logs), or `classy-sync run` locally",
+            );
+        }
+        r.critical = true;
+        r.time = time.clone();
+        results.push(r);
+        Ok(HealthReport::from_results(
+            results,
+            time,
+            started.elapsed().as_millis() as u64,
+        ))
     }
 
     /// Runs everything, records the summary, and says whether the overall status changed.
@@ -150,6 +232,21 @@ impl HealthMonitor {
         Ok((report, previous, changed))
     }
 }
+
+/// The checks whose results [`HealthMonitor::run_with_recorded`] takes from the recorded
+/// report instead of running them: those that call out (the Classy API per organization, the
+/// destinations) and the secret store probe (the health-check function's access, not the
+/// alert function's, is the one that matters).
+pub const RECORDED_CHECKS: [&str; 3] = [
+    "classy:responseTime",
+    "destination:reachable",
+    "secrets:access",
+];
+/// The recorded report is this old at most before `health:recorded` fails (three runs of the
+/// 5-minute health check).
+pub const RECORDED_MAX_AGE_SECS: i64 = 15 * 60;
+/// The check that says whether a recent health report is recorded.
+pub const RECORDED_CHECK: &str = "health:recorded";
 
 fn component_of(key: &str) -> &str {
     key.split(':').next().unwrap_or(key)
