@@ -3,7 +3,10 @@
 //! `CLASSY_SYNC_SMTP_URL`: `smtp://[user@]host[:port]` (default port 25; STARTTLS when the
 //! server offers it), `smtp://host:587?tls=required` (STARTTLS or fail), `?tls=none` (never),
 //! `smtps://host[:465]` (TLS from the first byte). A password, if any, is the channel's
-//! secret (`smtp_password`), never part of the URL.
+//! secret (`smtp_password`), never part of the URL, and is only ever sent over TLS: with a
+//! user name the URL must be `smtps://` or `?tls=required` (opportunistic STARTTLS can be
+//! stripped by anyone on the path), and a channel password over any other connection is
+//! refused before connecting.
 
 use async_trait::async_trait;
 use classy_sync_core::ports::{Email, MailTransport, SendError};
@@ -72,6 +75,11 @@ impl SmtpMailer {
                 .decode_utf8_lossy()
                 .into_owned()
         });
+        if username.is_some() && !matches!(tls, TlsMode::Required | TlsMode::Wrapper) {
+            return Err(format!(
+                "{ENV_SMTP_URL}: a user name means a password is sent, which needs TLS: use smtps://host or smtp://host:587?tls=required"
+            ));
+        }
         Ok(SmtpMailer {
             host,
             port: url.port().unwrap_or(default_port),
@@ -108,12 +116,23 @@ impl SmtpMailer {
         Ok(b.build())
     }
 
-    /// Sends one MIME message. Permanent SMTP answers (5xx) are permanent failures.
+    /// Whether the connection is always encrypted before anything is authenticated.
+    pub fn always_tls(&self) -> bool {
+        matches!(self.tls, TlsMode::Required | TlsMode::Wrapper)
+    }
+
+    /// Sends one MIME message. Permanent SMTP answers (5xx) are permanent failures. A
+    /// password over a connection that is not always TLS is refused before connecting.
     pub async fn send_mime(
         &self,
         password: Option<&str>,
         mail: lettre::Message,
     ) -> Result<(), SendError> {
+        if password.is_some() {
+            if let Some(why) = self.password_refusal() {
+                return Err(SendError::permanent(why));
+            }
+        }
         let transport = self.transport(password)?;
         transport
             .send(mail)
@@ -165,6 +184,15 @@ impl MailTransport for SmtpMailer {
     async fn send(&self, email: &Email, password: Option<&str>) -> Result<(), SendError> {
         self.send_mime(password, mime(email)?).await
     }
+
+    fn password_refusal(&self) -> Option<String> {
+        (!self.always_tls()).then(|| {
+            format!(
+                "smtp_password is set but {ENV_SMTP_URL} is not TLS ({}:{}, {:?}): the password would travel in clear; use smtps://host or ?tls=required",
+                self.host, self.port, self.tls
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +225,7 @@ mod tests {
             ("127.0.0.1", 2525, TlsMode::Opportunistic)
         );
         let s = SmtpMailer::parse("smtp://bot%40x@mail.example.org:587?tls=required").unwrap();
+        assert!(s.always_tls());
         assert_eq!(s.username.as_deref(), Some("bot@x"));
         assert_eq!(s.tls, TlsMode::Required);
         assert_eq!(
@@ -210,6 +239,12 @@ mod tests {
         let e = SmtpMailer::parse("smtp://u:hunter2@h").unwrap_err();
         assert!(!e.contains("hunter2"));
         assert!(SmtpMailer::parse("http://h").is_err());
+        // A user name (so a password) only over TLS.
+        for raw in ["smtp://bot@h:587", "smtp://bot@h?tls=none"] {
+            let e = SmtpMailer::parse(raw).unwrap_err();
+            assert!(e.contains(ENV_SMTP_URL) && e.contains("TLS"), "{raw}: {e}");
+        }
+        assert!(SmtpMailer::parse("smtps://bot@h").unwrap().always_tls());
         assert!(SmtpMailer::parse("smtp://h?tls=maybe").is_err());
     }
 }

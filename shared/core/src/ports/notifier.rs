@@ -222,4 +222,11 @@ pub struct Email {
 pub trait MailTransport: Send + Sync + std::fmt::Debug {
     /// Sends one email; `password` is the channel's SMTP secret, if it has one.
     async fn send(&self, email: &Email, password: Option<&str>) -> Result<(), SendError>;
+
+    /// Why a channel password must not be used with this transport (e.g. SMTP without TLS,
+    /// where it would travel in clear), or `None` when it may. Checked when a channel with a
+    /// password is added; `send` refuses it too.
+    fn password_refusal(&self) -> Option<String> {
+        None
+    }
 }
