@@ -23,6 +23,8 @@ fn cli(data: &Path) -> Command {
         .env_remove("CLASSY_SYNC_EMAIL_FROM")
         .env_remove("CLASSY_SYNC_NOTIFY_ALLOW")
         .env_remove("CLASSY_SYNC_BACKEND")
+        // Loopback receivers over http are a development setting.
+        .env("CLASSY_SYNC_ALLOW_DEV_URLS", "1")
         .stdin(Stdio::null());
     c
 }
@@ -104,6 +106,25 @@ fn webhook_channel_from_the_environment_sends_a_signed_test_message() {
     assert!(!ok);
     assert!(err.contains("URL refused"), "{err}");
     assert!(!err.contains("very-secret-path"), "{err}");
+
+    // ... and the development flag needs the deployment's switch.
+    let (ok, _, err) = run(cli(data.path())
+        .args([
+            "notify",
+            "channel",
+            "add",
+            "hook",
+            "webhook",
+            "--allow-http-loopback",
+        ])
+        .env_remove("CLASSY_SYNC_ALLOW_DEV_URLS")
+        .env("CLASSY_SYNC_WEBHOOK_URL", &url)
+        .env("CLASSY_SYNC_WEBHOOK_SECRET", SECRET));
+    assert!(!ok);
+    assert!(
+        err.contains("allow_http_loopback") && err.contains("CLASSY_SYNC_ALLOW_DEV_URLS"),
+        "{err}"
+    );
 
     let (ok, out, err) = run(cli(data.path())
         .args([

@@ -200,6 +200,8 @@ async fn truth_ids(h: &Harness, org: OrgId, entity: Entity) -> BTreeSet<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_webhook_sends_each_change_once_and_resumes_after_failures() {
+    // The receiver is http on loopback: a development setting, needing the switch.
+    std::env::set_var(classy_sync_http::ENV_ALLOW_DEV_URLS, "1");
     let h = Harness::start(sandbox()).await;
     let org = h.orgs[0];
     let (rx, url) = Receiver::start().await;
@@ -302,6 +304,8 @@ async fn signed_webhook_sends_each_change_once_and_resumes_after_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_ack_resends_only_that_batch_with_the_same_delivery_id() {
+    // The receiver is http on loopback: a development setting, needing the switch.
+    std::env::set_var(classy_sync_http::ENV_ALLOW_DEV_URLS, "1");
     let h = Harness::start(sandbox()).await;
     let org = h.orgs[0];
     let (rx, url) = Receiver::start().await;

@@ -50,7 +50,10 @@ fn env() -> Env {
 }
 
 impl Env {
-    fn service(&self, settings: NotifySettings) -> NotificationService {
+    /// The service with the deployment's development switch on: the receivers here are
+    /// http on loopback (tests/tests/dev_urls_and_smtp_tls.rs covers the switch off).
+    fn service(&self, mut settings: NotifySettings) -> NotificationService {
+        settings.allow_dev_urls = true;
         let clock: Arc<dyn Clock> = self.clock.clone();
         NotificationService::new(self.store.clone(), self.secrets.clone(), clock, settings)
     }

@@ -37,14 +37,20 @@ pub const ENV_EMAIL_FROM: &str = "CLASSY_SYNC_EMAIL_FROM";
 /// Comma-separated host names or IP addresses that Slack/webhook URLs may resolve to even if
 /// they are private (an internal receiver).
 pub const ENV_URL_ALLOW: &str = "CLASSY_SYNC_NOTIFY_ALLOW";
+/// The deployment switch for development URLs (a channel's `allow_http_loopback`).
+pub use classy_sync_http::ENV_ALLOW_DEV_URLS;
 
 #[derive(Debug, Clone)]
 pub struct NotifySettings {
     /// How email leaves (SMTP locally, SES on AWS); `None`: email channels fail.
     pub email: Option<Arc<dyn MailTransport>>,
     pub email_from: Option<String>,
-    /// Hosts/addresses exempt from the private-address refusal (see [`UrlPolicy`]).
+    /// Hosts/addresses exempt from the private-address refusal (see [`UrlPolicy`]); never
+    /// link-local ones.
     pub url_allow_list: Vec<String>,
+    /// The deployment's development switch (`CLASSY_SYNC_ALLOW_DEV_URLS`): without it a
+    /// channel's `allow_http_loopback` is refused when added and ignored when sending.
+    pub allow_dev_urls: bool,
     pub retry: RetryPolicy,
     pub http_timeout: Duration,
     /// Longest total `Retry-After` wait inside one delivery attempt.
@@ -57,6 +63,7 @@ impl Default for NotifySettings {
             email: None,
             email_from: None,
             url_allow_list: Vec::new(),
+            allow_dev_urls: false,
             retry: retry::default_policy(),
             http_timeout: Duration::from_secs(15),
             max_429_wait: Duration::from_secs(30),
@@ -65,8 +72,9 @@ impl Default for NotifySettings {
 }
 
 impl NotifySettings {
-    /// Reads `CLASSY_SYNC_EMAIL_FROM` and `CLASSY_SYNC_NOTIFY_ALLOW` through `var`; the
-    /// composition root adds the email transport ([`with_email`]).
+    /// Reads `CLASSY_SYNC_EMAIL_FROM`, `CLASSY_SYNC_NOTIFY_ALLOW` and
+    /// `CLASSY_SYNC_ALLOW_DEV_URLS` through `var`; the composition root adds the email
+    /// transport ([`with_email`]).
     ///
     /// [`with_email`]: NotifySettings::with_email
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
@@ -80,7 +88,7 @@ impl NotifySettings {
             channel::validate_email(f)
                 .map_err(|_| format!("{ENV_EMAIL_FROM} {f:?} is not an email address"))?;
         }
-        let url_allow_list = get(ENV_URL_ALLOW)
+        let url_allow_list: Vec<String> = get(ENV_URL_ALLOW)
             .map(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_owned())
@@ -88,9 +96,14 @@ impl NotifySettings {
                     .collect()
             })
             .unwrap_or_default();
+        for entry in &url_allow_list {
+            url_guard::check_allow_entry(entry).map_err(|e| format!("{ENV_URL_ALLOW}: {e}"))?;
+        }
+        let allow_dev_urls = classy_sync_http::dev_urls_from(&var)?;
         Ok(NotifySettings {
             email_from,
             url_allow_list,
+            allow_dev_urls,
             ..NotifySettings::default()
         })
     }
@@ -105,10 +118,11 @@ impl NotifySettings {
         self
     }
 
-    /// The SSRF policy for one channel.
+    /// The SSRF policy for one channel: its `allow_http_loopback` counts only with the
+    /// deployment's development switch.
     pub fn url_policy(&self, channel: &ChannelConfig) -> UrlPolicy {
         UrlPolicy {
-            allow_http_loopback: channel.allow_http_loopback,
+            allow_http_loopback: channel.allow_http_loopback && self.allow_dev_urls,
             allow_list: self.url_allow_list.clone(),
         }
     }
@@ -156,13 +170,29 @@ impl NotificationService {
     }
 
     /// Validates and saves a channel. A Slack or webhook URL must pass the SSRF guard now
-    /// (it is checked again before every send, since DNS answers change).
+    /// (it is checked again before every send, since DNS answers change); the development
+    /// flag needs the deployment's switch; an SMTP password needs a TLS transport.
     pub async fn add_channel(
         &self,
         config: &ChannelConfig,
         secrets: &channel::ChannelSecrets,
     ) -> Result<(), ChannelError> {
         config.validate()?;
+        if config.allow_http_loopback && !self.settings.allow_dev_urls {
+            return Err(ChannelError::Invalid(
+                classy_sync_http::dev::needs_dev_switch("allow_http_loopback"),
+            ));
+        }
+        if config.kind == ChannelKind::Email && secrets.smtp_password.is_some() {
+            if let Some(why) = self
+                .settings
+                .email
+                .as_ref()
+                .and_then(|t| t.password_refusal())
+            {
+                return Err(ChannelError::Invalid(why));
+            }
+        }
         if config.kind.needs_url() {
             let url = secrets.url.as_deref().ok_or_else(|| {
                 ChannelError::Invalid(format!("a {} channel needs a URL", config.kind.as_str()))

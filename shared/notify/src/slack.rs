@@ -28,6 +28,19 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
+/// [`truncate`] for escaped text: never ends inside an `&amp;`/`&lt;`/`&gt;` entity.
+pub fn truncate_escaped(s: &str, max: usize) -> String {
+    let cut = truncate(s, max);
+    if cut == s {
+        return cut;
+    }
+    let body = cut.trim_end_matches('…');
+    match body.rfind('&') {
+        Some(i) if !body[i..].contains(';') => format!("{}…", &body[..i]),
+        _ => cut,
+    }
+}
+
 /// Escapes the three characters Slack's mrkdwn treats as control characters.
 pub fn escape_mrkdwn(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -147,12 +160,14 @@ pub fn payload(m: &Message) -> Value {
             {"type": "mrkdwn", "text": format!("… {cut} more blocks not shown")}
         ]}));
     }
+    // The fallback is mrkdwn too (notifications, clients without blocks): escaped, so a
+    // subject or text cannot smuggle in <!channel>, <https://evil|link> or user mentions.
     let fallback = if m.text.trim().is_empty() {
         m.subject.clone()
     } else {
         format!("{}: {}", m.subject, m.text)
     };
-    json!({"text": truncate(&fallback, MAX_FALLBACK_TEXT), "blocks": blocks})
+    json!({"text": truncate_escaped(&escape_mrkdwn(&fallback), MAX_FALLBACK_TEXT), "blocks": blocks})
 }
 
 /// Posts the message to a Slack incoming webhook (200 `ok` is success).
@@ -288,7 +303,32 @@ mod tests {
         };
         let p = payload(&m);
         assert_eq!(p["text"], "Hello: All good");
+        assert_eq!(p["text"].as_str().unwrap().chars().count(), 15);
         assert_eq!(p["blocks"][1]["text"]["text"], "All good");
         assert_eq!(p["blocks"][2]["fields"][0]["text"], "*a*\nb");
+    }
+
+    #[test]
+    fn fallback_text_is_escaped() {
+        let m = Message {
+            id: "t".into(),
+            kind: MessageKind::AlertFiring,
+            severity: Severity::High,
+            org_id: None,
+            subject: "Sync failed <!channel>".into(),
+            text: "donor <https://evil.example|click> & co".into(),
+            fields: vec![],
+            html: None,
+            slack_blocks: None,
+        };
+        let p = payload(&m);
+        assert_eq!(
+            p["text"],
+            "Sync failed &lt;!channel&gt;: donor &lt;https://evil.example|click&gt; &amp; co"
+        );
+        // Cut inside an entity: the entity goes whole.
+        assert_eq!(truncate_escaped("ab&amp;cd", 5), "ab…");
+        assert_eq!(truncate_escaped("ab&amp;cd", 8), "ab&amp;…");
+        assert_eq!(truncate_escaped("abc", 8), "abc");
     }
 }

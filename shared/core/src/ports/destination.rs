@@ -42,6 +42,71 @@ pub fn plugin_secret_name(org: OrgId, plugin: &str) -> String {
     format!("classy-sync/{org}/{plugin}")
 }
 
+/// Checks that a plugin's `secret_name` belongs to `org`: `classy-sync/<org>/<name>` with one
+/// segment of 1-64 letters, digits, `-` or `_`, and not the organization's Classy credential
+/// (`classy`). A configuration naming another organization's secret (or anything else) is
+/// refused: the plugin would otherwise send that credential to its destination.
+pub fn check_plugin_secret_name(org: OrgId, name: &str) -> Result<(), String> {
+    let prefix = format!("classy-sync/{org}/");
+    let rest = name.strip_prefix(&prefix).ok_or_else(|| {
+        format!("secret_name must be in the organization's namespace {prefix}<name>")
+    })?;
+    let ok = !rest.is_empty()
+        && rest.len() <= 64
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && rest != "classy";
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "secret_name must be {prefix}<name> (letters, digits, '-', '_'; not the Classy credential)"
+        ))
+    }
+}
+
+/// The secret store a plugin of `org` sees: only names that pass
+/// [`check_plugin_secret_name`] for that organization; anything else is refused without
+/// reaching the store.
+pub struct OrgScopedSecrets {
+    org: OrgId,
+    inner: Arc<dyn SecretStore>,
+}
+
+impl OrgScopedSecrets {
+    pub fn new(org: OrgId, inner: Arc<dyn SecretStore>) -> Self {
+        OrgScopedSecrets { org, inner }
+    }
+
+    fn check(&self, name: &str) -> Result<(), SecretError> {
+        check_plugin_secret_name(self.org, name).map_err(|why| {
+            SecretError::Unavailable(format!(
+                "secret {name} refused for organization {}: {why}",
+                self.org
+            ))
+        })
+    }
+}
+
+#[async_trait]
+impl SecretStore for OrgScopedSecrets {
+    async fn get(&self, name: &str) -> Result<secrecy::SecretString, SecretError> {
+        self.check(name)?;
+        self.inner.get(name).await
+    }
+
+    async fn put(&self, name: &str, value: secrecy::SecretString) -> Result<(), SecretError> {
+        self.check(name)?;
+        self.inner.put(name, value).await
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), SecretError> {
+        self.check(name)?;
+        self.inner.delete(name).await
+    }
+}
+
 /// What a plugin may use while it runs. Its own state goes under `PLUGIN#<name>#` in the
 /// organization's partition.
 #[derive(Clone)]

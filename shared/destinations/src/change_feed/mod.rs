@@ -107,10 +107,17 @@ impl ChangeFeedDestination {
         })
     }
 
+    /// The development flags count only with the deployment's switch (the settings were
+    /// checked against it too; this holds if the switch was turned off since).
     fn url_policy(&self) -> UrlPolicy {
+        let dev = classy_sync_http::dev_urls_allowed();
         UrlPolicy {
-            allow_http_loopback: self.settings.allow_http_loopback,
-            allow_list: self.settings.allow_hosts.clone(),
+            allow_http_loopback: self.settings.allow_http_loopback && dev,
+            allow_list: if dev {
+                self.settings.allow_hosts.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 

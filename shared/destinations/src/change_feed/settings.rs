@@ -37,10 +37,12 @@ pub struct ChangeFeedSettings {
     /// Changes per delivery (webhook: at most 100; EventBridge: per PutEvents group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
-    /// Webhook, development only: allow `http://` to a loopback receiver.
+    /// Webhook, development only (needs `CLASSY_SYNC_ALLOW_DEV_URLS=1`): allow `http://` to
+    /// a loopback receiver.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_http_loopback: bool,
-    /// Webhook: hosts/addresses allowed to resolve to private addresses (internal receivers).
+    /// Webhook, development only (needs `CLASSY_SYNC_ALLOW_DEV_URLS=1`): hosts/addresses
+    /// allowed to resolve to private addresses (internal receivers); never link-local ones.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_hosts: Vec<String>,
 }
@@ -66,7 +68,15 @@ fn valid_bus(s: &str) -> bool {
 }
 
 impl ChangeFeedSettings {
+    /// Parses and checks settings under the deployment's development switch
+    /// (`CLASSY_SYNC_ALLOW_DEV_URLS`).
     pub fn parse(v: &serde_json::Value) -> Result<Self, PluginError> {
+        Self::parse_with(v, classy_sync_http::dev_urls_allowed())
+    }
+
+    /// [`ChangeFeedSettings::parse`] with the switch given: without it, `allow_http_loopback`
+    /// and `allow_hosts` are refused.
+    pub fn parse_with(v: &serde_json::Value, allow_dev_urls: bool) -> Result<Self, PluginError> {
         // Name the field when the target itself is wrong (serde only names the variant).
         if let Some(t) = v.get("target") {
             if !matches!(t.as_str(), Some("eventbridge" | "webhook")) {
@@ -77,11 +87,11 @@ impl ChangeFeedSettings {
         }
         let s: ChangeFeedSettings =
             serde_json::from_value(v.clone()).map_err(|e| bad(e.to_string()))?;
-        s.check()?;
+        s.check(allow_dev_urls)?;
         Ok(s)
     }
 
-    fn check(&self) -> Result<(), PluginError> {
+    fn check(&self, allow_dev_urls: bool) -> Result<(), PluginError> {
         match self.target {
             TargetKind::Eventbridge => {
                 let bus = self.event_bus.as_deref().map(str::trim).unwrap_or("");
@@ -108,6 +118,20 @@ impl ChangeFeedSettings {
                     return Err(bad(
                         "event_bus and detail_type_prefix apply to the eventbridge target only",
                     ));
+                }
+                if !allow_dev_urls {
+                    if self.allow_http_loopback {
+                        return Err(bad(classy_sync_http::dev::needs_dev_switch(
+                            "allow_http_loopback",
+                        )));
+                    }
+                    if !self.allow_hosts.is_empty() {
+                        return Err(bad(classy_sync_http::dev::needs_dev_switch("allow_hosts")));
+                    }
+                }
+                for h in &self.allow_hosts {
+                    classy_sync_http::url_guard::check_allow_entry(h)
+                        .map_err(|e| bad(format!("allow_hosts: {e}")))?;
                 }
             }
         }
@@ -218,6 +242,34 @@ mod tests {
         }
         let wh = ChangeFeedSettings::parse(&json!({"target": "webhook"})).unwrap();
         assert_eq!(wh.batch_size(), 100);
+    }
+
+    #[test]
+    fn development_flags_need_the_switch_and_metadata_is_never_allowed() {
+        for v in [
+            json!({"target": "webhook", "allow_http_loopback": true}),
+            json!({"target": "webhook", "allow_hosts": ["10.0.0.5"]}),
+        ] {
+            let e = ChangeFeedSettings::parse_with(&v, false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("CLASSY_SYNC_ALLOW_DEV_URLS")
+                    && (e.contains("allow_http_loopback") || e.contains("allow_hosts")),
+                "{v}: {e}"
+            );
+            assert!(ChangeFeedSettings::parse_with(&v, true).is_ok(), "{v}");
+        }
+        for entry in ["169.254.169.254", "fe80::1", "::ffff:169.254.169.254"] {
+            let v = json!({"target": "webhook", "allow_hosts": [entry]});
+            let e = ChangeFeedSettings::parse_with(&v, true)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("allow_hosts") && e.contains("link-local"),
+                "{entry}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -273,13 +273,14 @@ impl MailchimpClient {
             }
         };
         let status = resp.status();
-        let text = match resp.text().await {
+        // A page of 1,000 members is a few MB; more than this is refused, not buffered.
+        const MAX_BODY: usize = 16 * 1024 * 1024;
+        let text = match classy_sync_http::read_capped_text(resp, MAX_BODY).await {
             Ok(t) => t,
-            Err(e) => {
-                return Ok(Attempt::Retry(MailchimpError::Transport(
-                    e.without_url().to_string(),
-                )))
+            Err(e @ classy_sync_http::BodyError::TooLarge { .. }) => {
+                return Err(MailchimpError::Decode(format!("{path}: {e}")))
             }
+            Err(e) => return Ok(Attempt::Retry(MailchimpError::Transport(e.to_string()))),
         };
         if status.is_success() {
             let text = if text.trim().is_empty() {
