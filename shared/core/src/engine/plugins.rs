@@ -121,7 +121,11 @@ impl PluginService {
             org,
             config,
             store: self.data.store.clone(),
-            secrets: self.secrets.clone(),
+            // A plugin reads only its organization's secrets, whatever its secret_name says.
+            secrets: Arc::new(crate::ports::destination::OrgScopedSecrets::new(
+                org,
+                self.secrets.clone(),
+            )),
             clock: self.data.clock.clone(),
             buses: self.buses.clone(),
             dry_run,
@@ -173,6 +177,10 @@ impl PluginService {
             .find(&config.plugin)
             .map_err(|e| EngineError::Invalid(e.to_string()))?;
         (spec.validate)(&config.settings).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if let Some(name) = &config.secret_name {
+            crate::ports::destination::check_plugin_secret_name(org, name)
+                .map_err(EngineError::Invalid)?;
+        }
         let config = PluginConfig {
             plugin: spec.name.to_string(),
             ..config
