@@ -17,12 +17,8 @@ use std::sync::Arc;
 
 pub const ENV_ALERT_RULES: &str = "CLASSY_SYNC_ALERT_RULES";
 
-/// `CLASSY_SYNC_ALERT_RULES`: a JSON array of rules; the defaults when unset.
-pub fn rules_from_env() -> Result<Vec<Rule>> {
-    rules_from(|n| std::env::var(n).ok())
-}
-
-/// [`rules_from_env`], reading the variable through `var`.
+/// `CLASSY_SYNC_ALERT_RULES` read through `var` (the function's declared environment): a
+/// JSON array of rules; the defaults when unset.
 pub fn rules_from(var: impl Fn(&str) -> Option<String>) -> Result<Vec<Rule>> {
     match var(ENV_ALERT_RULES) {
         Some(j) if !j.trim().is_empty() => {

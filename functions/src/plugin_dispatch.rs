@@ -8,12 +8,8 @@ use serde_json::Value;
 
 pub const ENV_PLUGIN_QUEUE_URL: &str = "CLASSY_SYNC_PLUGIN_QUEUE_URL";
 
-/// The plugin queue, from the environment the SAM template sets.
-pub fn plugin_queue_from_env(sdk: &aws_config::SdkConfig) -> Result<classy_sync_aws::SqsQueue> {
-    plugin_queue_from(|n| std::env::var(n).ok(), sdk)
-}
-
-/// [`plugin_queue_from_env`], reading the variable through `var`.
+/// The plugin queue, from the environment the SAM template sets (read through `var`, the
+/// function's declared environment).
 pub fn plugin_queue_from(
     var: impl Fn(&str) -> Option<String>,
     sdk: &aws_config::SdkConfig,

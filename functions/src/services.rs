@@ -92,12 +92,8 @@ pub const ENV_MARKER_TTL_SECS: &str = "CLASSY_SYNC_MARKER_TTL_SECS";
 
 impl FunctionSettings {
     /// `CLASSY_SYNC_DEADLINE_MARGIN_SECS`, `CLASSY_SYNC_MARKER_TTL_SECS`,
-    /// `CLASSY_SYNC_METRICS_PER_ORGANIZATION`.
-    pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|n| std::env::var(n).ok())
-    }
-
-    /// [`FunctionSettings::from_env`], reading the variables through `var`.
+    /// `CLASSY_SYNC_METRICS_PER_ORGANIZATION`, read through `var` (the function's declared
+    /// environment).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let mut s = FunctionSettings::default();
         let secs = |name: &str| -> anyhow::Result<Option<Duration>> {

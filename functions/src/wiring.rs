@@ -143,10 +143,13 @@ pub const NOTIFY: &[EnvVar] = &[
     optional(classy_sync_notify::ENV_ALLOW_DEV_URLS),
 ];
 
+/// Where an [`Env`] takes values from.
+type Source = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A function's environment, read only through its declaration.
 pub struct Env {
     wiring: &'static FunctionWiring,
-    source: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    source: Source,
     read: Mutex<BTreeSet<String>>,
     undeclared: Mutex<BTreeSet<String>>,
 }

@@ -484,7 +484,6 @@ fn every_event_source_has_a_sample_event_its_handler_accepts() {
             .collect();
         check(id.to_owned(), &binary_of(t, logical), found);
     }
-    drop(check);
     problems.extend(unchecked);
     // A sample that no source sends is stale, unless it is an invocation a person makes
     // (one report by id, one plugin job by hand, the classic scheduled-rule shape).
