@@ -22,6 +22,8 @@ pub enum JobResult {
     Dropped(String),
     /// Report as a batch item failure (SQS retries it, then dead-letters it).
     Failed(String),
+    /// Not now: a copy was queued to run after this delay; this message is done.
+    Deferred(std::time::Duration),
 }
 
 pub async fn handle(
@@ -101,7 +103,14 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
         }
         Err(e) => return JobResult::Failed(e.to_string()),
     };
-    println!("{}", emf_line(&report, data.clock.now().timestamp_millis()));
+    println!(
+        "{}",
+        emf_line(
+            &report,
+            data.clock.now().timestamp_millis(),
+            services.settings.metric_dimensions
+        )
+    );
     if let Some(event) = sync_event(&report, data.clock.now()) {
         if let Err(e) = services.bus.publish(vec![event]).await {
             // The run itself is recorded; a lost notification must not redo the sync.

@@ -36,7 +36,7 @@ async fn deliver(queue: &SqsQueue, services: &Services) -> (usize, usize) {
         m.body = Some(r.body.clone());
         event.records.push(m);
     }
-    let response = plugin_worker::handle(services, event).await;
+    let response = plugin_worker::handle(services, queue, event).await;
     let failed: Vec<String> = response
         .batch_item_failures
         .iter()
@@ -139,6 +139,7 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         FunctionSettings {
             deadline_margin: Duration::from_secs(30),
             marker_ttl: Duration::from_secs(3600),
+            ..FunctionSettings::default()
         },
     );
     let plugin_queue =
@@ -225,4 +226,51 @@ async fn hourly_dispatch_to_plugin_worker_publishes_each_change_once_on_the_cust
         .await
         .unwrap();
     assert_eq!(deliver(&plugin_queue, &services).await, (1, 1));
+
+    // Another worker is pushing the change feed right now (its lease is live): the job is
+    // not a failure (no receive counted toward the redrive limit), it comes back later as
+    // a new, delayed message.
+    let data = services.plugins().data;
+    let lease = classy_sync_core::ports::store::Item::json(
+        classy_sync_core::domain::keys::org_pk(org),
+        classy_sync_core::domain::keys::plugin_lease_sk("change-feed"),
+        &json!({"owner": "push-other", "host": "elsewhere", "pid": 1}),
+    )
+    .with_expiry(data.clock.unix() + 600);
+    data.store
+        .put(lease, classy_sync_core::ports::store::Condition::Always)
+        .await
+        .unwrap();
+    plugin_queue
+        .send_batch(vec![classy_sync_core::engine::plugin_jobs::PluginJob {
+            org,
+            plugin: Some("change-feed".into()),
+        }
+        .to_message()])
+        .await
+        .unwrap();
+    assert_eq!(deliver(&plugin_queue, &services).await, (1, 0));
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&plugin_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = attrs
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        })
+        .cloned();
+    assert_eq!(
+        delayed.as_deref(),
+        Some("1"),
+        "one delayed copy of the busy job"
+    );
+    assert_eq!(
+        plugin_queue.stats().await.unwrap().dead,
+        0,
+        "busy is not a failure"
+    );
 }

@@ -20,6 +20,7 @@ use crate::ports::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Supporters per change set handed to a plugin (memory stays bounded by this).
 pub const PUSH_CHUNK: usize = 5000;
@@ -419,12 +420,18 @@ impl PluginService {
         };
         let ctx = self.destination_context(org, config.clone(), dry_run);
         let mut plugin = (spec.build)(config)?;
-        let outcome = async {
+        let work = async {
             plugin.prepare(&ctx).await?;
-            self.feed(&ctx, spec, plugin.as_mut(), state, reconcile, &mut lease)
+            self.feed(&ctx, spec, plugin.as_mut(), state, reconcile)
                 .await
-        }
-        .await;
+        };
+        // The lease is renewed on a timer, not between change sets: one change set can take
+        // longer than the lease (a slow destination), and a lapsed lease lets a second worker
+        // push the same plugin. A lost lease stops the push.
+        let outcome: Result<PushReport, PluginError> = tokio::select! {
+            r = work => r,
+            Err(e) = self.keep_plugin_lease(org, spec.name, &mut lease) => Err(e),
+        };
         let _ = plugin.shutdown().await;
         if let Some(l) = lease {
             let _ = self
@@ -450,7 +457,6 @@ impl PluginService {
         plugin: &mut dyn Destination,
         state: &PluginState,
         reconcile: bool,
-        lease: &mut Option<u64>,
     ) -> Result<PushReport, PluginError> {
         let org = ctx.org;
         let mut total = PushReport::default();
@@ -488,7 +494,6 @@ impl PluginService {
                             .supporter_set(org, std::mem::take(&mut buffer), Some(&superseded))
                             .await?;
                         total.add(plugin.push(ctx, &set).await?);
-                        self.renew_plugin_lease(org, spec.name, lease).await?;
                     }
                     if done {
                         break;
@@ -501,7 +506,6 @@ impl PluginService {
                         self.records(org, Entity::Supporters, chunk).await?;
                     let set = self.supporter_set(org, supporters, None).await?;
                     total.add(plugin.push(ctx, &set).await?);
-                    self.renew_plugin_lease(org, spec.name, lease).await?;
                 }
             }
         }
@@ -532,7 +536,6 @@ impl PluginService {
                         reconcile,
                     };
                     total.add(plugin.push(ctx, &set).await?);
-                    self.renew_plugin_lease(org, spec.name, lease).await?;
                 }
                 match page.next {
                     Some(n) => after = Some(n),
@@ -551,7 +554,6 @@ impl PluginService {
                     reconcile,
                 };
                 total.add(plugin.push(ctx, &set).await?);
-                self.renew_plugin_lease(org, spec.name, lease).await?;
             }
         }
         total.add(plugin.finish(ctx).await?);
@@ -643,7 +645,8 @@ impl PluginService {
         })
     }
 
-    /// Plugin leases last as long as sync leases (renewed per change set).
+    /// Plugin leases last as long as sync leases (renewed every third of that while a push
+    /// runs).
     fn plugin_lease_ttl(&self) -> i64 {
         self.data.options.lease_ttl.as_secs().max(1) as i64
     }
@@ -683,6 +686,21 @@ impl PluginService {
                 format!("{plugin} is already running for organization {org}"),
             )),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Renews the lease every third of its time to live until it is lost (the error) or the
+    /// future is dropped (the push ended).
+    async fn keep_plugin_lease(
+        &self,
+        org: OrgId,
+        plugin: &str,
+        lease: &mut Option<u64>,
+    ) -> Result<std::convert::Infallible, PluginError> {
+        let every = Duration::from_secs((self.plugin_lease_ttl() as u64 / 3).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            self.renew_plugin_lease(org, plugin, lease).await?;
         }
     }
 
