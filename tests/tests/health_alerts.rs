@@ -527,3 +527,119 @@ async fn a_spike_of_destination_compliance_refusals_fires_the_alert_once_then_cl
         1
     );
 }
+
+/// The reproduction from review: two supporters Classy sends malformed (an object where a
+/// name belongs, a word where a boolean belongs) in an organization of 400 used to fail its
+/// supporter sync on every run, with no good supporter stored. Now they are quarantined, the
+/// rest is stored, the count shows on the run and in status, one alert fires once without
+/// quoting donor values, and fixed versions release them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_records_are_quarantined_and_the_rest_is_synced() {
+    let h = Harness::start(SandboxConfig {
+        supporters: 400,
+        ..small(1)
+    })
+    .await;
+    let org = h.orgs[0];
+    let ids: Vec<u64> = h
+        .truth(org, Entity::Supporters)
+        .await
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 400);
+    let (bad_name, bad_flag) = (ids[17], ids[301]);
+    let corrupt = |id: u64| h.admin(&format!("/orgs/{org}/supporters/{id}/corrupt"));
+    for (id, fields) in [
+        (
+            bad_name,
+            json!({"first_name": {"given": "Rosalind", "family": "Franklin"}}),
+        ),
+        (bad_flag, json!({"opt_in": "perhaps-tomorrow"})),
+    ] {
+        let r = h.http.put(corrupt(id)).json(&fields).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+
+    let hr = &h;
+    let run = |mode| async move {
+        hr.sync
+            .sync_entity(org, Entity::Supporters, mode, &RunControl::default())
+            .await
+            .unwrap()
+    };
+    let first = run(classy_sync_core::engine::SyncMode::Auto).await;
+    assert_eq!(first.outcome, SyncOutcome::Succeeded, "{first:?}");
+    assert_eq!(first.quarantined, 2, "{first:?}");
+    assert_eq!(first.created, 398, "{first:?}");
+    let status = h.data.status(Some(org)).await.unwrap();
+    let supporters = status
+        .iter()
+        .find(|s| s.entity == Entity::Supporters)
+        .unwrap();
+    assert_eq!(supporters.quarantined, 2);
+    let kept =
+        classy_sync_core::engine::quarantine::list(h.data.store.as_ref(), org, Entity::Supporters)
+            .await
+            .unwrap();
+    let mut kept_ids: Vec<u64> = kept.iter().filter_map(|q| q.id).collect();
+    kept_ids.sort_unstable();
+    assert_eq!(kept_ids, vec![bad_name, bad_flag]);
+    assert!(kept.iter().any(|q| q.raw.contains("Rosalind")), "raw kept");
+    for q in &kept {
+        assert!(
+            !q.reason.contains("Rosalind") && !q.reason.contains("perhaps"),
+            "{}",
+            q.reason
+        );
+    }
+
+    // Health warns, the alert fires once (not again on the next evaluation).
+    let recorder = Arc::new(Recorder::default());
+    let alerts = Alerts::new(h.root.data(), recorder.clone(), default_rules());
+    let mon = monitor(&h, &h.root);
+    for _ in 0..2 {
+        let report = mon.run(None).await;
+        let q: Vec<CheckResult> = report
+            .results()
+            .filter(|r| r.key == "sync:quarantinedRecords" && r.status != HealthStatus::Pass)
+            .collect();
+        assert_eq!(q.len(), 1, "{q:?}");
+        alerts.evaluate(&report).await.unwrap();
+    }
+    let fired: Vec<Message> = recorder
+        .messages()
+        .into_iter()
+        .filter(|m| m.subject.contains("quarantined") || m.text.contains("do not decode"))
+        .collect();
+    assert_eq!(fired.len(), 1, "{:#?}", recorder.messages());
+    for m in recorder.messages() {
+        let all = format!("{m:?}");
+        assert!(
+            !all.contains("Rosalind") && !all.contains("perhaps-tomorrow"),
+            "{all}"
+        );
+    }
+
+    // Classy sends versions that decode: they are stored and released.
+    for id in [bad_name, bad_flag] {
+        let r = h.http.delete(corrupt(id)).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    h.post(
+        &format!("/orgs/{org}/supporters/touch"),
+        json!({"ids": [bad_name, bad_flag]}),
+    )
+    .await;
+    let second = run(classy_sync_core::engine::SyncMode::Auto).await;
+    assert_eq!(second.outcome, SyncOutcome::Succeeded, "{second:?}");
+    assert_eq!(second.quarantined, 0, "{second:?}");
+    let status = h.data.status(Some(org)).await.unwrap();
+    assert!(status.iter().all(|s| s.quarantined == 0), "{status:?}");
+    h.assert_matches_truth(org, Entity::Supporters).await;
+    let report = mon.run(None).await;
+    assert!(report
+        .results()
+        .filter(|r| r.key == "sync:quarantinedRecords")
+        .all(|r| r.status == HealthStatus::Pass));
+}
