@@ -53,3 +53,9 @@ impl Organization {
 pub fn classy_secret_name(org: OrgId) -> String {
     format!("classy-sync/{org}/classy")
 }
+
+/// `classy-sync/<org>/webhook`: the organization's Classy (Svix) webhook signing secret,
+/// the `whsec_<base64>` value GoFundMe Pro shows for the endpoint.
+pub fn webhook_secret_name(org: OrgId) -> String {
+    format!("classy-sync/{org}/webhook")
+}
