@@ -17,6 +17,7 @@ pub mod schedule;
 pub mod segments;
 pub mod severity;
 pub mod timestamp;
+pub mod webhook;
 
 pub use entities::{Campaign, RecurringPlan, Supporter, Transaction};
 pub use entity::Entity;
