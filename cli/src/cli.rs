@@ -131,6 +131,20 @@ pub enum OrgCommand {
     /// Configure the organization's destination plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Set the organization's GoFundMe Pro (Classy) webhook signing secret, the `whsec_...`
+    /// value GoFundMe Pro shows for the endpoint, from CLASSY_WEBHOOK_SECRET or a hidden
+    /// prompt (never the command line). With --show: the path to paste into GoFundMe Pro and
+    /// whether a secret is set (never the secret).
+    Webhook {
+        org_id: u64,
+        /// Show the endpoint path and whether a secret is set; change nothing.
+        #[arg(long)]
+        show: bool,
+        /// With --show: the public base URL of the receiver (e.g. https://hooks.example.org),
+        /// to print the full endpoint URL.
+        #[arg(long, requires = "show")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -261,6 +275,10 @@ pub struct RunArgs {
     /// Exit once nothing is due, queued or running.
     #[arg(long)]
     pub once: bool,
+    /// Also receive GoFundMe Pro (Classy) webhooks on this address:
+    /// `POST /webhooks/classy/<org-id>` (e.g. 127.0.0.1:8787).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 pub fn parse_entity(s: &str) -> Result<classy_sync_core::domain::Entity, String> {

@@ -4,31 +4,112 @@ use crate::cli::OrgCommand;
 use crate::output::{opt, print_json, table};
 use crate::runtime;
 use anyhow::{bail, Context, Result};
-use classy_sync_core::domain::{OrgStatus, Organization};
-use classy_sync_core::ports::AppCredentials;
-use secrecy::SecretString;
+use classy_sync_core::domain::organization::webhook_secret_name;
+use classy_sync_core::domain::{OrgId, OrgStatus, Organization};
+use classy_sync_core::ports::{AppCredentials, SecretError};
+use secrecy::{ExposeSecret, SecretString};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-/// The client secret: from CLASSY_CLIENT_SECRET, else a hidden prompt. Never from argv.
-fn client_secret() -> Result<SecretString> {
-    if let Ok(s) = std::env::var("CLASSY_CLIENT_SECRET") {
+/// A secret from the environment variable `var`, else a hidden prompt. Never from argv.
+fn secret_from_env_or_prompt(var: &str, what: &str) -> Result<SecretString> {
+    if let Ok(s) = std::env::var(var) {
         if s.trim().is_empty() {
-            bail!("CLASSY_CLIENT_SECRET is set but empty");
+            bail!("{var} is set but empty");
         }
         return Ok(SecretString::from(s.trim().to_string()));
     }
     if !std::io::stdin().is_terminal() {
-        bail!(
-            "no client secret: set CLASSY_CLIENT_SECRET (it is never taken from the command line)"
-        );
+        bail!("no {what}: set {var} (it is never taken from the command line)");
     }
-    let s = rpassword::prompt_password("Classy client secret: ")
-        .context("cannot read the client secret")?;
+    let mut label = what.to_string();
+    if let Some(first) = label.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let s = rpassword::prompt_password(format!("{label}: "))
+        .with_context(|| format!("cannot read the {what}"))?;
     if s.trim().is_empty() {
-        bail!("the client secret must not be empty");
+        bail!("the {what} must not be empty");
     }
     Ok(SecretString::from(s.trim().to_string()))
+}
+
+/// The client secret: from CLASSY_CLIENT_SECRET, else a hidden prompt. Never from argv.
+fn client_secret() -> Result<SecretString> {
+    secret_from_env_or_prompt("CLASSY_CLIENT_SECRET", "Classy client secret")
+}
+
+/// Checks that a webhook signing secret looks like `whsec_<base64>` (what GoFundMe Pro
+/// shows); the error names the field and never echoes the value.
+pub fn check_webhook_secret(secret: &str) -> Result<(), String> {
+    const WHAT: &str = "CLASSY_WEBHOOK_SECRET must be the signing secret GoFundMe Pro shows";
+    let Some(b64) = secret.strip_prefix("whsec_") else {
+        return Err(format!("{WHAT}: it starts with whsec_"));
+    };
+    let body = b64.trim_end_matches('=');
+    let padding = b64.len() - body.len();
+    let alphabet_ok = body
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/');
+    // Standard base64: 4-character groups (padding optional), at least 16 key bytes.
+    let len_ok = padding <= 2
+        && body.len() % 4 != 1
+        && (padding == 0 || b64.len() % 4 == 0)
+        && body.len() * 3 / 4 >= 16;
+    if alphabet_ok && len_ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{WHAT}: whsec_ followed by base64 (A-Z, a-z, 0-9, +, /) of at least 16 bytes"
+        ))
+    }
+}
+
+/// The receiver's path for an organization's webhooks.
+pub fn webhook_path(org: OrgId) -> String {
+    format!("/webhooks/classy/{org}")
+}
+
+async fn webhook(
+    root: &runtime::Root,
+    org_id: u64,
+    show: bool,
+    url: Option<String>,
+) -> Result<()> {
+    let data = root.data();
+    let org = data.get_org(org_id).await?;
+    let secrets = root.secrets();
+    let name = webhook_secret_name(org.id);
+    if show {
+        let set = match secrets.get(&name).await {
+            Ok(_) => true,
+            Err(SecretError::NotFound(_)) => false,
+            Err(e) => return Err(e).context("cannot read the secret store"),
+        };
+        let path = webhook_path(org.id);
+        match url {
+            Some(base) => println!("endpoint: {}{path}", base.trim_end_matches('/')),
+            None => println!("endpoint path: {path}"),
+        }
+        println!(
+            "signing secret: {}",
+            if set {
+                "set"
+            } else {
+                "not set (classy-sync org webhook <org-id> with CLASSY_WEBHOOK_SECRET)"
+            }
+        );
+        return Ok(());
+    }
+    let secret = secret_from_env_or_prompt("CLASSY_WEBHOOK_SECRET", "webhook signing secret")?;
+    check_webhook_secret(secret.expose_secret()).map_err(anyhow::Error::msg)?;
+    secrets.put(&name, secret).await?;
+    println!(
+        "organization {}: webhook signing secret saved; endpoint path {}",
+        org.id,
+        webhook_path(org.id)
+    );
+    Ok(())
 }
 
 fn org_row(o: &Organization) -> Vec<String> {
@@ -55,6 +136,10 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
         return super::plugin::run(target, p).await;
     }
     let root = runtime::open(target).await?;
+    if let OrgCommand::Webhook { org_id, show, url } = cmd {
+        webhook(&root, org_id, show, url).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let data = &root.data();
     match cmd {
         OrgCommand::Add {
@@ -148,7 +233,36 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                 secs.map_or("default".into(), |s| format!("every {s}s"))
             );
         }
-        OrgCommand::Plugin(_) => unreachable!("handled above"),
+        OrgCommand::Plugin(_) | OrgCommand::Webhook { .. } => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn webhook_secret_must_look_like_whsec_base64() {
+        // The Svix test vector's secret.
+        assert!(check_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_ok());
+        assert!(check_webhook_secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwAQ==").is_ok());
+        for bad in [
+            "",
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_",
+            "whsec_short",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La!aSw",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw===",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwA",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2La LaSw",
+        ] {
+            let e = check_webhook_secret(bad).unwrap_err();
+            assert!(e.contains("CLASSY_WEBHOOK_SECRET"), "{e}");
+            if bad.len() > 8 {
+                assert!(!e.contains(&bad[6..]), "the value is echoed: {e}");
+            }
+        }
+        assert_eq!(webhook_path(42), "/webhooks/classy/42");
+    }
 }
