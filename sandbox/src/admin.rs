@@ -23,6 +23,12 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/admin/apps", get(apps))
         .route("/admin/orgs", get(orgs))
+        .route(
+            "/admin/orgs/{org}/webhook",
+            get(get_webhook).put(put_webhook).delete(delete_webhook),
+        )
+        .route("/admin/webhooks", get(webhooks))
+        .route("/admin/webhooks/reset", post(reset_webhooks))
         .route("/admin/orgs/{org}/{entity}", get(dump).post(create))
         .route("/admin/orgs/{org}/{entity}/touch", post(touch))
         .route("/admin/orgs/{org}/{entity}/{id}", get(get_one).patch(patch))
@@ -190,6 +196,8 @@ fn create_entity<E: Entity>(state: &Shared, org: &OrgStore, body: &Value) -> Res
     }
     rec.set_id(id);
     table.insert(rec.clone());
+    drop(table);
+    state.webhooks.emit(org.org.id, E::PATH, true, &[id]);
     json_response(StatusCode::CREATED, &rec.to_value())
 }
 
@@ -205,7 +213,7 @@ async fn create(
     }
 }
 
-fn patch_entity<E: Entity>(org: &OrgStore, id: i64, body: &Value) -> Response {
+fn patch_entity<E: Entity>(state: &Shared, org: &OrgStore, id: i64, body: &Value) -> Response {
     let Some(obj) = body.as_object() else {
         return bad_request("the body must be a JSON object of record fields");
     };
@@ -224,6 +232,8 @@ fn patch_entity<E: Entity>(org: &OrgStore, id: i64, body: &Value) -> Response {
         rec.set_updated_at(time::now());
     }
     table.replace(pos, rec.clone());
+    drop(table);
+    state.webhooks.emit(org.org.id, E::PATH, false, &[id]);
     ok(rec.to_value())
 }
 
@@ -281,7 +291,7 @@ async fn patch(
     Json(body): Json<Value>,
 ) -> Response {
     match lookup(&state, &org, &entity) {
-        Ok((org, kind)) => with_entity!(kind, E => patch_entity::<E>(&org, id, &body)),
+        Ok((org, kind)) => with_entity!(kind, E => patch_entity::<E>(&state, &org, id, &body)),
         Err(r) => r,
     }
 }
@@ -294,7 +304,7 @@ struct TouchBody {
     updated_at: Option<String>,
 }
 
-fn touch_entity<E: Entity>(org: &OrgStore, body: &TouchBody) -> Response {
+fn touch_entity<E: Entity>(state: &Shared, org: &OrgStore, body: &TouchBody) -> Response {
     let t = match &body.updated_at {
         Some(s) => match time::parse_ts(s, true) {
             Ok(t) => t,
@@ -325,6 +335,8 @@ fn touch_entity<E: Entity>(org: &OrgStore, body: &TouchBody) -> Response {
     };
     table.touch(&positions, t);
     let ids: Vec<i64> = positions.iter().map(|&p| table.records[p].id()).collect();
+    drop(table);
+    state.webhooks.emit(org.org.id, E::PATH, false, &ids);
     ok(json!({"ids": ids, "updated_at": time::format_ts(t)}))
 }
 
@@ -336,7 +348,7 @@ async fn touch(
     Json(body): Json<TouchBody>,
 ) -> Response {
     match lookup(&state, &org, &entity) {
-        Ok((org, kind)) => with_entity!(kind, E => touch_entity::<E>(&org, &body)),
+        Ok((org, kind)) => with_entity!(kind, E => touch_entity::<E>(&state, &org, &body)),
         Err(r) => r,
     }
 }
@@ -431,4 +443,80 @@ async fn get_quirks(State(state): State<Shared>) -> Response {
 async fn put_quirks(State(state): State<Shared>, Json(q): Json<Quirks>) -> Response {
     *state.quirks.write().expect("quirks lock") = q;
     ok(serde_json::to_value(state.quirks()).expect("json"))
+}
+
+fn org_id(state: &Shared, org: &str) -> Result<i64, Response> {
+    org.parse::<i64>()
+        .ok()
+        .filter(|id| state.store.orgs.contains_key(id))
+        .ok_or_else(not_found)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookBody {
+    url: String,
+    secret: String,
+    retry_delays_ms: Option<Vec<u64>>,
+}
+
+fn webhook_view(org: i64, e: Option<&crate::webhooks::Endpoint>) -> Value {
+    match e {
+        Some(e) => {
+            json!({"organization_id": org, "url": e.url, "retry_delays_ms": e.retry_delays_ms})
+        }
+        None => json!({"organization_id": org, "url": null}),
+    }
+}
+
+/// `PUT /admin/orgs/{org}/webhook` body `{"url", "secret": "whsec_..", "retry_delays_ms"?}`:
+/// every later change of the organization's supporters, transactions and plans is sent there,
+/// Svix-signed. The answer never carries the secret.
+async fn put_webhook(
+    State(state): State<Shared>,
+    Path(org): Path<String>,
+    Json(body): Json<WebhookBody>,
+) -> Response {
+    let org = match org_id(&state, &org) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    match crate::webhooks::Endpoint::new(&body.url, &body.secret, body.retry_delays_ms) {
+        Ok(e) => {
+            let view = webhook_view(org, Some(&e));
+            state.webhooks.set_endpoint(org, e);
+            ok(view)
+        }
+        Err(e) => bad_request(e),
+    }
+}
+
+/// `GET /admin/orgs/{org}/webhook`: the endpoint URL (null when none), never the secret.
+async fn get_webhook(State(state): State<Shared>, Path(org): Path<String>) -> Response {
+    match org_id(&state, &org) {
+        Ok(o) => ok(webhook_view(o, state.webhooks.endpoint(o).as_ref())),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /admin/orgs/{org}/webhook`: no more events for the organization.
+async fn delete_webhook(State(state): State<Shared>, Path(org): Path<String>) -> Response {
+    match org_id(&state, &org) {
+        Ok(o) => ok(json!({"organization_id": o, "removed": state.webhooks.remove_endpoint(o)})),
+        Err(r) => r,
+    }
+}
+
+/// `GET /admin/webhooks`: endpoints and delivery counters.
+async fn webhooks(State(state): State<Shared>) -> Response {
+    ok(json!({
+        "endpoints": state.webhooks.endpoints_json(),
+        "counters": state.webhooks.snapshot(),
+    }))
+}
+
+/// `POST /admin/webhooks/reset`: zeroes the delivery counters.
+async fn reset_webhooks(State(state): State<Shared>) -> Response {
+    state.webhooks.reset();
+    ok(json!({"counters": state.webhooks.snapshot()}))
 }

@@ -22,6 +22,7 @@ pub mod counters;
 pub mod data;
 pub mod faults;
 pub mod mailchimp;
+pub mod webhooks;
 
 pub use config::{FaultConfig, Quirks, SandboxConfig};
 pub use data::store::AppInfo;
@@ -183,6 +184,7 @@ pub async fn start(config: SandboxConfig) -> anyhow::Result<RunningSandbox> {
         limiter: faults::RateLimiter::new(config.rate_limit_per_minute),
         counters: counters::Counters::default(),
         quirks: RwLock::new(config.quirks),
+        webhooks: webhooks::Webhooks::new(),
     });
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

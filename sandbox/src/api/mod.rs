@@ -28,6 +28,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub counters: Counters,
     pub quirks: RwLock<Quirks>,
+    /// Svix-signed webhook endpoints, deliveries and their counters.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 pub type Shared = Arc<AppState>;
