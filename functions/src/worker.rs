@@ -96,6 +96,21 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
 
     let report = match result {
         Ok(report) => report,
+        Err(EngineError::LeaseHeld { .. }) if job.requested => {
+            // A follow-up of a running sync (webhook): it runs after that one, not never.
+            let delay = classy_sync_core::engine::webhooks::RETRY_WHILE_RUNNING;
+            let mut message = job.to_message();
+            message.dedup_id = Some(format!(
+                "{}:wait:{}",
+                job.dedup_id(),
+                data.clock.now().timestamp_millis()
+            ));
+            message.delay = delay;
+            return match services.queue.send_batch(vec![message]).await {
+                Ok(()) => JobResult::Deferred(delay),
+                Err(e) => JobResult::Failed(format!("could not requeue the follow-up: {e}")),
+            };
+        }
         Err(e @ EngineError::LeaseHeld { .. }) => return JobResult::Dropped(e.to_string()),
         Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_))) => {
             let _ = data.job_finished(job.org, job.entity).await;
@@ -133,7 +148,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
         SyncOutcome::Interrupted => {
             let next = SyncJob {
                 mode: classy_sync_core::engine::SyncMode::Auto,
-                ..job
+                ..job.clone()
             };
             let sent = async {
                 data.job_continues(&next, services.settings.marker_ttl)

@@ -376,6 +376,7 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
             org: 777,
             entity: Entity::Supporters,
             mode: classy_sync_core::engine::SyncMode::Auto,
+            requested: false,
         }
         .to_message()])
         .await
@@ -503,6 +504,7 @@ async fn each_job_reads_only_its_own_organizations_secret() {
                 org,
                 entity: Entity::Campaigns,
                 mode: classy_sync_core::engine::SyncMode::Auto,
+                requested: false,
             }
             .to_message()])
             .await

@@ -220,7 +220,12 @@ async fn enqueue(root: &runtime::Root, orgs: &[OrgId], args: &SyncArgs) -> Resul
     let mut jobs = Vec::new();
     for &org in orgs {
         for &entity in &entities {
-            let job = classy_sync_core::engine::jobs::SyncJob { org, entity, mode };
+            let job = classy_sync_core::engine::jobs::SyncJob {
+                org,
+                entity,
+                mode,
+                requested: false,
+            };
             data.job_continues(&job, std::time::Duration::from_secs(2 * 3600))
                 .await?;
             jobs.push(job);

@@ -83,6 +83,17 @@ pub fn queued_sk(entity: Entity) -> String {
     format!("QUEUED#{}", entity.name())
 }
 
+/// A change arrived (webhook or request) while a sync of the pair held its lease: one
+/// follow-up job is queued; the next run of the pair clears it when it takes the lease.
+pub fn rerun_sk(entity: Entity) -> String {
+    format!("RERUN#{}", entity.name())
+}
+
+/// A webhook delivery seen (by its `svix-id`), kept a day so a redelivery is not enqueued twice.
+pub fn webhook_delivery_sk(svix_id: &str) -> String {
+    format!("WEBHOOK#{svix_id}")
+}
+
 /// A record Classy sent that does not decode, kept raw until a later version of it does.
 pub fn quarantine_prefix(entity: Entity) -> String {
     format!("QUARANTINE#{}#", entity.name())
@@ -366,6 +377,8 @@ pub const KINDS: &[KeyKind] = &[
     kind("cursor", "ORG#<id>", "CURSOR#<entity>"),
     kind("lease", "ORG#<id>", "LEASE#<entity>"),
     kind("queued marker", "ORG#<id>", "QUEUED#<entity>"),
+    kind("follow-up marker", "ORG#<id>", "RERUN#<entity>"),
+    kind("webhook delivery", "ORG#<id>", "WEBHOOK#<svix-id>"),
     kind("failure streak", "ORG#<id>", "FAIL#<entity>"),
     kind("quarantined record", "ORG#<id>", "QUARANTINE#<entity>#<id>"),
     kind("run", "ORG#<id>", "RUN#<entity>#<start ms>#<run>"),
@@ -521,6 +534,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
         add("cursor", &org, cursor_sk(e));
         add("lease", &org, lease_sk(e));
         add("queued marker", &org, queued_sk(e));
+        add("follow-up marker", &org, rerun_sk(e));
         add("failure streak", &org, fail_sk(e));
         add("quarantined record", &org, quarantine_sk(e, "12"));
         add("run", &org, run_sk(e, 1_700_000_000_000, "r1"));
@@ -536,6 +550,11 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("dirty marker", &org, dirty_supporter_sk(12));
     add("dirty marker", &org, dirty_campaign_sk(12));
     add("credential", &org, CREDENTIAL_SK.to_owned());
+    add(
+        "webhook delivery",
+        &org,
+        webhook_delivery_sk("msg_p5jXN8AQM9LWM0D4loKWxJek"),
+    );
     add(
         "counter",
         &org,

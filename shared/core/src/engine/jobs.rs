@@ -11,6 +11,10 @@ pub struct SyncJob {
     pub org: OrgId,
     pub entity: Entity,
     pub mode: SyncMode,
+    /// Asked for by a webhook or a `SyncRequested` event: runs whether or not the pair is
+    /// due, and waits for a running sync of the pair instead of being dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requested: bool,
 }
 
 impl SyncJob {
@@ -52,6 +56,7 @@ impl Datastore {
                         org: org.id,
                         entity: e,
                         mode: SyncMode::Auto,
+                        requested: false,
                     });
                 }
             }

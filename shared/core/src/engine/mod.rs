@@ -30,6 +30,7 @@ pub mod sorter;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod webhooks;
 pub mod writer;
 
 pub use context::{Datastore, EngineOptions};

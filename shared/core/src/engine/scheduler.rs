@@ -183,7 +183,9 @@ async fn run_job(
             return Some(Err(e.to_string()));
         }
     };
+    // A requested job (webhook, SyncRequested) runs whether or not its pair is due.
     match sync.data.still_due(&job).await {
+        _ if job.requested => {}
         Ok(true) => {}
         Ok(false) => {
             let _ = queue.delete(&msg.receipt).await;
@@ -221,7 +223,16 @@ async fn run_due_job(
         // Failures are recorded on the organization×entity; the schedule retries with backoff.
         Ok(report) => {
             let _ = queue.delete(&msg.receipt).await;
+            // A webhook may have marked the pair queued: the job has ended.
+            let _ = sync.data.job_finished(job.org, job.entity).await;
             Ok(report)
+        }
+        Err(e @ EngineError::LeaseHeld { .. }) if job.requested => {
+            // A follow-up of a running sync: it must run after that one, not be dropped.
+            let _ = queue
+                .release(&msg.receipt, super::webhooks::RETRY_WHILE_RUNNING)
+                .await;
+            Err(e.to_string())
         }
         Err(e @ EngineError::LeaseHeld { .. }) => {
             // Already running elsewhere: this copy is redundant.
@@ -230,6 +241,7 @@ async fn run_due_job(
         }
         Err(e) => {
             let _ = queue.delete(&msg.receipt).await;
+            let _ = sync.data.job_finished(job.org, job.entity).await;
             Err(e.to_string())
         }
     }

@@ -166,6 +166,11 @@ impl SyncService {
         let creds = app_credentials(self.secrets.as_ref(), &org).await?;
         let run_id = uuid::Uuid::new_v4().simple().to_string();
         let mut lease = self.acquire_lease(org_id, entity, &run_id).await?;
+        // This run reads every change made before now: a follow-up asked for while the last
+        // run held the lease is covered by it.
+        if let Err(e) = self.data.rerun_started(org_id, entity).await {
+            tracing::warn!(error = %e, "could not clear the follow-up marker; it expires on its own");
+        }
         let started = self.data.clock.now();
         let t0 = Instant::now();
         let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));

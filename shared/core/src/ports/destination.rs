@@ -42,11 +42,6 @@ pub fn plugin_secret_name(org: OrgId, plugin: &str) -> String {
     format!("classy-sync/{org}/{plugin}")
 }
 
-/// `classy-sync/<org>/webhook`: the organization's webhook signing secret (`whsec_...`).
-pub fn webhook_secret_name(org: OrgId) -> String {
-    format!("classy-sync/{org}/webhook")
-}
-
 /// Checks that a plugin's `secret_name` belongs to `org`: `classy-sync/<org>/<name>` with one
 /// segment of 1-64 letters, digits, `-` or `_`, and not the organization's Classy credential
 /// (`classy`). A configuration naming another organization's secret (or anything else) is
