@@ -8,6 +8,7 @@ pub mod dlq;
 mod export;
 pub mod failures;
 pub mod health;
+mod listen;
 mod notify;
 mod org;
 mod plugin;

@@ -70,12 +70,7 @@ pub fn webhook_path(org: OrgId) -> String {
     format!("/webhooks/classy/{org}")
 }
 
-async fn webhook(
-    root: &runtime::Root,
-    org_id: u64,
-    show: bool,
-    url: Option<String>,
-) -> Result<()> {
+async fn webhook(root: &runtime::Root, org_id: u64, show: bool, url: Option<String>) -> Result<()> {
     let data = root.data();
     let org = data.get_org(org_id).await?;
     let secrets = root.secrets();

@@ -1,10 +1,13 @@
 //! `classy-sync run`: the local scheduler loop. SIGINT/SIGTERM stop it cleanly: running
-//! syncs halt at their next checkpoint and their jobs go back on the queue.
+//! syncs halt at their next checkpoint and their jobs go back on the queue. With
+//! `--listen ADDR` it also receives GoFundMe Pro webhooks (`POST /webhooks/classy/<org-id>`),
+//! stopped with the scheduler.
 
 use crate::cli::RunArgs;
 use crate::runtime;
 use anyhow::Result;
 use classy_sync_core::engine::scheduler::{run_scheduler, SchedulerOptions};
+use classy_sync_core::engine::webhooks::WebhookReceiver;
 use classy_sync_core::engine::{RunControl, SyncReport};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -20,6 +23,40 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
     let queue = root.job_queue()?;
     let sync = root.sync()?;
     let ctl = RunControl::default();
+    // GoFundMe Pro webhooks next to the scheduler: verified, deduped and turned into debounced
+    // incremental jobs on the queue the scheduler consumes. Bound before anything runs, so a
+    // busy address fails the command at once.
+    let (server_stop, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = match args.listen {
+        Some(addr) => {
+            let listener = super::listen::bind(addr).await?;
+            let receiver = std::sync::Arc::new(WebhookReceiver::new(
+                root.data(),
+                root.secrets(),
+                queue.clone(),
+            ));
+            eprintln!(
+                "receiving webhooks on http://{}/webhooks/classy/<org-id>",
+                listener.local_addr().unwrap_or(addr)
+            );
+            let stop = ctl.stop.clone();
+            let shutdown = async move {
+                let stopped = async {
+                    while !stop.is_stopped() {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = stopped => {}
+                    _ = server_stopped => {}
+                }
+            };
+            Some(tokio::spawn(super::listen::serve(
+                listener, receiver, shutdown,
+            )))
+        }
+        None => None,
+    };
     let stop = ctl.stop.clone();
     tokio::spawn(async move {
         let mut term =
@@ -122,7 +159,17 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
             }
         })
     };
-    run_scheduler(sync, root.plugins(), queue, opts, ctl, tx).await?;
+    let scheduled = run_scheduler(sync, root.plugins(), queue, opts, ctl, tx).await;
+    if let Some(server) = server {
+        let _ = server_stop.send(());
+        match tokio::time::timeout(Duration::from_secs(20), server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => eprintln!("webhook receiver: {e}"),
+            Ok(Err(e)) => eprintln!("webhook receiver: {e}"),
+            Err(_) => eprintln!("webhook receiver: requests still open after 20 s; stopped"),
+        }
+    }
+    scheduled?;
     if let Some(w) = watchdog {
         w.abort();
     }
