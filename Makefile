@@ -5,13 +5,14 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench bench-health clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
+.PHONY: help setup build run test test-rust lint fmt contract bench bench-health bench-webhooks clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
 
 help:
-	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync"
+	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync, a webhook-triggered sync"
 	@echo "make test   - fmt, clippy, every Rust test (sandbox, moto), Classy and Mailchimp contracts, infra lint, Lambda invoke test"
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
 	@echo "make bench-health - classy-sync health over 100 sandbox organizations (<= 2 s)"
+	@echo "make bench-webhooks - webhook -> stored latency, a 1,000-event burst, receiver p99"
 	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics / build-times - the AWS stack (docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
@@ -74,6 +75,11 @@ test: setup lint test-rust contract lint-infra test-lambda
 bench: setup
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_health.py
+	$(PY) scripts/bench_webhooks.py
+
+# Webhooks: change -> stored p50/p95, a burst of 1,000 events, the receiver's p99.
+bench-webhooks: setup
+	$(PY) scripts/bench_webhooks.py
 
 bench-health: setup
 	$(PY) scripts/bench_health.py

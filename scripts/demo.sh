@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The `make run` demo: start the Classy sandbox with demo data, onboard its organizations,
 # run a full sync, change some records in the sandbox, run an incremental sync that picks up
-# exactly those changes, print the status, and stop the sandbox.
+# exactly those changes, print the status, show an event-triggered sync (`run --listen`
+# receives the sandbox's Svix-signed webhook for a new donation; the seconds from the donation
+# to the record in the store are printed), push to Mailchimp, and stop the sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +16,13 @@ SUPPORTERS=${DEMO_SUPPORTERS:-10000}
 TRANSACTIONS=${DEMO_TRANSACTIONS:-20000}
 WORK=$(mktemp -d)
 SANDBOX_PID=
+RUN_PID=
 
 cleanup() {
+  if [ -n "$RUN_PID" ]; then
+    kill "$RUN_PID" 2>/dev/null || true
+    wait "$RUN_PID" 2>/dev/null || true
+  fi
   if [ -n "$SANDBOX_PID" ]; then
     kill "$SANDBOX_PID" 2>/dev/null || true
     wait "$SANDBOX_PID" 2>/dev/null || true
@@ -91,6 +98,57 @@ echo "== Incremental sync (expect 26 supporters and 10 transactions changed in o
 
 echo "== Status"
 "$BIN" status
+
+echo "== Event-triggered sync: GoFundMe Pro webhooks (Svix-signed, sent by the sandbox)"
+PORT=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+WEBHOOK_SECRET=$("$PYTHON" -c 'import base64, os; print("whsec_" + base64.b64encode(os.urandom(24)).decode())')
+CLASSY_WEBHOOK_SECRET="$WEBHOOK_SECRET" "$BIN" org webhook "$FIRST_ORG"
+"$BIN" org webhook "$FIRST_ORG" --show --url "http://127.0.0.1:$PORT"
+"$BIN" run --listen "127.0.0.1:$PORT" >"$WORK/run.out" 2>"$WORK/run.log" &
+RUN_PID=$!
+"$PYTHON" - "$BASE" "$FIRST_ORG" "$PORT" "$WEBHOOK_SECRET" "$BIN" "$RUN_PID" <<'PY'
+import json, os, socket, subprocess, sys, time, urllib.request
+base, org, port, secret, binary, run_pid = sys.argv[1:7]
+def call(method, path, body):
+    req = urllib.request.Request(base + path, method=method, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+deadline = time.time() + 30
+while True:
+    try:
+        socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+        break
+    except OSError:
+        os.kill(int(run_pid), 0)  # the listener exited: fail
+        if time.time() > deadline:
+            sys.exit("classy-sync run --listen did not start listening")
+        time.sleep(0.1)
+url = f"http://127.0.0.1:{port}/webhooks/classy/{org}"
+call("PUT", f"/admin/orgs/{org}/webhook", {"url": url, "secret": secret})
+print(f"   classy-sync run --listen 127.0.0.1:{port}; sandbox endpoint for organization {org}: {url}")
+started = time.time()
+txn = call("POST", f"/admin/orgs/{org}/transactions", {
+    "status": "success", "currency_code": "USD", "raw_currency_code": "USD",
+    "total_gross_amount": 42.0, "donation_gross_amount": 42.0, "raw_total_gross_amount": 42.0,
+    "raw_donation_gross_amount": 42.0, "billing_first_name": "Grace", "billing_last_name": "Hopper"})
+print(f"   donation: transaction {txn['id']} of 42.00 USD")
+def stored():
+    out = subprocess.run([binary, "export", org, "--entity", "transactions"], check=True,
+                         capture_output=True, text=True).stdout
+    return any(json.loads(line).get("id") == txn["id"] for line in out.splitlines() if line)
+while not stored():
+    if time.time() - started > 120:
+        sys.exit(f"transaction {txn['id']} not in the store after 120 s")
+    time.sleep(0.25)
+elapsed = time.time() - started
+hooks = json.load(urllib.request.urlopen(f"{base}/admin/webhooks"))["counters"]
+print(f"   transaction {txn['id']} is in the store {elapsed:.1f} s after the donation "
+      f"(webhooks sent {hooks['sent']}, retried {hooks['retried']}, failed {hooks['failed']})")
+PY
+kill -TERM "$RUN_PID"
+wait "$RUN_PID" || { echo "classy-sync run --listen did not stop cleanly" >&2; cat "$WORK/run.log" >&2; exit 1; }
+RUN_PID=
+echo "   listener stopped"
 
 echo "== Mailchimp: one audience per organization in the sandbox, then a push"
 export MAILCHIMP_API_KEY=$(json "$WORK/ready.json" 'd["mailchimp"]["api_key"]')
