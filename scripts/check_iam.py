@@ -10,7 +10,8 @@ AWS::IAM::RolePolicy attached to it against sample secret ARNs, and requires:
 - secrets: each function reads exactly the kinds of secret it needs (docs/deploy.md#iam):
   sync-worker the Classy credentials `classy-sync/<org>/classy`, plugin-worker the destination
   credentials `classy-sync/<org>/<plugin>`, health-check both and the secret-store probe,
-  alert and report the notification channels `classy-sync/_channels/<name>`, dispatch none;
+  alert and report the notification channels `classy-sync/_channels/<name>`, webhook the
+  organizations' webhook signing secrets `classy-sync/<org>/webhook`, dispatch none;
 - KMS: every role that reads or writes the table has a `HasTableKmsKey` policy on
   `TableKmsKeyArn` with kms:Decrypt and kms:DescribeKey (DynamoDB decrypts the table key on
   the caller's behalf for reads and writes alike), limited to DynamoDB (kms:ViaService);
@@ -61,6 +62,7 @@ SAMPLES = {
         "classy-sync/_channels/mailchimp-AbC123",
     ],
     "probe": ["classy-sync/health/probe-AbC123"],
+    "webhook": ["classy-sync/1234/webhook-AbC123", "classy-sync/987654/webhook-zzzzzz"],
 }
 
 # Binary (Metadata.BuildProperties.Binary) -> the kinds of secret it reads.
@@ -71,6 +73,7 @@ NEEDS = {
     "health-check": {"classy", "plugin", "probe"},
     "alert": {"channel"},
     "report": {"channel"},
+    "webhook": {"webhook"},
 }
 
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:"

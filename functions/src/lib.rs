@@ -13,6 +13,7 @@ pub mod plugin_worker;
 pub mod report;
 pub mod roots;
 pub mod services;
+pub mod webhook;
 pub mod wiring;
 pub mod worker;
 

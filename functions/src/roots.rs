@@ -22,6 +22,7 @@ pub const ALL: &[&FunctionWiring] = &[
     &health_check::WIRING,
     &alert::WIRING,
     &report::WIRING,
+    &webhook::WIRING,
 ];
 
 /// The access every function that publishes domain events needs.
@@ -128,6 +129,8 @@ pub mod sync_worker {
                     "dynamodb:GetItem",
                     "dynamodb:Query",
                     "dynamodb:PutItem",
+                    // The QUEUED#/RERUN# markers when a job ends or starts.
+                    "dynamodb:DeleteItem",
                     "dynamodb:BatchWriteItem",
                 ],
                 Resource::Table,
@@ -340,6 +343,72 @@ pub mod report {
     impl Report {
         pub async fn handle(&self, event: Event) -> anyhow::Result<Value> {
             crate::report::handle(&self.reports, event.unwrap_or_default()).await
+        }
+    }
+}
+
+/// `webhook`: Classy (Svix) webhooks from the Function URL → coalesced sync jobs.
+pub mod webhook {
+    use super::*;
+    use aws_lambda_events::event::lambda_function_urls::{
+        LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
+    };
+    use classy_sync_core::engine::webhooks::{WebhookOptions, WebhookReceiver};
+    use serde_json::Value;
+
+    pub type Event = LambdaFunctionUrlRequest;
+
+    pub const WIRING: FunctionWiring = FunctionWiring {
+        binary: "webhook",
+        env: &[AWS_ROOT, FUNCTION_SETTINGS, LOGGING],
+        access: &[
+            access(
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                ],
+                Resource::Table,
+            ),
+            access(&["sqs:SendMessage"], Resource::SyncQueue),
+            access(&["secretsmanager:GetSecretValue"], Resource::WebhookSecret),
+        ],
+        accepts,
+    };
+
+    fn accepts(event: Value) -> anyhow::Result<()> {
+        let request: Event = serde_json::from_value(event)?;
+        let path = request.raw_path.as_deref().unwrap_or("");
+        anyhow::ensure!(
+            crate::webhook::org_from_path(path).is_some(),
+            "not a /webhooks/classy/{{organization_id}} request: {path}"
+        );
+        Ok(())
+    }
+
+    #[derive(Clone)]
+    pub struct Webhook {
+        pub receiver: WebhookReceiver,
+    }
+
+    pub fn init(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<Webhook> {
+        let services = crate::services::aws_services(env, sdk)?;
+        env.finish()?;
+        let mut receiver = WebhookReceiver::new(
+            services.data.clone(),
+            services.root.secrets.clone(),
+            services.queue.clone(),
+        );
+        receiver.options = WebhookOptions {
+            marker_ttl: services.settings.marker_ttl,
+            ..WebhookOptions::default()
+        };
+        Ok(Webhook { receiver })
+    }
+
+    impl Webhook {
+        pub async fn handle(&self, event: Event) -> LambdaFunctionUrlResponse {
+            crate::webhook::handle(&self.receiver, event).await
         }
     }
 }

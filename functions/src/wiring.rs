@@ -61,6 +61,8 @@ pub enum Resource {
     PluginSecret,
     /// A notification channel's secret, `classy-sync/_channels/<name>`.
     ChannelSecret,
+    /// An organization's webhook signing secret, `classy-sync/<org>/webhook`.
+    WebhookSecret,
     /// The SES identity of the sender address (`CLASSY_SYNC_EMAIL_FROM`).
     EmailIdentity,
 }

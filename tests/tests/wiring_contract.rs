@@ -7,7 +7,7 @@
 //! letters has a not-empty alarm.
 
 use classy_sync_core::channels::channel_secret_name;
-use classy_sync_core::domain::organization::classy_secret_name;
+use classy_sync_core::domain::organization::{classy_secret_name, webhook_secret_name};
 use classy_sync_core::ports::destination::plugin_secret_name;
 use classy_sync_functions::roots;
 use classy_sync_functions::wiring::{Env, FunctionWiring, Resource};
@@ -36,6 +36,7 @@ fn init(w: &'static FunctionWiring, vars: BTreeMap<String, String>) -> Result<En
         "health-check" => roots::health_check::init(&env, sdk).map(drop),
         "alert" => roots::alert::init(&env, sdk).map(drop),
         "report" => roots::report::init(&env, sdk).map(drop),
+        "webhook" => roots::webhook::init(&env, sdk).map(drop),
         other => panic!("no root for {other}"),
     }
     .map_err(|e| format!("{e:#}"))?;
@@ -259,6 +260,7 @@ fn resource_arns(r: &Resolver, binary: &str, resource: Resource) -> Vec<String> 
         Resource::ClassySecret => secret(classy_secret_name(4021)),
         Resource::PluginSecret => secret(plugin_secret_name(4021, "mailchimp")),
         Resource::ChannelSecret => secret(channel_secret_name("ops")),
+        Resource::WebhookSecret => secret(webhook_secret_name(4021)),
         Resource::EmailIdentity => {
             let Some(from) = r
                 .function_env(binary)
@@ -483,6 +485,19 @@ fn every_event_source_has_a_sample_event_its_handler_accepts() {
             .map(|(n, e)| (n.clone(), e.clone()))
             .collect();
         check(id.to_owned(), &binary_of(t, logical), found);
+    }
+    // Function URLs: HTTP requests, in samples named after the function's binary.
+    for (id, u) in resources(t, "AWS::Lambda::Url") {
+        let logical = logical_of(&u["Properties"]["TargetFunctionArn"]).unwrap();
+        let binary = binary_of(t, logical);
+        let found = samples
+            .iter()
+            .filter(|(n, e)| {
+                n.starts_with(&format!("{binary}-")) && e.get("requestContext").is_some()
+            })
+            .map(|(n, e)| (n.clone(), e.clone()))
+            .collect();
+        check(id.to_owned(), &binary, found);
     }
     problems.extend(unchecked);
     // A sample that no source sends is stale, unless it is an invocation a person makes
