@@ -2,7 +2,7 @@
 //! function expects is refused before any work with a message saying what was expected.
 
 use anyhow::{bail, Context, Result};
-use classy_sync_core::domain::Entity;
+use classy_sync_core::domain::{Entity, OrgId};
 use serde::Deserialize;
 
 /// What `dispatch` is asked to do.
@@ -12,14 +12,40 @@ pub enum DispatchRequest {
     Entity(Entity),
     /// One plugin job per due organization×plugin.
     Plugins,
+    /// `SyncRequested`: a sync of one organization, every entity or the named one.
+    Sync {
+        org: OrgId,
+        entity: Option<Entity>,
+        full: bool,
+    },
 }
 
-/// The input of a dispatch schedule.
+/// An organization id as a number or a string of digits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OrgIdField {
+    Number(OrgId),
+    Text(String),
+}
+
+/// The input of a dispatch schedule, or the detail of a `SyncRequested` event.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum DispatchInput {
-    Plugins { plugins: bool },
-    Entity { entity: String },
+    /// First: a `SyncRequested` detail may name an entity too.
+    SyncRequested {
+        organization_id: OrgIdField,
+        #[serde(default)]
+        entity: Option<String>,
+        #[serde(default)]
+        full: Option<bool>,
+    },
+    Plugins {
+        plugins: bool,
+    },
+    Entity {
+        entity: String,
+    },
 }
 
 /// An invocation of `dispatch`: the EventBridge Scheduler input as given, or an EventBridge
@@ -27,7 +53,7 @@ pub enum DispatchInput {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(
     untagged,
-    expecting = "{\"entity\": \"supporters\"} or {\"plugins\": true}, optionally inside \"detail\""
+    expecting = "{\"entity\": \"supporters\"} or {\"plugins\": true}, optionally inside \"detail\", or a SyncRequested event ({\"organization_id\": 4021} in \"detail\")"
 )]
 pub enum DispatchEvent {
     Direct(DispatchInput),
@@ -47,6 +73,29 @@ impl DispatchEvent {
             DispatchInput::Entity { entity } => Ok(DispatchRequest::Entity(
                 entity.parse().context("event field \"entity\"")?,
             )),
+            DispatchInput::SyncRequested {
+                organization_id,
+                entity,
+                full,
+            } => {
+                let org = match organization_id {
+                    OrgIdField::Number(n) => *n,
+                    OrgIdField::Text(t) => t
+                        .trim()
+                        .parse()
+                        .context("event field \"organization_id\" is not an organization id")?,
+                };
+                let entity = entity
+                    .as_deref()
+                    .map(str::parse)
+                    .transpose()
+                    .context("event field \"entity\"")?;
+                Ok(DispatchRequest::Sync {
+                    org,
+                    entity,
+                    full: full.unwrap_or(false),
+                })
+            }
         }
     }
 }
@@ -106,6 +155,37 @@ mod tests {
             "{e}"
         );
         assert!(dispatch(json!({"plugins": "yes"})).is_err());
+    }
+
+    #[test]
+    fn sync_requested_events() {
+        let ev = |detail: serde_json::Value| json!({"detail-type": "SyncRequested", "source": "crm", "detail": detail});
+        assert_eq!(
+            dispatch(ev(json!({"organization_id": 4021}))).unwrap(),
+            DispatchRequest::Sync {
+                org: 4021,
+                entity: None,
+                full: false
+            }
+        );
+        assert_eq!(
+            dispatch(ev(
+                json!({"organization_id": "4021", "entity": "transactions", "full": true})
+            ))
+            .unwrap(),
+            DispatchRequest::Sync {
+                org: 4021,
+                entity: Some(Entity::Transactions),
+                full: true
+            }
+        );
+        assert!(dispatch(ev(json!({"organization_id": "acme"}))).is_err());
+        assert!(dispatch(ev(json!({"organization_id": 1, "entity": "donations"}))).is_err());
+        // A schedule's input is still an entity dispatch.
+        assert_eq!(
+            dispatch(json!({"entity": "supporters"})).unwrap(),
+            DispatchRequest::Entity(Entity::Supporters)
+        );
     }
 
     #[test]

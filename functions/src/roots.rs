@@ -68,7 +68,12 @@ pub mod dispatch {
         ],
         access: &[
             access(
-                &["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                &[
+                    "dynamodb:GetItem",
+                    "dynamodb:Query",
+                    "dynamodb:PutItem",
+                    "dynamodb:DeleteItem",
+                ],
                 Resource::Table,
             ),
             access(&["sqs:SendMessage"], Resource::SyncQueue),
@@ -106,6 +111,9 @@ pub mod dispatch {
                 }
                 DispatchRequest::Entity(entity) => {
                     crate::dispatch::handle(&self.services, entity).await
+                }
+                DispatchRequest::Sync { org, entity, full } => {
+                    crate::dispatch::handle_requested(&self.services, org, entity, full).await
                 }
             }
         }

@@ -537,3 +537,44 @@ async fn each_job_reads_only_its_own_organizations_secret() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_requested_enqueues_one_organizations_sync_coalesced_and_the_worker_runs_it() {
+    let s = stack(small()).await;
+    let org = s.orgs[0];
+    let r = dispatch::handle_requested(&s.services, org, Some(Entity::Transactions), false)
+        .await
+        .unwrap();
+    assert_eq!(r["entities"]["transactions"], "enqueued", "{r}");
+    assert_eq!(r["entities"].as_object().unwrap().len(), 1, "{r}");
+    // Asked again while queued: the QUEUED marker absorbs it.
+    let again = dispatch::handle_requested(&s.services, org, Some(Entity::Transactions), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        again["entities"]["transactions"], "already_queued",
+        "{again}"
+    );
+    // Every entity, full: the three others are enqueued.
+    let all = dispatch::handle_requested(&s.services, org, None, true)
+        .await
+        .unwrap();
+    assert_eq!(all["entities"].as_object().unwrap().len(), 4, "{all}");
+    assert_eq!(all["entities"]["transactions"], "already_queued", "{all}");
+    for e in ["supporters", "campaigns", "recurring-plans"] {
+        assert_eq!(all["entities"][e], "enqueued", "{e}: {all}");
+    }
+    // An unknown organization is answered, nothing enqueued.
+    let unknown = dispatch::handle_requested(&s.services, 999_999, None, false)
+        .await
+        .unwrap();
+    assert!(unknown["refused"].is_string(), "{unknown}");
+
+    assert_eq!(drain(&s, &s.services).await, 4);
+    assert_truth(&s, org).await;
+    // The other organization was not synced.
+    for e in Entity::ALL {
+        let (cursor, _) = s.services.data.load_cursor(s.orgs[1], e).await.unwrap();
+        assert!(cursor.last_success_at.is_none(), "{e}");
+    }
+}
