@@ -578,3 +578,83 @@ async fn sync_requested_enqueues_one_organizations_sync_coalesced_and_the_worker
         assert!(cursor.last_success_at.is_none(), "{e}");
     }
 }
+
+/// The webhook function's handler on moto: the sample Function URL events, re-signed for
+/// now and for a sandbox organization (base64 body), answer 200 and enqueue; the forged one
+/// answers 401 and enqueues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_function_verifies_function_url_events_and_enqueues() {
+    use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+    use base64::Engine as _;
+    use classy_sync_core::domain::organization::webhook_secret_name;
+    use classy_sync_core::domain::webhook::sign;
+    use classy_sync_core::engine::webhooks::WebhookReceiver;
+    let s = stack(small()).await;
+    let org = s.orgs[0];
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    s.services
+        .root
+        .secrets
+        .put(
+            &webhook_secret_name(org),
+            SecretString::from(secret.to_string()),
+        )
+        .await
+        .unwrap();
+    let receiver = WebhookReceiver::new(
+        s.services.data.clone(),
+        s.services.root.secrets.clone(),
+        s.services.queue.clone(),
+    );
+    let sample = |name: &str| -> Value {
+        let path = format!("{}/../events/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut signed = sample("webhook-signed.json");
+    assert_eq!(signed["isBase64Encoded"], true);
+    let body = b64.decode(signed["body"].as_str().unwrap()).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let id = signed["headers"]["svix-id"].as_str().unwrap().to_owned();
+    signed["headers"]["svix-timestamp"] = json!(now.to_string());
+    signed["headers"]["svix-signature"] = json!(sign(secret, &id, now, &body).unwrap());
+    let path = format!("/webhooks/classy/{org}");
+    signed["rawPath"] = json!(path);
+    let request: LambdaFunctionUrlRequest = serde_json::from_value(signed.clone()).unwrap();
+    let answer = classy_sync_functions::webhook::handle(&receiver, request).await;
+    assert_eq!(answer.status_code, 200, "{:?}", answer.body);
+    assert!(answer.body.unwrap().contains("transactions"));
+    // Delayed by the debounce: in SQS, not yet visible.
+    let attrs = s
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&s.services.root.settings.queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let delayed = attrs
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        })
+        .cloned();
+    assert_eq!(delayed.as_deref(), Some("1"));
+
+    let mut forged = sample("webhook-refused.json");
+    forged["headers"]["svix-timestamp"] = json!(now.to_string());
+    forged["rawPath"] = json!(path);
+    let request: LambdaFunctionUrlRequest = serde_json::from_value(forged).unwrap();
+    let answer = classy_sync_functions::webhook::handle(&receiver, request).await;
+    assert_eq!(answer.status_code, 401, "{:?}", answer.body);
+    assert!(!answer.body.unwrap_or_default().contains("whsec_"));
+
+    // The sample as stored is stale (signed once, long ago): refused.
+    let request: LambdaFunctionUrlRequest =
+        serde_json::from_value(sample("webhook-signed.json")).unwrap();
+    let answer = classy_sync_functions::webhook::handle(&receiver, request).await;
+    assert_eq!(
+        answer.status_code, 404,
+        "organization 4021 is not onboarded"
+    );
+}
