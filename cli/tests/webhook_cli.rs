@@ -436,7 +436,8 @@ async fn run_listen_receives_signed_webhooks_and_the_change_reaches_the_store() 
         .status()
         .unwrap();
     assert!(term.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let term_sent = std::time::Instant::now();
+    let deadline = term_sent + std::time::Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -448,6 +449,7 @@ async fn run_listen_receives_signed_webhooks_and_the_change_reaches_the_store() 
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
+    eprintln!("run stopped {:?} after SIGTERM", term_sent.elapsed());
     let log = std::fs::read_to_string(data.join("run.log")).unwrap_or_default();
     assert!(status.success(), "{log}");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());

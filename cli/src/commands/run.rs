@@ -155,7 +155,12 @@ pub async fn run(target: &runtime::Target, args: RunArgs) -> Result<ExitCode> {
                 if once || stop.is_stopped() {
                     break;
                 }
-                tokio::time::sleep(tick).await;
+                // Sleep out the tick, but notice a stop at once (a long --tick must not hold
+                // the shutdown).
+                let wake = tokio::time::Instant::now() + tick;
+                while !stop.is_stopped() && tokio::time::Instant::now() < wake {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
         })
     };
