@@ -457,3 +457,79 @@ async fn run_listen_receives_signed_webhooks_and_the_change_reaches_the_store() 
     assert!(!log.contains(&SECRET[6..]), "{log}");
     assert!(!log.contains("body-marker-7f3a"), "{log}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn org_webhook_with_the_aws_backend_stores_the_secret_in_secrets_manager() {
+    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
+    let moto = MotoServer::start();
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
+        .await
+        .unwrap();
+    let (queue_url, _) =
+        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
+            .await
+            .unwrap();
+    let aws = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("--backend")
+            .arg("aws")
+            .args(args)
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("CLASSY_SYNC_TABLE", "classy-sync")
+            .env("CLASSY_SYNC_QUEUE_URL", &queue_url)
+            .env_remove("CLASSY_WEBHOOK_SECRET")
+            .env_remove("CLASSY_CLIENT_SECRET")
+            .stdin(Stdio::null());
+        c
+    };
+    ok(aws(&[
+        "org",
+        "add",
+        "4242",
+        "--name",
+        "A",
+        "--client-id",
+        "c1",
+        "--no-verify",
+    ])
+    .env("CLASSY_CLIENT_SECRET", "client-secret-value")
+    .output()
+    .unwrap());
+    let shown = ok(aws(&["org", "webhook", "4242", "--show"]).output().unwrap());
+    assert!(shown.contains("/webhooks/classy/4242"), "{shown}");
+    assert!(shown.contains("signing secret: not set"), "{shown}");
+    let out = aws(&["org", "webhook", "4242"])
+        .env("CLASSY_WEBHOOK_SECRET", "whsec_???")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(all(&out).contains("CLASSY_WEBHOOK_SECRET"), "{}", all(&out));
+    let out = aws(&["org", "webhook", "4242"])
+        .env("CLASSY_WEBHOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", all(&out));
+    assert!(!all(&out).contains(&SECRET[6..]));
+    let out = aws(&["org", "webhook", "4242", "--show"]).output().unwrap();
+    assert!(all(&out).contains("signing secret: set"), "{}", all(&out));
+    assert!(!all(&out).contains(&SECRET[6..]));
+    let sm = moto.secrets_manager().await;
+    let listed = sm.list_secrets().send().await.unwrap();
+    let name = listed
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.name())
+        .find(|n| n.ends_with("classy-sync/4242/webhook"))
+        .expect("the webhook secret in Secrets Manager")
+        .to_string();
+    let value = sm.get_secret_value().secret_id(&name).send().await.unwrap();
+    assert_eq!(value.secret_string(), Some(SECRET));
+    let out = aws(&["org", "webhook", "777"])
+        .env("CLASSY_WEBHOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "unknown organization accepted");
+}
