@@ -164,6 +164,20 @@ async fn org_webhook_sets_the_secret_from_the_environment_and_show_never_prints_
         !text.contains(&SECRET[6..]),
         "the secret is printed: {text}"
     );
+    assert!(!text.contains("disabled"), "{text}");
+    // A disabled organization: --show says its deliveries are refused.
+    ok(cli(dir.path(), &sandbox)
+        .args(["org", "disable", &o])
+        .output()
+        .unwrap());
+    let shown = ok(cli(dir.path(), &sandbox)
+        .args(["org", "webhook", &o, "--show"])
+        .output()
+        .unwrap());
+    assert!(
+        shown.contains("disabled: deliveries are refused (404)"),
+        "{shown}"
+    );
 }
 
 /// Signs like Svix: `v1,` + base64(HMAC-SHA256(base64-decoded part of whsec_, "id.ts.body")).

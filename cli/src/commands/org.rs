@@ -94,6 +94,12 @@ async fn webhook(root: &runtime::Root, org_id: u64, show: bool, url: Option<Stri
                 "not set (classy-sync org webhook <org-id> with CLASSY_WEBHOOK_SECRET)"
             }
         );
+        if !org.is_enabled() {
+            println!(
+                "organization {} is disabled: deliveries are refused (404)",
+                org.id
+            );
+        }
         return Ok(());
     }
     let secret = secret_from_env_or_prompt("CLASSY_WEBHOOK_SECRET", "webhook signing secret")?;
