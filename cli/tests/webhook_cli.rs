@@ -444,6 +444,55 @@ async fn run_listen_receives_signed_webhooks_and_the_change_reaches_the_store() 
         p(0.99)
     );
 
+    // The sandbox's own Svix-signed webhooks (as GoFundMe Pro sends them) pass the same
+    // verifier: register the endpoint there, change a supporter there, and the change arrives.
+    let other = supporters[1]["id"].as_u64().unwrap();
+    let r = http
+        .put(format!("{}/admin/orgs/{org}/webhook", sandbox.base_url()))
+        .json(&serde_json::json!({"url": url, "secret": SECRET}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let changed_at = std::time::Instant::now();
+    let r = http
+        .patch(format!("{admin}/{other}"))
+        .json(&serde_json::json!({"first_name": "FromSandbox"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let mut arrived = false;
+    while changed_at.elapsed() < std::time::Duration::from_secs(20) {
+        if stored_supporter(data, &sandbox, org, other).unwrap()["first_name"] == "FromSandbox" {
+            arrived = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let counters: serde_json::Value = http
+        .get(format!("{}/admin/webhooks", sandbox.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        arrived,
+        "the sandbox's webhook did not bring the change: {counters} {}",
+        std::fs::read_to_string(data.join("run.log")).unwrap_or_default()
+    );
+    assert!(
+        counters["counters"]["sent"].as_u64().unwrap() >= 1,
+        "{counters}"
+    );
+    assert_eq!(counters["counters"]["failed"], 0, "{counters}");
+    eprintln!(
+        "sandbox webhook: change stored {:.2} s after the sandbox change",
+        changed_at.elapsed().as_secs_f64()
+    );
+
     // Graceful shutdown with the scheduler.
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
