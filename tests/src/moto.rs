@@ -80,7 +80,12 @@ impl MotoServer {
                     last_error = format!("moto_server exited with {status} on port {port}");
                     break;
                 }
-                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                // The port must be served by this child: two tests may draw the same free
+                // port, and a connection to the other test's server would pass for ours until
+                // that test ends.
+                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+                    && listens_in(child.id(), port) != Some(false)
+                {
                     return MotoServer { child, port };
                 }
                 if Instant::now() > deadline {
@@ -220,6 +225,36 @@ impl Drop for MotoServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether process `pid` holds the loopback listening socket of `port` (Linux `/proc`);
+/// `None` where that cannot be read.
+fn listens_in(pid: u32, port: u16) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!("0100007F:{port:04X}");
+    let inode = table.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        // local_address, state 0A = LISTEN, inode.
+        (cols.len() > 9 && cols[1] == local && cols[3] == "0A").then(|| cols[9].to_string())
+    })?;
+    let socket = format!("socket:[{inode}]");
+    let holds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+            fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy() == socket)
+            })
+        })
+    };
+    // The child, or (behind a wrapper script) one of its children.
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    Some(
+        holds(pid)
+            || children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+                .any(holds),
+    )
 }
 
 fn free_port() -> u16 {
