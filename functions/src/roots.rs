@@ -34,6 +34,18 @@ const CHANNEL_SECRETS: Access = access(&["secretsmanager:GetSecretValue"], Resou
 /// Reading an organization's Classy credential.
 const CLASSY_SECRETS: Access = access(&["secretsmanager:GetSecretValue"], Resource::ClassySecret);
 
+/// The services without Classy and the plugin queue (dispatch sends to it, plugin-worker
+/// sends busy jobs back to it); every read of the environment checked.
+fn services_with_plugin_queue(
+    env: &Env,
+    sdk: aws_config::SdkConfig,
+) -> anyhow::Result<(Services, std::sync::Arc<classy_sync_aws::SqsQueue>)> {
+    let services = crate::services::aws_services(env, sdk)?;
+    let plugin_queue = crate::plugin_dispatch::plugin_queue_from(env.lookup(), &services.root.sdk);
+    env.finish()?;
+    Ok((services, std::sync::Arc::new(plugin_queue?)))
+}
+
 fn sqs_event<J>(
     event: serde_json::Value,
     parse: impl Fn(&str) -> Result<J, classy_sync_core::engine::EngineError>,
@@ -94,12 +106,10 @@ pub mod dispatch {
     }
 
     pub fn init(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<Dispatch> {
-        let services = crate::services::aws_services(env, sdk)?;
-        let plugin_queue = plugin_dispatch::plugin_queue_from(env.lookup(), &services.root.sdk);
-        env.finish()?;
+        let (services, plugin_queue) = services_with_plugin_queue(env, sdk)?;
         Ok(Dispatch {
             services,
-            plugin_queue: Arc::new(plugin_queue?),
+            plugin_queue,
         })
     }
 
@@ -160,7 +170,7 @@ pub mod sync_worker {
 /// `plugin-worker`: plugin jobs from the plugin queue.
 pub mod plugin_worker {
     use super::*;
-    use crate::plugin_dispatch::{self, ENV_PLUGIN_QUEUE_URL};
+    use crate::plugin_dispatch::ENV_PLUGIN_QUEUE_URL;
     use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
     use classy_sync_aws::SqsQueue;
     use classy_sync_core::engine::plugin_jobs::PluginJob;
@@ -195,12 +205,10 @@ pub mod plugin_worker {
     }
 
     pub fn init(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<PluginWorker> {
-        let services = crate::services::aws_services(env, sdk)?;
-        let plugin_queue = plugin_dispatch::plugin_queue_from(env.lookup(), &services.root.sdk);
-        env.finish()?;
+        let (services, plugin_queue) = services_with_plugin_queue(env, sdk)?;
         Ok(PluginWorker {
             services,
-            plugin_queue: Arc::new(plugin_queue?),
+            plugin_queue,
         })
     }
 
