@@ -40,6 +40,19 @@ async fn sync_all(
     reports
 }
 
+/// One `Auto` sync of the supporters of `org`.
+async fn sync_supporters(h: &Harness, org: u64) -> classy_sync_core::engine::SyncReport {
+    h.sync
+        .sync_entity(
+            org,
+            Entity::Supporters,
+            SyncMode::Auto,
+            &RunControl::default(),
+        )
+        .await
+        .unwrap()
+}
+
 fn cents(v: &Value) -> i64 {
     let x = match v {
         Value::Number(n) => n.as_f64().unwrap(),
@@ -234,16 +247,7 @@ async fn incremental_picks_up_exactly_the_changes_including_the_cursor_second() 
         )
         .await;
     let cursor_second = first["updated_at"].as_str().unwrap().to_string();
-    let r = h
-        .sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    let r = sync_supporters(&h, org).await;
     assert_eq!(r.updated, 5, "{r:?}");
     let (cursor, _) = h.data.load_cursor(org, Entity::Supporters).await.unwrap();
     let at = cursor.committed.unwrap();
@@ -437,16 +441,7 @@ async fn records_changing_while_pages_are_read_end_in_exact_truth() {
             .await;
     }
     walker.await.unwrap().unwrap();
-    let last = h
-        .sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    let last = sync_supporters(&h, org).await;
     assert_eq!(last.outcome, SyncOutcome::Succeeded);
     h.assert_matches_truth(org, Entity::Supporters).await;
 }
@@ -460,15 +455,7 @@ async fn a_second_that_holds_more_than_a_page_is_read_whole() {
     })
     .await;
     let org = h.orgs[0];
-    h.sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    sync_supporters(&h, org).await;
     // 250 records stamped in one (old, settled) second, beyond the cursor.
     let stamp = "2026-11-01T10:00:00+0000";
     let touched = h
@@ -478,16 +465,7 @@ async fn a_second_that_holds_more_than_a_page_is_read_whole() {
         )
         .await;
     assert_eq!(touched["ids"].as_array().unwrap().len(), 250);
-    let r = h
-        .sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    let r = sync_supporters(&h, org).await;
     assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     assert_eq!(r.updated, 250, "{r:?}");
     h.assert_matches_truth(org, Entity::Supporters).await;
@@ -505,15 +483,7 @@ async fn a_young_busy_second_does_not_end_the_run_before_later_changes() {
     })
     .await;
     let org = h.orgs[0];
-    h.sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    sync_supporters(&h, org).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -536,16 +506,7 @@ async fn a_young_busy_second_does_not_end_the_run_before_later_changes() {
         json!({"ids": later, "updated_at": Timestamp::from_unix(now - 3).to_classy()}),
     )
     .await;
-    let r = h
-        .sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    let r = sync_supporters(&h, org).await;
     assert_eq!(r.outcome, SyncOutcome::Succeeded, "{r:?}");
     assert_eq!(
         r.updated, 700,
@@ -554,16 +515,7 @@ async fn a_young_busy_second_does_not_end_the_run_before_later_changes() {
     h.assert_matches_truth(org, Entity::Supporters).await;
 
     // The next run rereads the unsettled window and finds nothing new to write.
-    let again = h
-        .sync
-        .sync_entity(
-            org,
-            Entity::Supporters,
-            SyncMode::Auto,
-            &RunControl::default(),
-        )
-        .await
-        .unwrap();
+    let again = sync_supporters(&h, org).await;
     assert_eq!(again.outcome, SyncOutcome::Succeeded, "{again:?}");
     assert_eq!(again.updated + again.created, 0, "{again:?}");
     h.assert_matches_truth(org, Entity::Supporters).await;
