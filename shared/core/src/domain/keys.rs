@@ -26,6 +26,8 @@ pub const HEALTH_PK: &str = "HEALTH";
 pub const REPORTS_PK: &str = "REPORTS";
 /// Notification channels and delivery records.
 pub const NOTIFY_PK: &str = "NOTIFY";
+/// The audit trail: its head and its hash-chained entries.
+pub const AUDIT_PK: &str = "AUDIT";
 
 pub fn pad(id: u64) -> String {
     format!("{id:020}")
@@ -329,6 +331,17 @@ pub fn delivery_sk(channel: &str, message_id: &str) -> String {
     format!("{DELIVERY_PREFIX}{channel}#{message_id}")
 }
 
+// ---------- audit trail ----------
+
+/// The last entry's sequence number and hash (versioned: appenders take turns on it).
+pub const AUDIT_HEAD_SK: &str = "HEAD";
+pub const AUDIT_ENTRY_PREFIX: &str = "ENTRY#";
+
+/// One entry, its sequence number zero-padded to 15 digits (key order is sequence order).
+pub fn audit_entry_sk(seq: u64) -> String {
+    format!("{AUDIT_ENTRY_PREFIX}{seq:015}")
+}
+
 // ---------- secondary key ----------
 
 /// `EMAIL#<hex of the first 16 bytes of sha256(trimmed, lower-cased address)>` on a
@@ -407,6 +420,8 @@ pub const KINDS: &[KeyKind] = &[
     kind("report sent", "REPORTS", "SENT#<id>#<occurrence>"),
     kind("channel", "NOTIFY", "CHANNEL#<name>"),
     kind("delivery", "NOTIFY", "DELIVERY#<channel>#<message id>"),
+    kind("audit head", "AUDIT", "HEAD"),
+    kind("audit entry", "AUDIT", "ENTRY#<seq>"),
 ];
 
 const fn kind(name: &'static str, pk: &'static str, sk: &'static str) -> KeyKind {
@@ -513,6 +528,7 @@ pub const SCANS: &[Scan] = &[
     ),
     scan("NOTIFY", "CHANNEL#", &["channel"], Extent::ToTheEnd),
     scan("NOTIFY", "DELIVERY#", &["delivery"], Extent::ToTheEnd),
+    scan("AUDIT", "ENTRY#", &["audit entry"], Extent::ToTheEnd),
 ];
 
 /// A sample key of every kind, built by the builders above (several per kind where the
@@ -609,6 +625,8 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     );
     add("channel", NOTIFY_PK, channel_sk("board"));
     add("delivery", NOTIFY_PK, delivery_sk("board", "m1"));
+    add("audit head", AUDIT_PK, AUDIT_HEAD_SK.to_owned());
+    add("audit entry", AUDIT_PK, audit_entry_sk(42));
     out
 }
 
@@ -628,6 +646,7 @@ mod tests {
                 HEALTH_PK => "HEALTH",
                 REPORTS_PK => "REPORTS",
                 NOTIFY_PK => "NOTIFY",
+                AUDIT_PK => "AUDIT",
                 other => panic!("undocumented partition {other}"),
             }
         }

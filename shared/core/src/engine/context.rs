@@ -22,6 +22,8 @@ pub struct EngineOptions {
     /// Consecutive failures after which an organization×entity is disabled until
     /// `failures reset` (or a successful manual sync).
     pub max_consecutive_failures: u32,
+    /// How long audit entries are kept (`expires_at`; DynamoDB's TTL deletes them on AWS).
+    pub audit_retention: Duration,
 }
 
 impl Default for EngineOptions {
@@ -34,6 +36,9 @@ impl Default for EngineOptions {
             scan_page: 1000,
             sort_chunk: 100_000,
             max_consecutive_failures: 5,
+            audit_retention: Duration::from_secs(
+                crate::domain::audit::DEFAULT_RETENTION_DAYS * 24 * 3600,
+            ),
         }
     }
 }

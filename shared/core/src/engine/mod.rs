@@ -6,6 +6,7 @@ pub mod addresses;
 pub mod aggregator;
 pub mod alerts;
 pub mod analytics;
+pub mod audit;
 pub mod context;
 pub mod credentials;
 pub mod dispatch;
