@@ -26,6 +26,8 @@ pub const HEALTH_PK: &str = "HEALTH";
 pub const REPORTS_PK: &str = "REPORTS";
 /// Notification channels and delivery records.
 pub const NOTIFY_PK: &str = "NOTIFY";
+/// Stored tenant templates (the built-in ones are code, not items).
+pub const TEMPLATES_PK: &str = "TEMPLATES";
 /// The audit trail: its head and its hash-chained entries.
 pub const AUDIT_PK: &str = "AUDIT";
 
@@ -217,6 +219,9 @@ pub fn change_sk_from(at_ms: i64) -> String {
 /// When the organization's Classy credentials were last seen working or refused.
 pub const CREDENTIAL_SK: &str = "CREDENTIAL#classy";
 
+/// The organization's alert routing (extra channels for its alerts, set by a template).
+pub const ALERT_ROUTE_SK: &str = "ALERTROUTE";
+
 /// An hourly counter (`{"count": n}`) named `name`, in the hour holding `hour_unix`.
 pub fn counter_sk(name: &str, hour_unix: i64) -> String {
     let t = chrono::DateTime::from_timestamp(hour_unix - hour_unix.rem_euclid(3600), 0)
@@ -342,6 +347,14 @@ pub fn audit_entry_sk(seq: u64) -> String {
     format!("{AUDIT_ENTRY_PREFIX}{seq:015}")
 }
 
+// ---------- tenant templates ----------
+
+pub const TEMPLATE_PREFIX: &str = "TEMPLATE#";
+
+pub fn template_sk(name: &str) -> String {
+    format!("{TEMPLATE_PREFIX}{name}")
+}
+
 // ---------- secondary key ----------
 
 /// `EMAIL#<hex of the first 16 bytes of sha256(trimmed, lower-cased address)>` on a
@@ -398,6 +411,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("last run", "ORG#<id>", "LASTRUN#<entity>"),
     kind("change", "ORG#<id>", "CHG#<unix ms>#<entity>#<id>"),
     kind("credential", "ORG#<id>", "CREDENTIAL#classy"),
+    kind("alert routing", "ORG#<id>", "ALERTROUTE"),
     kind("counter", "ORG#<id>", "COUNTER#<name>#<YYYYMMDDHH>"),
     kind("plugin config", "ORG#<id>", "PLUGIN#<name>#CONFIG"),
     kind("plugin state", "ORG#<id>", "PLUGIN#<name>#STATE"),
@@ -420,6 +434,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("report sent", "REPORTS", "SENT#<id>#<occurrence>"),
     kind("channel", "NOTIFY", "CHANNEL#<name>"),
     kind("delivery", "NOTIFY", "DELIVERY#<channel>#<message id>"),
+    kind("template", "TEMPLATES", "TEMPLATE#<name>"),
     kind("audit head", "AUDIT", "HEAD"),
     kind("audit entry", "AUDIT", "ENTRY#<seq>"),
 ];
@@ -528,6 +543,7 @@ pub const SCANS: &[Scan] = &[
     ),
     scan("NOTIFY", "CHANNEL#", &["channel"], Extent::ToTheEnd),
     scan("NOTIFY", "DELIVERY#", &["delivery"], Extent::ToTheEnd),
+    scan("TEMPLATES", "TEMPLATE#", &["template"], Extent::ToTheEnd),
     scan("AUDIT", "ENTRY#", &["audit entry"], Extent::ToTheEnd),
 ];
 
@@ -566,6 +582,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("dirty marker", &org, dirty_supporter_sk(12));
     add("dirty marker", &org, dirty_campaign_sk(12));
     add("credential", &org, CREDENTIAL_SK.to_owned());
+    add("alert routing", &org, ALERT_ROUTE_SK.to_owned());
     add(
         "webhook delivery",
         &org,
@@ -625,6 +642,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     );
     add("channel", NOTIFY_PK, channel_sk("board"));
     add("delivery", NOTIFY_PK, delivery_sk("board", "m1"));
+    add("template", TEMPLATES_PK, template_sk("high-volume"));
     add("audit head", AUDIT_PK, AUDIT_HEAD_SK.to_owned());
     add("audit entry", AUDIT_PK, audit_entry_sk(42));
     out
@@ -646,6 +664,7 @@ mod tests {
                 HEALTH_PK => "HEALTH",
                 REPORTS_PK => "REPORTS",
                 NOTIFY_PK => "NOTIFY",
+                TEMPLATES_PK => "TEMPLATES",
                 AUDIT_PK => "AUDIT",
                 other => panic!("undocumented partition {other}"),
             }

@@ -17,6 +17,7 @@ pub mod report;
 pub mod schedule;
 pub mod segments;
 pub mod severity;
+pub mod template;
 pub mod timestamp;
 pub mod webhook;
 

@@ -8,10 +8,12 @@
 //! its states are unchanged; one that dies before notifying simply notifies next time.
 
 use super::{Datastore, EngineError};
+use crate::channels::{load_channel, ChannelError};
 use crate::domain::alerts::{
     fingerprint, group, observe, AlertState, AlertStatus, GroupKey, Rule, Silence, Step, Transition,
 };
 use crate::domain::health::HealthReport;
+use crate::domain::template::AlertRouting;
 use crate::ports::store::{Condition, Item, SkRange, WriteOp};
 use crate::ports::{Event, Message, MessageKind, Notifier};
 use serde::{Deserialize, Serialize};
@@ -61,6 +63,48 @@ pub struct Alerts {
 }
 
 impl Alerts {
+    /// Adds each organization's alert routing (set by a template) to the channels of its
+    /// alerts' steps. A routed channel that no longer exists is left out (with a warning)
+    /// rather than failing the evaluation.
+    async fn route(&self, steps: &mut [Step]) -> Result<(), EngineError> {
+        let mut routes: BTreeMap<u64, Option<AlertRouting>> = BTreeMap::new();
+        for (state, _, channels) in steps.iter_mut() {
+            let Some(org) = state.org else { continue };
+            if !routes.contains_key(&org) {
+                let routing = match self.data.alert_routing(org).await? {
+                    Some(mut r) => {
+                        let mut kept = Vec::new();
+                        for c in r.channels {
+                            match load_channel(self.data.store.as_ref(), &c).await {
+                                Ok(_) => kept.push(c),
+                                Err(ChannelError::NotFound(_)) => tracing::warn!(
+                                    org, channel = %c,
+                                    "alert routing names a channel that does not exist; skipped"
+                                ),
+                                Err(ChannelError::Store(e)) => return Err(e.into()),
+                                Err(e) => return Err(EngineError::Invalid(e.to_string())),
+                            }
+                        }
+                        r.channels = kept;
+                        Some(r)
+                    }
+                    None => None,
+                };
+                routes.insert(org, routing);
+            }
+            if let Some(Some(r)) = routes.get(&org) {
+                if r.routes(state.severity) {
+                    for c in &r.channels {
+                        if !channels.contains(c) {
+                            channels.push(c.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(data: Datastore, notifier: Arc<dyn Notifier>, rules: Vec<Rule>) -> Self {
         Alerts {
             data,
@@ -120,6 +164,7 @@ impl Alerts {
                 });
             }
         }
+        self.route(&mut steps).await?;
         let mut eval = Evaluation::default();
         for (key, members) in group(&steps) {
             let message = render(&key, &members);
