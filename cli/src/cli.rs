@@ -77,6 +77,9 @@ pub enum Command {
     Notify(NotifyCommand),
     /// Push what changed to the destination plugins (Mailchimp, ...).
     Push(PushArgs),
+    /// The audit trail of administrative actions: list, verify the hash chain.
+    #[command(subcommand)]
+    Audit(crate::commands::audit::AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]

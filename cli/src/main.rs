@@ -1,6 +1,7 @@
 //! `classy-sync`: the command line of classy-sync. A thin entry point: parse, build the local
 //! runtime, hand over to a command module.
 
+mod audit;
 mod cli;
 mod commands;
 mod output;

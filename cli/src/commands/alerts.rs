@@ -130,7 +130,10 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
             println!("{t}");
         }
         AlertsCommand::Ack { id, by } => {
-            let s = alerts.ack(&id, &by).await?;
+            let acked = alerts.ack(&id, &by).await;
+            let s = crate::audit::Audited::new(&root, "alerts ack", format!("alert {id}"))
+                .finish(acked, crate::audit::state)
+                .await?;
             println!("acknowledged {} ({}: {})", s.fingerprint, s.rule, s.subject);
         }
         AlertsCommand::Silence {
@@ -139,7 +142,11 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
             reason,
         } => {
             let d = parse_duration(&duration)?;
-            let s = alerts.silence(&matcher, d.as_secs(), reason).await?;
+            let silenced = alerts.silence(&matcher, d.as_secs(), reason).await;
+            let s =
+                crate::audit::Audited::new(&root, "alerts silence", format!("silence {matcher}"))
+                    .finish(silenced, crate::audit::state)
+                    .await?;
             println!(
                 "silenced {:?} until {} (silence {})",
                 s.matcher,

@@ -27,7 +27,8 @@ pub enum DlqCommand {
 }
 
 pub async fn run(target: &runtime::Target, cmd: DlqCommand) -> Result<ExitCode> {
-    let queue = runtime::open(target).await?.job_queue()?;
+    let root = runtime::open(target).await?;
+    let queue = root.job_queue()?;
     match cmd {
         DlqCommand::List { limit, json } => {
             let dead = dead_letters(queue.as_ref(), limit).await?;
@@ -53,7 +54,15 @@ pub async fn run(target: &runtime::Target, cmd: DlqCommand) -> Result<ExitCode> 
             if ids.is_empty() && !all {
                 bail!("name the message ids to replay, or --all");
             }
-            let n = replay_dead_letters(queue.as_ref(), &ids).await?;
+            let what = if all {
+                "all dead letters".to_owned()
+            } else {
+                format!("dead letters {}", ids.join(","))
+            };
+            let replayed = replay_dead_letters(queue.as_ref(), &ids).await;
+            let n = crate::audit::Audited::new(&root, "dlq replay", what)
+                .finish(replayed, |n| Some(serde_json::json!({ "replayed": n })))
+                .await?;
             println!("replayed {n} message(s)");
         }
     }

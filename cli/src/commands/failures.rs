@@ -24,7 +24,8 @@ pub enum FailuresCommand {
 }
 
 pub async fn run(target: &runtime::Target, cmd: FailuresCommand) -> Result<ExitCode> {
-    let data = &runtime::open(target).await?.data();
+    let root = runtime::open(target).await?;
+    let data = &root.data();
     match cmd {
         FailuresCommand::List { org_id, json } => {
             let pairs = data.failing_pairs(org_id).await?;
@@ -66,7 +67,17 @@ pub async fn run(target: &runtime::Target, cmd: FailuresCommand) -> Result<ExitC
             println!("{t}");
         }
         FailuresCommand::Reset { org_id, entity } => {
-            let changed = data.reset_failures(org_id, entity).await?;
+            let what = match entity {
+                Some(e) => format!("org {org_id} {e}"),
+                None => format!("org {org_id}"),
+            };
+            let reset = data.reset_failures(org_id, entity).await;
+            let changed = crate::audit::Audited::new(&root, "failures reset", what)
+                .org(org_id)
+                .finish(reset, |changed| {
+                    Some(serde_json::json!({ "reset": changed.iter().map(|e| e.to_string()).collect::<Vec<_>>() }))
+                })
+                .await?;
             if changed.is_empty() {
                 println!("organization {org_id}: nothing to reset");
             } else {

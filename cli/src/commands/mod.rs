@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod alerts;
+pub mod audit;
 mod analytics;
 mod change_feed;
 pub mod credentials;
@@ -42,5 +43,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(c) => report::run(&target, c).await,
         Command::Notify(cmd) => notify::run(&target, cmd).await,
         Command::Push(a) => push::run(&target, a).await,
+        Command::Audit(c) => audit::run(&target, c).await,
     }
 }

@@ -122,7 +122,8 @@ fn print_records(records: &[DeliveryRecord], json: bool) -> Result<()> {
 }
 
 pub async fn run(target: &runtime::Target, cmd: NotifyCommand) -> Result<ExitCode> {
-    let service = runtime::open(target).await?.notifier()?;
+    let root = runtime::open(target).await?;
+    let service = root.notifier()?;
     match cmd {
         NotifyCommand::Channel(ChannelCommand::Add {
             name,
@@ -150,10 +151,14 @@ pub async fn run(target: &runtime::Target, cmd: NotifyCommand) -> Result<ExitCod
                 to: to.into_iter().map(|a| a.trim().to_owned()).collect(),
                 allow_http_loopback,
             };
-            service
+            let added = service
                 .add_channel(&config, &secrets)
                 .await
-                .with_context(|| format!("cannot add channel {name:?}"))?;
+                .with_context(|| format!("cannot add channel {name:?}"));
+            // The state is the channel's settings; its URL and secrets are never part of it.
+            crate::audit::Audited::new(&root, "notify channel add", format!("channel {name}"))
+                .finish(added, |_| crate::audit::state(&config))
+                .await?;
             println!("added {} channel {name}", kind.as_str());
             Ok(ExitCode::SUCCESS)
         }
@@ -185,7 +190,16 @@ pub async fn run(target: &runtime::Target, cmd: NotifyCommand) -> Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         NotifyCommand::Channel(ChannelCommand::Remove { name }) => {
-            service.remove_channel(&name).await?;
+            let before = service
+                .list_channels()
+                .await
+                .ok()
+                .and_then(|cs| cs.into_iter().find(|c| c.name == name));
+            let removed = service.remove_channel(&name).await;
+            crate::audit::Audited::new(&root, "notify channel remove", format!("channel {name}"))
+                .before(before.as_ref().and_then(crate::audit::state))
+                .finish(removed, |_| None)
+                .await?;
             println!("removed channel {name}");
             Ok(ExitCode::SUCCESS)
         }

@@ -1,5 +1,6 @@
 //! `classy-sync org ...`: onboarding and managing organizations.
 
+use crate::audit::{state, Audited};
 use crate::cli::OrgCommand;
 use crate::output::{opt, print_json, table};
 use crate::runtime;
@@ -104,7 +105,14 @@ async fn webhook(root: &runtime::Root, org_id: u64, show: bool, url: Option<Stri
     }
     let secret = secret_from_env_or_prompt("CLASSY_WEBHOOK_SECRET", "webhook signing secret")?;
     check_webhook_secret(secret.expose_secret()).map_err(anyhow::Error::msg)?;
-    secrets.put(&name, secret).await?;
+    let existed = secrets.get(&name).await.is_ok();
+    let saved = secrets.put(&name, secret).await;
+    // The state says whether a secret is set, never what it is.
+    Audited::new(root, "org webhook secret set", format!("org {}", org.id))
+        .org(org.id)
+        .before(Some(serde_json::json!({ "secret_set": existed })))
+        .finish(saved, |_| Some(serde_json::json!({ "secret_set": true })))
+        .await?;
     println!(
         "organization {}: webhook signing secret saved; endpoint path {}",
         org.id,
@@ -162,8 +170,13 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                         format!("cannot read organization {org_id} with client {client_id}")
                     })?;
             }
-            let org = data
+            let added = data
                 .add_org(root.secrets().as_ref(), org_id, &name, &client_id, secret)
+                .await;
+            // The state is the organization (name, client id, status): never the secret.
+            let org = Audited::new(&root, "org add", format!("org {org_id}"))
+                .org(org_id)
+                .finish(added, state)
                 .await?;
             println!(
                 "added organization {} ({}), client {}",
@@ -205,11 +218,23 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
             }
         }
         OrgCommand::Disable { org_id } => {
-            data.set_org_status(org_id, OrgStatus::Disabled).await?;
+            let before = data.get_org(org_id).await.ok();
+            let done = data.set_org_status(org_id, OrgStatus::Disabled).await;
+            Audited::new(&root, "org disable", format!("org {org_id}"))
+                .org(org_id)
+                .before(before.as_ref().and_then(state))
+                .finish(done, state)
+                .await?;
             println!("organization {org_id} disabled");
         }
         OrgCommand::Enable { org_id } => {
-            data.set_org_status(org_id, OrgStatus::Enabled).await?;
+            let before = data.get_org(org_id).await.ok();
+            let done = data.set_org_status(org_id, OrgStatus::Enabled).await;
+            Audited::new(&root, "org enable", format!("org {org_id}"))
+                .org(org_id)
+                .before(before.as_ref().and_then(state))
+                .finish(done, state)
+                .await?;
             println!("organization {org_id} enabled");
         }
         OrgCommand::Compare { org_ids, opts } => {
@@ -227,7 +252,13 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                         .with_context(|| format!("--every {s:?}: expected seconds or `default`"))?,
                 ),
             };
-            let org = data.set_org_interval(org_id, entity, secs).await?;
+            let before = data.get_org(org_id).await.ok();
+            let done = data.set_org_interval(org_id, entity, secs).await;
+            let org = Audited::new(&root, "org schedule", format!("org {org_id} {entity}"))
+                .org(org_id)
+                .before(before.as_ref().and_then(state))
+                .finish(done, state)
+                .await?;
             println!(
                 "organization {} {entity}: {}",
                 org.id,

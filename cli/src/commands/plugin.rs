@@ -61,7 +61,8 @@ fn settings_from(
 }
 
 pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCode> {
-    let service = &runtime::open(target).await?.plugins();
+    let root = runtime::open(target).await?;
+    let service = &root.plugins();
     match cmd {
         PluginCommand::Add {
             org_id,
@@ -119,7 +120,17 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                 }
                 println!("{}: {}", spec.name, h.detail);
             }
-            service.put_plugin_config(org_id, config).await?;
+            let saved = service.put_plugin_config(org_id, config.clone()).await;
+            // The state is the plugin's settings; its credential is in the secret store.
+            crate::audit::Audited::new(
+                &root,
+                "org plugin add",
+                format!("org {org_id} plugin {}", spec.name),
+            )
+            .org(org_id)
+            .before(previous.as_ref().and_then(crate::audit::state))
+            .finish(saved, |_| crate::audit::state(&config))
+            .await?;
             println!(
                 "organization {org_id}: plugin {} configured ({})",
                 spec.name,
@@ -128,7 +139,21 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
         }
         PluginCommand::Remove { org_id, plugin } => {
             let spec = service.plugins.find(&plugin)?;
-            let existed = service.remove_plugin_config(org_id, spec.name).await?;
+            let before = service
+                .plugin_config(org_id, spec.name)
+                .await
+                .ok()
+                .flatten();
+            let removed = service.remove_plugin_config(org_id, spec.name).await;
+            let existed = crate::audit::Audited::new(
+                &root,
+                "org plugin remove",
+                format!("org {org_id} plugin {}", spec.name),
+            )
+            .org(org_id)
+            .before(before.as_ref().and_then(crate::audit::state))
+            .finish(removed, |_| None)
+            .await?;
             // The change feed's webhook target keeps its URL and signing secret there too.
             if spec.needs_secret || spec.name == classy_sync_destinations::change_feed::NAME {
                 let _ = service

@@ -166,7 +166,17 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
                 },
                 created_at: clock.unix(),
             };
-            definitions.add(&def).await?;
+            let added = definitions.add(&def).await;
+            let org = match def.scope {
+                ReportScope::Org(o) => Some(o),
+                ReportScope::All => None,
+            };
+            let mut audited =
+                crate::audit::Audited::new(&root, "report add", format!("report {}", def.id));
+            if let Some(o) = org {
+                audited = audited.org(o);
+            }
+            audited.finish(added, |_| crate::audit::state(&def)).await?;
             let next = def.next_run_after(clock.unix())?;
             println!(
                 "report {} added; next run {}",
@@ -200,7 +210,12 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             }
         }
         ReportCommand::Remove { id } => {
-            definitions.remove(&id).await?;
+            let before = definitions.load(&id).await.ok();
+            let removed = definitions.remove(&id).await;
+            crate::audit::Audited::new(&root, "report remove", format!("report {id}"))
+                .before(before.as_ref().and_then(crate::audit::state))
+                .finish(removed, |_| None)
+                .await?;
             println!("report {id} removed");
         }
         ReportCommand::Preview(a) => {

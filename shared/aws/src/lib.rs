@@ -13,6 +13,7 @@ pub mod eventbridge;
 pub mod secrets_manager;
 pub mod ses;
 pub mod sqs;
+pub mod sts;
 
 pub use config::{sdk_config, AwsSettings, SettingsError};
 pub use dynamo::DynamoStore;
@@ -20,6 +21,7 @@ pub use eventbridge::{EventBridgeBus, EventBridgeConnector};
 pub use secrets_manager::SecretsManagerStore;
 pub use ses::SesMailer;
 pub use sqs::SqsQueue;
+pub use sts::caller_arn;
 
 use std::time::Duration;
 

@@ -1,0 +1,346 @@
+//! The audit trail end to end on `--backend local`: real commands append hash-chained
+//! entries (who, what, target, outcome, digests of the state, never a secret), `audit list`
+//! and `audit verify` read them, concurrent processes stay one chain, and an entry changed or
+//! deleted in the SQLite file makes `audit verify` exit non-zero naming the entry.
+
+use classy_sync_core::domain::audit::{state_digest, AuditEntry};
+use classy_sync_core::domain::keys::{audit_entry_sk, AUDIT_PK};
+use classy_sync_core::ports::{Condition, Store};
+use classy_sync_local::SqliteStore;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_classy-sync");
+const CLIENT_SECRET: &str = "audit-client-secret-7f3a9c";
+
+fn cli(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("CLASSY_SYNC_DATA_DIR", data)
+        .env("USER", "audit-tester")
+        .env_remove("CLASSY_SYNC_BACKEND")
+        .env_remove("CLASSY_CLIENT_SECRET")
+        .env_remove("CLASSY_SYNC_AUDIT_RETENTION_DAYS")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(c: &mut Command) -> (bool, String, String) {
+    let out: Output = c.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ok(c: &mut Command) -> String {
+    let (success, stdout, stderr) = run(c);
+    assert!(success, "failed: {stdout}\n{stderr}");
+    stdout
+}
+
+fn entries(data: &Path, extra: &[&str]) -> Vec<AuditEntry> {
+    let mut args = vec!["audit", "list", "--json"];
+    args.extend_from_slice(extra);
+    serde_json::from_str(&ok(cli(data).args(args))).unwrap()
+}
+
+fn add_org(data: &Path, id: &str) {
+    ok(cli(data)
+        .args([
+            "org",
+            "add",
+            id,
+            "--name",
+            "Audit Org",
+            "--client-id",
+            "audit-app",
+            "--no-verify",
+        ])
+        .env("CLASSY_CLIENT_SECRET", CLIENT_SECRET));
+}
+
+#[tokio::test]
+async fn commands_are_audited_chained_and_tampering_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+
+    // Nothing recorded yet: an empty trail is intact.
+    let out = ok(cli(data).args(["audit", "verify"]));
+    assert!(out.contains("chain intact"), "{out}");
+
+    add_org(data, "5001");
+    add_org(data, "5002");
+    ok(cli(data).args(["org", "disable", "5001"]));
+    ok(cli(data).args([
+        "org",
+        "schedule",
+        "5002",
+        "--entity",
+        "supporters",
+        "--every",
+        "600",
+    ]));
+    ok(cli(data).args(["notify", "channel", "add", "board", "console"]));
+    ok(cli(data).args(["failures", "reset", "5002"]));
+    // A failed attempt that reaches the store: the organization is unknown.
+    let (success, _, stderr) = run(cli(data).args(["org", "enable", "9999"]));
+    assert!(!success);
+    assert!(stderr.contains("9999"), "{stderr}");
+
+    let all = entries(data, &[]);
+    let actions: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("org add", "org 5001", "ok"),
+            ("org add", "org 5002", "ok"),
+            ("org disable", "org 5001", "ok"),
+            ("org schedule", "org 5002 supporters", "ok"),
+            ("notify channel add", "channel board", "ok"),
+            ("failures reset", "org 5002", "ok"),
+            ("org enable", "org 9999", all[6].outcome.as_str()),
+        ]
+    );
+    assert!(
+        all[6].outcome.starts_with("failed: ") && all[6].outcome.contains("9999"),
+        "{}",
+        all[6].outcome
+    );
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=7).collect::<Vec<u64>>()
+    );
+    assert!(all.iter().all(|e| e.actor == "audit-tester"));
+    for w in all.windows(2) {
+        assert_eq!(w[1].prev_hash.as_deref(), Some(w[0].hash.as_str()));
+        assert_eq!(w[1].prev_at.as_deref(), Some(w[0].at.as_str()));
+    }
+
+    // The digests are of the organization as `org show --json` prints it: no secret in it.
+    let shown: Value =
+        serde_json::from_str(&ok(cli(data).args(["org", "show", "5002", "--json"]))).unwrap();
+    assert_eq!(all[3].after_digest, Some(state_digest(&shown)));
+    let disabled: Value =
+        serde_json::from_str(&ok(cli(data).args(["org", "show", "5001", "--json"]))).unwrap();
+    assert_eq!(all[2].after_digest, Some(state_digest(&disabled)));
+    assert_ne!(all[2].before_digest, all[2].after_digest);
+    assert_eq!(all[0].before_digest, None);
+    assert!(all[0].after_digest.is_some());
+    // Never the client secret: not in the listing, not anywhere in the audit partition.
+    let listing = ok(cli(data).args(["audit", "list", "--json"]));
+    assert!(!listing.contains(CLIENT_SECRET));
+    let store = SqliteStore::open(data.join("store.db")).unwrap();
+    let page = store
+        .query(AUDIT_PK, &classy_sync_core::ports::SkRange::All, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 8, "HEAD and 7 entries");
+    for item in &page.items {
+        assert!(!item.data.contains(CLIENT_SECRET), "{}", item.data);
+        if item.sk != "HEAD" {
+            let at = chrono::DateTime::parse_from_rfc3339(&item.parse::<AuditEntry>().unwrap().at)
+                .unwrap();
+            // Retention: a year by default.
+            assert_eq!(item.expires_at, Some(at.timestamp() + 365 * 24 * 3600));
+        }
+    }
+
+    // Filters.
+    let of_5002 = entries(data, &["--org", "5002"]);
+    assert_eq!(
+        of_5002.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 4, 6]
+    );
+    assert!(entries(data, &["--since", "2999-01-01"]).is_empty());
+    assert_eq!(entries(data, &["--since", "1h"]).len(), 7);
+    let table = ok(cli(data).args(["audit", "list"]));
+    assert!(
+        table.contains("org disable") && table.contains("audit-tester"),
+        "{table}"
+    );
+
+    let out = ok(cli(data).args(["audit", "verify"]));
+    assert!(out.contains("7 entries checked, seq 1 to 7"), "{out}");
+    assert!(out.contains("chain intact"), "{out}");
+
+    // Tamper: entry 3 now says someone else disabled the organization.
+    let key = audit_entry_sk(3);
+    let original = store.get(AUDIT_PK, &key).await.unwrap().unwrap();
+    let mut forged = original.clone();
+    forged.data = original.data.replace("audit-tester", "someone-else");
+    assert_ne!(forged.data, original.data);
+    store.put(forged, Condition::Always).await.unwrap();
+    let (success, out, _) = run(cli(data).args(["audit", "verify"]));
+    assert!(!success, "a changed entry must fail verification: {out}");
+    assert!(out.contains("chain broken: entry 3 was changed"), "{out}");
+    let (success, out, _) = run(cli(data).args(["audit", "verify", "--json"]));
+    assert!(!success);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["intact"], false);
+
+    // Restored, it verifies again; deleting a middle entry breaks it again.
+    store.put(original, Condition::Always).await.unwrap();
+    ok(cli(data).args(["audit", "verify"]));
+    store
+        .delete(AUDIT_PK, &audit_entry_sk(4), Condition::Always)
+        .await
+        .unwrap();
+    let (success, out, _) = run(cli(data).args(["audit", "verify"]));
+    assert!(!success);
+    assert!(out.contains("entries 4..=4 were deleted"), "{out}");
+
+    // Deleting the tail (the newest entry) is detected through the head.
+    let dir2 = tempfile::tempdir().unwrap();
+    add_org(dir2.path(), "6001");
+    ok(cli(dir2.path()).args(["org", "disable", "6001"]));
+    let store2 = SqliteStore::open(dir2.path().join("store.db")).unwrap();
+    store2
+        .delete(AUDIT_PK, &audit_entry_sk(2), Condition::Always)
+        .await
+        .unwrap();
+    let (success, out, _) = run(cli(dir2.path()).args(["audit", "verify"]));
+    assert!(!success);
+    assert!(out.contains("the last entries 2..=2 were deleted"), "{out}");
+}
+
+#[test]
+fn concurrent_processes_append_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_org(data, "7001");
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let verb = if i % 2 == 0 { "disable" } else { "enable" };
+            cli(data)
+                .args(["org", verb, "7001"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let all = entries(data, &[]);
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=9).collect::<Vec<u64>>()
+    );
+    let out = ok(cli(data).args(["audit", "verify"]));
+    assert!(
+        out.contains("9 entries checked") && out.contains("chain intact"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_retention_setting_is_refused_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_org(data, "8001");
+    let (success, _, stderr) = run(cli(data)
+        .args(["org", "disable", "8001"])
+        .env("CLASSY_SYNC_AUDIT_RETENTION_DAYS", "forever"));
+    assert!(!success);
+    assert!(
+        stderr.contains("audit trail") && stderr.contains("CLASSY_SYNC_AUDIT_RETENTION_DAYS"),
+        "{stderr}"
+    );
+    // The change itself stayed made.
+    let shown: Value =
+        serde_json::from_str(&ok(cli(data).args(["org", "show", "8001", "--json"]))).unwrap();
+    assert_eq!(shown["status"], "disabled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aws_backend_records_the_callers_arn_and_verifies_on_dynamodb() {
+    use classy_sync_aws::DynamoStore;
+    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
+    let moto = MotoServer::start();
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
+        .await
+        .unwrap();
+    let (queue_url, _) =
+        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
+            .await
+            .unwrap();
+    let aws = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("--backend")
+            .arg("aws")
+            .args(args)
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("CLASSY_SYNC_TABLE", "classy-sync")
+            .env("CLASSY_SYNC_QUEUE_URL", &queue_url)
+            .env("CLASSY_SYNC_AUDIT_RETENTION_DAYS", "30")
+            // The OS user is not the actor on AWS.
+            .env("USER", "local-user")
+            .env_remove("CLASSY_CLIENT_SECRET")
+            .stdin(Stdio::null());
+        c
+    };
+    ok(aws(&[
+        "org",
+        "add",
+        "4343",
+        "--name",
+        "A",
+        "--client-id",
+        "c1",
+        "--no-verify",
+    ])
+    .env("CLASSY_CLIENT_SECRET", CLIENT_SECRET));
+    ok(&mut aws(&["org", "disable", "4343"]));
+
+    let sdk = moto.sdk_config().await;
+    let arn = classy_sync_aws::caller_arn(&sdk).await.unwrap();
+    assert!(arn.starts_with("arn:aws:"), "{arn}");
+    let listed: Vec<AuditEntry> =
+        serde_json::from_str(&ok(&mut aws(&["audit", "list", "--json"]))).unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.iter().all(|e| e.actor == arn), "{listed:?}");
+    assert_eq!(listed[0].action, "org add");
+    assert_eq!(listed[1].action, "org disable");
+    let out = ok(&mut aws(&["audit", "verify"]));
+    assert!(
+        out.contains("2 entries checked") && out.contains("chain intact"),
+        "{out}"
+    );
+
+    // In DynamoDB: TTL 30 days on the entries, never the secret; then a forged entry.
+    let settings = classy_sync_aws::AwsSettings::from_lookup(|n| match n {
+        "CLASSY_SYNC_TABLE" => Some("classy-sync".into()),
+        "CLASSY_SYNC_QUEUE_URL" => Some(queue_url.clone()),
+        _ => None,
+    })
+    .unwrap();
+    let store = DynamoStore::from_settings(&sdk, &settings);
+    let entry = store
+        .get(AUDIT_PK, &audit_entry_sk(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!entry.data.contains(CLIENT_SECRET));
+    let at = chrono::DateTime::parse_from_rfc3339(&listed[0].at).unwrap();
+    assert_eq!(entry.expires_at, Some(at.timestamp() + 30 * 24 * 3600));
+    let mut forged = entry.clone();
+    forged.data = entry.data.replace("org add", "org list");
+    store.put(forged, Condition::Always).await.unwrap();
+    let (success, out, _) = run(&mut aws(&["audit", "verify"]));
+    assert!(!success, "{out}");
+    assert!(out.contains("entry 1 was changed"), "{out}");
+}
