@@ -455,6 +455,16 @@ impl ClassySource for ClassyClient {
         entity: Entity,
         query: &ListQuery,
     ) -> Result<SourcePage, SourceError> {
+        self.list_page_counted(creds, org, entity, query).await.0
+    }
+
+    async fn list_page_counted(
+        &self,
+        creds: &AppCredentials,
+        org: OrgId,
+        entity: Entity,
+        query: &ListQuery,
+    ) -> (Result<SourcePage, SourceError>, Option<u32>) {
         let path = org_list_path(self.inner.config.api_base(), org, entity);
         let url = format!("{path}?{}", list_query_string(query));
         let log_path = loggable_path(&path).to_string();
@@ -468,9 +478,12 @@ impl ClassySource for ClassyClient {
                 (envelope, REQUESTS.with(Cell::get))
             })
             .await;
-        let mut page = envelope?.into_page(query.page.max(1));
-        page.requests = requests;
-        Ok(page)
+        let page = envelope.map(|e| {
+            let mut page = e.into_page(query.page.max(1));
+            page.requests = requests;
+            page
+        });
+        (page, Some(requests))
     }
 
     fn calls_made(&self) -> u64 {

@@ -120,6 +120,26 @@ pub fn run_prefix(entity: Entity) -> String {
     format!("RUN#{}#", entity.name())
 }
 
+/// An operation record (plugin push, report send, Classy health check, webhook delivery:
+/// `OP#<operation>#<start ms>#<id>`), sorted by start time within an operation.
+pub fn op_sk(operation: &str, started_unix_ms: i64, id: &str) -> String {
+    format!("{}#{id}", op_sk_from(operation, started_unix_ms))
+}
+
+pub fn op_prefix(operation: &str) -> String {
+    format!("OP#{operation}#")
+}
+
+/// First operation record sort key at or after `at_ms`.
+pub fn op_sk_from(operation: &str, at_ms: i64) -> String {
+    format!("{}{:015}", op_prefix(operation), at_ms.max(0))
+}
+
+/// First run record sort key at or after `at_ms`.
+pub fn run_sk_from(entity: Entity, at_ms: i64) -> String {
+    format!("{}{:015}", run_prefix(entity), at_ms.max(0))
+}
+
 pub fn last_run_sk(entity: Entity) -> String {
     format!("LASTRUN#{}", entity.name())
 }
@@ -409,6 +429,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("quarantined record", "ORG#<id>", "QUARANTINE#<entity>#<id>"),
     kind("run", "ORG#<id>", "RUN#<entity>#<start ms>#<run>"),
     kind("last run", "ORG#<id>", "LASTRUN#<entity>"),
+    kind("operation", "ORG#<id>", "OP#<operation>#<start ms>#<id>"),
     kind("change", "ORG#<id>", "CHG#<unix ms>#<entity>#<id>"),
     kind("credential", "ORG#<id>", "CREDENTIAL#classy"),
     kind("alert routing", "ORG#<id>", "ALERTROUTE"),
@@ -520,6 +541,12 @@ pub const SCANS: &[Scan] = &[
     scan("ORG#<id>", "RUN#<entity>#", &["run"], Extent::ToTheEnd),
     scan(
         "ORG#<id>",
+        "OP#<operation>#",
+        &["operation"],
+        Extent::ToTheEnd,
+    ),
+    scan(
+        "ORG#<id>",
         "QUARANTINE#<entity>#",
         &["quarantined record"],
         Extent::ToTheEnd,
@@ -582,6 +609,9 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("dirty marker", &org, dirty_supporter_sk(12));
     add("dirty marker", &org, dirty_campaign_sk(12));
     add("credential", &org, CREDENTIAL_SK.to_owned());
+    for op in ["push", "report", "health", "webhook"] {
+        add("operation", &org, op_sk(op, 1_700_000_000_000, "o1"));
+    }
     add("alert routing", &org, ALERT_ROUTE_SK.to_owned());
     add(
         "webhook delivery",

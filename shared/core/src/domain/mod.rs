@@ -19,6 +19,7 @@ pub mod segments;
 pub mod severity;
 pub mod template;
 pub mod timestamp;
+pub mod usage;
 pub mod webhook;
 
 pub use entities::{Campaign, RecurringPlan, Supporter, Transaction};

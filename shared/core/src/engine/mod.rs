@@ -31,6 +31,7 @@ pub mod sorter;
 pub mod state;
 pub mod status;
 pub mod sync;
+pub mod usage;
 pub mod templates;
 pub mod webhooks;
 pub mod writer;

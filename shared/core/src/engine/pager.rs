@@ -79,13 +79,14 @@ impl Pager {
     }
 
     async fn fetch(&self, query: ListQuery) -> Result<SourcePage, EngineError> {
-        let page = self
+        let (page, requests) = self
             .source
-            .list_page(&self.creds, self.org, self.entity, &query)
-            .await?;
+            .list_page_counted(&self.creds, self.org, self.entity, &query)
+            .await;
+        // A refused or failed call counts too (the run's Classy calls, in its record).
         self.requests
-            .fetch_add(u64::from(page.requests), Ordering::Relaxed);
-        Ok(page)
+            .fetch_add(u64::from(requests.unwrap_or(0)), Ordering::Relaxed);
+        Ok(page?)
     }
 
     fn query(&self, filter: Filter, sort: Sort, page: u32) -> ListQuery {

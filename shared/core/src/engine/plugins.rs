@@ -11,6 +11,7 @@ use crate::domain::aggregates::SupporterAggregates;
 use crate::domain::changes::{change_sk_from, parse_change, CHANGE_PREFIX, CHANGE_RETENTION_SECS};
 use crate::domain::keys::{self, org_pk};
 use crate::domain::schedule::failure_backoff;
+use crate::domain::usage::{push_mailchimp_calls, Operation};
 use crate::domain::{Entity, OrgId, Supporter, Transaction};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange};
 use crate::ports::{
@@ -334,6 +335,8 @@ impl PluginService {
             }
         };
         let now = self.data.clock.unix();
+        let started_at_ms = self.data.clock.now().timestamp_millis();
+        let t0 = std::time::Instant::now();
         let reconcile = opts.full
             || state.cursor_ms.is_none()
             || state
@@ -342,8 +345,16 @@ impl PluginService {
             || state
                 .cursor_ms
                 .is_some_and(|c| now - c / 1000 >= CHANGE_RETENTION_SECS - 24 * 3600);
+        let mut destination_calls = Some(0);
         let result = self
-            .push_plugin(org, &config, &state, reconcile, opts.dry_run)
+            .push_plugin(
+                org,
+                &config,
+                &state,
+                reconcile,
+                opts.dry_run,
+                &mut destination_calls,
+            )
             .await;
         if !opts.dry_run
             && !matches!(&result, Err(PluginError::Destination { plugin, .. }) if plugin == "lease")
@@ -382,6 +393,17 @@ impl PluginService {
                     tracing::warn!(org, plugin = %name, error = %e, "could not count compliance refusals");
                 }
             }
+            // Usage analytics: one operation record per organization×plugin push.
+            let mut op = self
+                .data
+                .new_op(org, Operation::Push, name.clone(), started_at_ms);
+            op.duration_ms = t0.elapsed().as_millis() as u64;
+            op.records = result.as_ref().ok().map(|(r, _)| r.sent);
+            op.classy_calls = Some(0);
+            op.destination_calls = destination_calls;
+            op.mailchimp_calls = push_mailchimp_calls(&name, destination_calls);
+            op.error = result.as_ref().err().map(|e| e.to_string());
+            self.data.record_op_logged(&op).await;
         }
         PluginRun {
             org,
@@ -399,6 +421,7 @@ impl PluginService {
         state: &PluginState,
         reconcile: bool,
         dry_run: bool,
+        destination_calls: &mut Option<u64>,
     ) -> Result<(PushReport, Option<i64>), PluginError> {
         let spec = self.plugins.find(&config.plugin)?;
         (spec.validate)(&config.settings)?;
@@ -432,6 +455,7 @@ impl PluginService {
             r = work => r,
             Err(e) = self.keep_plugin_lease(org, spec.name, &mut lease) => Err(e),
         };
+        *destination_calls = plugin.calls_made();
         let _ = plugin.shutdown().await;
         if let Some(l) = lease {
             let _ = self

@@ -10,6 +10,7 @@ use super::{Datastore, EngineError};
 use crate::channels::{self as channel, ChannelConfig, ChannelError, ChannelKind, ChannelSecrets};
 use crate::domain::analytics::{OrgSummary, Period};
 use crate::domain::report::{self, ReportDefinition, ReportScope, ReportView};
+use crate::domain::usage::Operation;
 use crate::domain::{OrgId, Timestamp};
 use crate::ports::{
     Condition, DeliveryReport, DeliveryStatus, Item, Message, MessageKind, Notifier, SecretStore,
@@ -252,13 +253,27 @@ pub async fn summaries(
     period: &str,
     now: Timestamp,
 ) -> Result<Vec<OrgSummary>, EngineError> {
-    let period = Period::from_str(period).map_err(|e| EngineError::Invalid(e.to_string()))?;
-    let orgs: Vec<OrgId> = match scope {
+    let orgs = scope_orgs(data, scope).await?;
+    summaries_of(data, &orgs, period, now).await
+}
+
+/// The organizations a report over `scope` covers.
+async fn scope_orgs(data: &Datastore, scope: ReportScope) -> Result<Vec<OrgId>, EngineError> {
+    Ok(match scope {
         ReportScope::Org(id) => vec![id],
         ReportScope::All => data.list_orgs().await?.into_iter().map(|o| o.id).collect(),
-    };
+    })
+}
+
+async fn summaries_of(
+    data: &Datastore,
+    orgs: &[OrgId],
+    period: &str,
+    now: Timestamp,
+) -> Result<Vec<OrgSummary>, EngineError> {
+    let period = Period::from_str(period).map_err(|e| EngineError::Invalid(e.to_string()))?;
     let mut out = Vec::with_capacity(orgs.len());
-    for org in orgs {
+    for &org in orgs {
         out.push(data.summarize(org, &period, now).await?);
     }
     Ok(out)
@@ -284,18 +299,50 @@ impl ReportService {
         message_id: String,
         now: Timestamp,
     ) -> Result<Vec<DeliveryReport>, EngineError> {
-        let sums = summaries(&self.data, def.scope, &def.period, now).await?;
-        let rendered = render(
-            title_for(Some(&def.id), &sums),
-            &def.sections,
-            &sums,
-            now.unix(),
-        );
-        let m = message(message_id, def, &rendered);
-        self.notifier
-            .notify(&m, &def.channels())
-            .await
-            .map_err(|e| EngineError::Invalid(e.to_string()))
+        let started_at_ms = self.data.clock.now().timestamp_millis();
+        let t0 = std::time::Instant::now();
+        let orgs = scope_orgs(&self.data, def.scope).await?;
+        let result = async {
+            let sums = summaries_of(&self.data, &orgs, &def.period, now).await?;
+            let rendered = render(
+                title_for(Some(&def.id), &sums),
+                &def.sections,
+                &sums,
+                now.unix(),
+            );
+            let m = message(message_id, def, &rendered);
+            self.notifier
+                .notify(&m, &def.channels())
+                .await
+                .map_err(|e| EngineError::Invalid(e.to_string()))
+        }
+        .await;
+        // Usage analytics: one operation record per organization the report covers (a
+        // report over every organization is recorded once in each). Reports read the store
+        // only: no Classy or Mailchimp call.
+        let error = match &result {
+            Ok(d) => {
+                let unsent = d
+                    .iter()
+                    .filter(|d| d.status != DeliveryStatus::Sent)
+                    .count();
+                (unsent > 0).then(|| format!("{unsent} of {} deliveries not sent", d.len()))
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        // No record in the partition of an organization that is gone.
+        let gone = matches!(&result, Err(EngineError::UnknownOrg(_)));
+        for org in orgs.into_iter().filter(|_| !gone) {
+            let mut op = self
+                .data
+                .new_op(org, Operation::Report, def.id.clone(), started_at_ms);
+            op.duration_ms = t0.elapsed().as_millis() as u64;
+            op.classy_calls = Some(0);
+            op.mailchimp_calls = Some(0);
+            op.error = error.clone();
+            self.data.record_op_logged(&op).await;
+        }
+        result
     }
 
     /// Sends every report whose latest occurrence (within [`CATCH_UP_SECS`]) has no

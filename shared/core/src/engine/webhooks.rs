@@ -19,6 +19,7 @@ use super::jobs::SyncJob;
 use super::{Datastore, EngineError, SyncMode};
 use crate::domain::keys::{lease_sk, org_pk, queued_sk, rerun_sk, webhook_delivery_sk};
 use crate::domain::organization::webhook_secret_name;
+use crate::domain::usage::Operation;
 use crate::domain::webhook::{self, SvixHeaders, VerifyError, MAX_BODY_BYTES};
 use crate::domain::{Entity, OrgId};
 use crate::ports::store::{Condition, Item};
@@ -245,6 +246,8 @@ impl WebhookReceiver {
         headers: &SvixHeaders,
         body: &[u8],
     ) -> WebhookOutcome {
+        let started_at_ms = self.data.clock.now().timestamp_millis();
+        let t0 = std::time::Instant::now();
         if body.len() > MAX_BODY_BYTES {
             return WebhookOutcome::TooLarge;
         }
@@ -337,6 +340,25 @@ impl WebhookReceiver {
                 }
             }
         }
+        // Usage analytics: one operation record per accepted delivery (no Classy or
+        // Mailchimp call is made here; the syncs it asks for have their own run records).
+        let subject = done
+            .iter()
+            .map(|(e, _)| e.name())
+            .collect::<Vec<_>>()
+            .join("+");
+        let subject = if subject.is_empty() {
+            "none".to_string()
+        } else {
+            subject
+        };
+        let mut op = self
+            .data
+            .new_op(org, Operation::Webhook, subject, started_at_ms);
+        op.duration_ms = t0.elapsed().as_millis() as u64;
+        op.classy_calls = Some(0);
+        op.mailchimp_calls = Some(0);
+        self.data.record_op_logged(&op).await;
         WebhookOutcome::Accepted { entities: done }
     }
 }

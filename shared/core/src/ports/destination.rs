@@ -333,6 +333,13 @@ pub trait Destination: Send + Sync {
     async fn shutdown(&mut self) -> Result<(), PluginError> {
         Ok(())
     }
+
+    /// HTTP requests this plugin sent to its destination since it was built (one run:
+    /// `prepare`, every push and `finish`, retries included), when it counts them; the usage
+    /// analytics record it per push.
+    fn calls_made(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// How the engine finds, checks and builds one kind of destination.

@@ -165,6 +165,21 @@ pub trait ClassySource: Send + Sync {
         query: &ListQuery,
     ) -> Result<SourcePage, SourceError>;
 
+    /// [`ClassySource::list_page`] with the HTTP requests it took (retries and any token
+    /// request included), also when it failed; `None` when a failed call's requests are not
+    /// known (this default: a client that does not count them).
+    async fn list_page_counted(
+        &self,
+        creds: &AppCredentials,
+        org: OrgId,
+        entity: Entity,
+        query: &ListQuery,
+    ) -> (Result<SourcePage, SourceError>, Option<u32>) {
+        let r = self.list_page(creds, org, entity, query).await;
+        let n = r.as_ref().ok().map(|p| p.requests);
+        (r, n)
+    }
+
     /// HTTP requests sent so far (auth included, retries included): API efficiency.
     fn calls_made(&self) -> u64;
 }

@@ -562,6 +562,11 @@ impl Destination for MailchimpDestination {
         outcome.map(|()| report)
     }
 
+    fn calls_made(&self) -> Option<u64> {
+        // The client is made by `prepare`, once per run: its counter is this run's calls.
+        Some(self.client.as_ref().map_or(0, MailchimpClient::calls))
+    }
+
     async fn health(&self, _ctx: &DestinationContext) -> Result<DestinationHealth, PluginError> {
         let client = self.client()?;
         if let Err(e) = client.ping().await {

@@ -12,6 +12,7 @@ use crate::domain::keys::{
     cursor_sk, fail_sk, health_probe_sk, org_pk, prefix_end, run_prefix, run_sk, HEALTH_PK,
 };
 use crate::domain::schedule::interval;
+use crate::domain::usage::Operation;
 use crate::domain::{Entity, OrgId, Organization};
 use crate::engine::credentials::{CredentialInfo, CREDENTIAL_SK};
 use crate::engine::orgs::app_credentials;
@@ -65,6 +66,7 @@ pub(super) async fn registry(m: &HealthMonitor) -> Vec<Arc<dyn HealthCheck>> {
     for org in enabled {
         if let Some(source) = &m.source {
             checks.push(Arc::new(ClassyCheck {
+                data: e.clone(),
                 secrets: m.secrets.clone(),
                 source: source.clone(),
                 org: org.clone(),
@@ -236,6 +238,7 @@ impl HealthCheck for QueueCheck {
 }
 
 struct ClassyCheck {
+    data: Datastore,
     secrets: Arc<dyn SecretStore>,
     source: Arc<dyn ClassySource>,
     org: Organization,
@@ -253,6 +256,7 @@ impl HealthCheck for ClassyCheck {
         Some(self.org.id)
     }
     async fn run(&self) -> Vec<CheckResult> {
+        let started_at_ms = self.data.clock.now().timestamp_millis();
         let t0 = Instant::now();
         let call = async {
             let creds = app_credentials(self.secrets.as_ref(), &self.org).await?;
@@ -260,13 +264,33 @@ impl HealthCheck for ClassyCheck {
                 per_page: 1,
                 ..ListQuery::default()
             };
-            self.source
-                .list_page(&creds, self.org.id, Entity::Campaigns, &q)
-                .await?;
-            Ok::<_, crate::engine::EngineError>(())
+            let (page, requests) = self
+                .source
+                .list_page_counted(&creds, self.org.id, Entity::Campaigns, &q)
+                .await;
+            Ok::<_, crate::engine::EngineError>((page, requests))
         }
         .await;
+        // Usage analytics: the check's Classy calls, known for a refused call too (none were
+        // made when the credential could not be read).
+        let (call, calls): (Result<(), crate::engine::EngineError>, _) = match call {
+            Ok((page, requests)) => (
+                page.map(|_| ()).map_err(Into::into),
+                requests.map(u64::from),
+            ),
+            Err(e) => (Err(e), Some(0)),
+        };
         let ms = t0.elapsed().as_millis() as u64;
+        // One operation record per organization's Classy check.
+        let mut op = self
+            .data
+            .new_op(self.org.id, Operation::Health, "classy", started_at_ms);
+        op.duration_ms = ms;
+        op.classy_calls = calls;
+        // The destination probe is its own check; this one calls Classy only.
+        op.mailchimp_calls = Some(0);
+        op.error = call.as_ref().err().map(|e| e.to_string());
+        self.data.record_op_logged(&op).await;
         let r = CheckResult::new(self.key(), "component", HealthStatus::Pass)
             .id(format!("org {}", self.org.id))
             .for_org(self.org.id, None)
