@@ -344,3 +344,106 @@ async fn the_aws_backend_records_the_callers_arn_and_verifies_on_dynamodb() {
     assert!(!success, "{out}");
     assert!(out.contains("entry 1 was changed"), "{out}");
 }
+
+#[test]
+fn plugin_report_notify_alert_and_dlq_commands_are_audited() {
+    const MC_KEY: &str = "0123456789abcdef0123456789abcdef-us1";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_org(data, "9001");
+    ok(cli(data)
+        .args([
+            "org",
+            "plugin",
+            "add",
+            "9001",
+            "mailchimp",
+            "--list-id",
+            "L1",
+            "--no-verify",
+        ])
+        .env("MAILCHIMP_API_KEY", MC_KEY));
+    ok(cli(data).args(["org", "plugin", "remove", "9001", "mailchimp"]));
+    // Removing it again fails, and is recorded as failed.
+    let (success, _, _) = run(cli(data).args(["org", "plugin", "remove", "9001", "mailchimp"]));
+    assert!(!success);
+    ok(cli(data).args([
+        "report",
+        "add",
+        "weekly",
+        "--org",
+        "9001",
+        "--schedule",
+        "0 8 * * MON",
+        "--email",
+        "ops@example.org",
+    ]));
+    ok(cli(data).args(["report", "remove", "weekly"]));
+    ok(cli(data).args(["notify", "channel", "add", "ops", "console"]));
+    ok(cli(data).args(["notify", "channel", "remove", "ops"]));
+    ok(cli(data).args(["alerts", "silence", "org 9001", "--for", "2h"]));
+    ok(cli(data).args(["dlq", "replay", "--all"]));
+
+    let all = entries(data, &[]);
+    let got: Vec<(&str, &str, Option<u64>, bool)> = all
+        .iter()
+        .map(|e| {
+            (
+                e.action.as_str(),
+                e.target.as_str(),
+                e.org,
+                e.outcome == "ok",
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("org add", "org 9001", Some(9001), true),
+            (
+                "org plugin add",
+                "org 9001 plugin mailchimp",
+                Some(9001),
+                true
+            ),
+            (
+                "org plugin remove",
+                "org 9001 plugin mailchimp",
+                Some(9001),
+                true
+            ),
+            (
+                "org plugin remove",
+                "org 9001 plugin mailchimp",
+                Some(9001),
+                false
+            ),
+            ("report add", "report weekly", Some(9001), true),
+            ("report remove", "report weekly", Some(9001), true),
+            ("notify channel add", "channel ops", None, true),
+            ("notify channel remove", "channel ops", None, true),
+            ("alerts silence", "silence org 9001", None, true),
+            ("dlq replay", "all dead letters", None, true),
+        ]
+    );
+    assert!(
+        all[3].outcome.contains("not configured"),
+        "{}",
+        all[3].outcome
+    );
+    // A removal's before-state is the addition's after-state.
+    assert_eq!(all[2].before_digest, all[1].after_digest);
+    assert_eq!(all[5].before_digest, all[4].after_digest);
+    assert_eq!(all[7].before_digest, all[6].after_digest);
+    let store = std::fs::read(data.join("store.db")).unwrap();
+    let needle = MC_KEY.as_bytes();
+    assert!(
+        !store.windows(needle.len()).any(|w| w == needle),
+        "the Mailchimp key is in the store"
+    );
+    let out = ok(cli(data).args(["audit", "verify"]));
+    assert!(
+        out.contains("10 entries checked") && out.contains("chain intact"),
+        "{out}"
+    );
+}

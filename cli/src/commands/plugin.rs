@@ -145,7 +145,24 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
                 .ok()
                 .flatten();
             let removed = service.remove_plugin_config(org_id, spec.name).await;
-            let existed = crate::audit::Audited::new(
+            // The change feed's webhook target keeps its URL and signing secret there too.
+            if spec.needs_secret || spec.name == classy_sync_destinations::change_feed::NAME {
+                let _ = service
+                    .secrets
+                    .delete(&plugin_secret_name(org_id, spec.name))
+                    .await;
+            }
+            let removed = removed.map_err(anyhow::Error::from).and_then(|existed| {
+                if existed {
+                    Ok(())
+                } else {
+                    Err(anyhow::anyhow!(
+                        "plugin {} is not configured for organization {org_id}",
+                        spec.name
+                    ))
+                }
+            });
+            crate::audit::Audited::new(
                 &root,
                 "org plugin remove",
                 format!("org {org_id} plugin {}", spec.name),
@@ -154,19 +171,6 @@ pub async fn run(target: &runtime::Target, cmd: PluginCommand) -> Result<ExitCod
             .before(before.as_ref().and_then(crate::audit::state))
             .finish(removed, |_| None)
             .await?;
-            // The change feed's webhook target keeps its URL and signing secret there too.
-            if spec.needs_secret || spec.name == classy_sync_destinations::change_feed::NAME {
-                let _ = service
-                    .secrets
-                    .delete(&plugin_secret_name(org_id, spec.name))
-                    .await;
-            }
-            if !existed {
-                bail!(
-                    "plugin {} is not configured for organization {org_id}",
-                    spec.name
-                );
-            }
             println!("organization {org_id}: plugin {} removed", spec.name);
         }
         PluginCommand::Show {

@@ -212,10 +212,13 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
         ReportCommand::Remove { id } => {
             let before = definitions.load(&id).await.ok();
             let removed = definitions.remove(&id).await;
-            crate::audit::Audited::new(&root, "report remove", format!("report {id}"))
-                .before(before.as_ref().and_then(crate::audit::state))
-                .finish(removed, |_| None)
-                .await?;
+            let mut audited =
+                crate::audit::Audited::new(&root, "report remove", format!("report {id}"))
+                    .before(before.as_ref().and_then(crate::audit::state));
+            if let Some(ReportScope::Org(o)) = before.as_ref().map(|d| &d.scope) {
+                audited = audited.org(*o);
+            }
+            audited.finish(removed, |_| None).await?;
             println!("report {id} removed");
         }
         ReportCommand::Preview(a) => {
