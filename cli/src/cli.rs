@@ -80,6 +80,9 @@ pub enum Command {
     /// The audit trail of administrative actions: list, verify the hash chain.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),
+    /// Usage: runs, records, Classy/Mailchimp calls, errors and duration p50/p95/p99 per
+    /// organization and operation, Classy calls per day against the application's budget.
+    Usage(crate::commands::usage::UsageArgs),
 }
 
 #[derive(Subcommand, Debug)]

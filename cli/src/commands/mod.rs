@@ -19,6 +19,7 @@ pub mod report;
 mod run;
 mod status;
 mod sync;
+pub mod usage;
 
 use crate::cli::{Cli, Command};
 use std::process::ExitCode;
@@ -44,5 +45,6 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Notify(cmd) => notify::run(&target, cmd).await,
         Command::Push(a) => push::run(&target, a).await,
         Command::Audit(c) => audit::run(&target, c).await,
+        Command::Usage(a) => usage::run(&target, a).await,
     }
 }
