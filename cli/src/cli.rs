@@ -77,6 +77,10 @@ pub enum Command {
     Notify(NotifyCommand),
     /// Push what changed to the destination plugins (Mailchimp, ...).
     Push(PushArgs),
+    /// Tenant templates (schedules, plugin settings, alert routing, report presets) that
+    /// `org add`/`org import`/`org update` apply with --template.
+    #[command(subcommand)]
+    Template(crate::commands::template::TemplateCommand),
     /// The audit trail of administrative actions: list, verify the hash chain.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),
@@ -99,6 +103,9 @@ pub enum OrgCommand {
         /// Skip checking the credentials against Classy before saving.
         #[arg(long)]
         no_verify: bool,
+        /// Apply this template (built-in or stored, see `classy-sync template list`).
+        #[arg(long)]
+        template: Option<String>,
     },
     List {
         #[arg(long)]

@@ -19,6 +19,7 @@ pub mod report;
 mod run;
 mod status;
 mod sync;
+pub mod template;
 pub mod usage;
 
 use crate::cli::{Cli, Command};
@@ -44,6 +45,7 @@ pub async fn dispatch(args: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(c) => report::run(&target, c).await,
         Command::Notify(cmd) => notify::run(&target, cmd).await,
         Command::Push(a) => push::run(&target, a).await,
+        Command::Template(c) => template::run(&target, c).await,
         Command::Audit(c) => audit::run(&target, c).await,
         Command::Usage(a) => usage::run(&target, a).await,
     }

@@ -156,7 +156,13 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
             name,
             client_id,
             no_verify,
+            template,
         } => {
+            // An unknown template is refused before anything is written.
+            let template = match &template {
+                Some(name) => Some((name.clone(), data.template(name).await?)),
+                None => None,
+            };
             let secret = client_secret()?;
             if !no_verify {
                 let creds = AppCredentials {
@@ -182,6 +188,24 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                 "added organization {} ({}), client {}",
                 org.id, org.name, org.client_id
             );
+            if let Some((name, t)) = template {
+                let result = root
+                    .plugins()
+                    .apply_template(org.id, &t)
+                    .await
+                    .with_context(|| format!("template {name} on organization {}", org.id));
+                let applied = Audited::new(&root, "org template", format!("org {}", org.id))
+                    .org(org.id)
+                    .finish(result, state)
+                    .await?;
+                println!("template {name}:");
+                for line in applied.lines() {
+                    println!("  {line}");
+                }
+                if applied.lines().is_empty() {
+                    println!("  nothing to change");
+                }
+            }
         }
         OrgCommand::Credentials(a) => super::credentials::run(data, a).await?,
         OrgCommand::List { json } => {

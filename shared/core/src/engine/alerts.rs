@@ -70,7 +70,7 @@ impl Alerts {
         let mut routes: BTreeMap<u64, Option<AlertRouting>> = BTreeMap::new();
         for (state, _, channels) in steps.iter_mut() {
             let Some(org) = state.org else { continue };
-            if !routes.contains_key(&org) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = routes.entry(org) {
                 let routing = match self.data.alert_routing(org).await? {
                     Some(mut r) => {
                         let mut kept = Vec::new();
@@ -90,7 +90,7 @@ impl Alerts {
                     }
                     None => None,
                 };
-                routes.insert(org, routing);
+                slot.insert(routing);
             }
             if let Some(Some(r)) = routes.get(&org) {
                 if r.routes(state.severity) {
