@@ -416,7 +416,8 @@ mod tests {
     #[test]
     fn changing_any_field_is_detected() {
         let (c, h) = chain(4, t0());
-        let tampers: Vec<(&str, Box<dyn Fn(&mut AuditEntry)>)> = vec![
+        type Tamper = Box<dyn Fn(&mut AuditEntry)>;
+        let tampers: Vec<(&str, Tamper)> = vec![
             ("seq", Box::new(|e| e.seq += 10)),
             ("at", Box::new(|e| e.at = "2026-01-02T00:00:01.000Z".into())),
             ("actor", Box::new(|e| e.actor = "mallory".into())),
