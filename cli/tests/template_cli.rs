@@ -362,3 +362,72 @@ async fn org_add_with_a_template_applies_schedule_reports_routing_and_plugins_id
         "the routed copy is the failure-streak message: {deliveries}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_work_on_the_aws_backend() {
+    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
+    let moto = MotoServer::start();
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
+        .await
+        .unwrap();
+    let (queue_url, _) =
+        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let aws = |args: &[&str]| {
+        let mut c = cli(&dir.path().join("unused"));
+        c.arg("--backend")
+            .arg("aws")
+            .args(args)
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("CLASSY_SYNC_TABLE", "classy-sync")
+            .env("CLASSY_SYNC_QUEUE_URL", &queue_url);
+        c
+    };
+    let mut t = regional();
+    t.as_object_mut().unwrap().remove("alerts");
+    t["reports"][0]["recipients"] = json!({"emails": ["board@example.org"]});
+    let file = write(dir.path(), "regional.json", &t);
+    let mut bad = t.clone();
+    bad["plugins"]["mailchimp"]["password"] = json!("pw-not-for-logs");
+    let bad_file = write(dir.path(), "bad.json", &bad);
+    let (code, _, err) = run(&mut aws(&[
+        "template", "add", "regional", "--file", &bad_file,
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("plugins.mailchimp.password: secrets never go in a template"),
+        "{err}"
+    );
+    assert!(!err.contains("pw-not-for-logs"));
+    ok(&mut aws(&["template", "add", "regional", "--file", &file]));
+    let listed = names(&json_of(&mut aws(&["template", "list", "--json"])));
+    assert_eq!(listed.len(), 4, "{listed:?}");
+    assert!(listed.contains(&("regional".to_string(), false)));
+    assert_eq!(
+        json_of(&mut aws(&["template", "show", "regional", "--json"]))["schedule"],
+        json!({"supporters": 900, "transactions": 300})
+    );
+    let out = ok(
+        aws(&["org", "add", "4242", "--name", "A", "--client-id", "c1"])
+            .args(["--no-verify", "--template", "regional"])
+            .env("CLASSY_CLIENT_SECRET", "client-secret-value"),
+    );
+    assert!(out.contains("report weekly-4242 created"), "{out}");
+    assert_eq!(
+        json_of(&mut aws(&["org", "show", "4242", "--json"]))["schedule"],
+        json!({"supporters": 900, "transactions": 300})
+    );
+    ok(&mut aws(&["template", "remove", "regional"]));
+    let (code, _, err) = run(&mut aws(&["template", "show", "regional"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("not found"), "{err}");
+    let audit = ok(&mut aws(&["audit", "list", "--json"]));
+    for action in ["template add", "org template", "template remove"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+}
