@@ -305,19 +305,40 @@ async fn the_aws_backend_records_the_callers_arn_and_verifies_on_dynamodb() {
     ])
     .env("CLASSY_CLIENT_SECRET", CLIENT_SECRET));
     ok(&mut aws(&["org", "disable", "4343"]));
+    // Concurrent appenders on DynamoDB (transactions with conditions) stay one chain.
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            aws(&["org", if i % 2 == 0 { "enable" } else { "disable" }, "4343"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 
     let sdk = moto.sdk_config().await;
     let arn = classy_sync_aws::caller_arn(&sdk).await.unwrap();
     assert!(arn.starts_with("arn:aws:"), "{arn}");
     let listed: Vec<AuditEntry> =
         serde_json::from_str(&ok(&mut aws(&["audit", "list", "--json"]))).unwrap();
-    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        listed.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<u64>>()
+    );
     assert!(listed.iter().all(|e| e.actor == arn), "{listed:?}");
     assert_eq!(listed[0].action, "org add");
     assert_eq!(listed[1].action, "org disable");
     let out = ok(&mut aws(&["audit", "verify"]));
     assert!(
-        out.contains("2 entries checked") && out.contains("chain intact"),
+        out.contains("6 entries checked") && out.contains("chain intact"),
         "{out}"
     );
 
