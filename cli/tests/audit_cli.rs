@@ -206,6 +206,30 @@ async fn commands_are_audited_chained_and_tampering_is_detected() {
     let (success, out, _) = run(cli(dir2.path()).args(["audit", "verify"]));
     assert!(!success);
     assert!(out.contains("the last entries 2..=2 were deleted"), "{out}");
+
+    // Deleting the head: verify says so, and the next command does not start a second
+    // chain; it fails naming the audit trail (its change stays made).
+    store2
+        .delete(AUDIT_PK, "HEAD", Condition::Always)
+        .await
+        .unwrap();
+    let (success, out, _) = run(cli(dir2.path()).args(["audit", "verify"]));
+    assert!(!success);
+    assert!(
+        out.contains("the head is missing while entries exist (1 of them)"),
+        "{out}"
+    );
+    let (success, _, stderr) = run(cli(dir2.path()).args(["org", "enable", "6001"]));
+    assert!(!success);
+    assert!(
+        stderr.contains("audit trail could not record org enable")
+            && stderr.contains("head is missing"),
+        "{stderr}"
+    );
+    let shown: Value =
+        serde_json::from_str(&ok(cli(dir2.path()).args(["org", "show", "6001", "--json"])))
+            .unwrap();
+    assert_eq!(shown["status"], "enabled");
 }
 
 #[test]

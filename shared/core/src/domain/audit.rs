@@ -202,7 +202,7 @@ pub enum ChainBreak {
     Duplicate { seq: u64 },
     #[error("entry {seq} lies beyond the head (seq {head})")]
     BeyondHead { seq: u64, head: u64 },
-    #[error("the head is missing but {count} entries exist")]
+    #[error("the head is missing while entries exist ({count} of them)")]
     HeadMissing { count: usize },
     #[error("entry {seq}: unreadable time {value:?}")]
     BadTime { seq: u64, value: String },

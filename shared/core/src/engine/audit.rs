@@ -47,7 +47,23 @@ impl Datastore {
         for attempt in 1..=MAX_APPEND_ATTEMPTS {
             let (head, version) = match self.store.get(AUDIT_PK, AUDIT_HEAD_SK).await? {
                 Some(item) => (Some(item.parse::<AuditHead>()?), item.version),
-                None => (None, 0),
+                None => {
+                    // No head but a first entry: the head was deleted; appending would
+                    // start a second chain over the first.
+                    if self
+                        .store
+                        .get(AUDIT_PK, &audit_entry_sk(1))
+                        .await?
+                        .is_some()
+                    {
+                        return Err(EngineError::Invalid(
+                            "the audit trail's head is missing while entries exist \
+                             (see `classy-sync audit verify`)"
+                                .into(),
+                        ));
+                    }
+                    (None, 0)
+                }
             };
             let mut now = self.clock.now();
             // Times never go backwards along the chain (clocks of two hosts may differ).
