@@ -132,8 +132,19 @@ async fn usage_json_counts_the_cli_syncs_and_bad_periods_name_the_flag() {
     let by_org = usage["by_org"].as_array().unwrap();
     assert_eq!(by_org.len(), 4, "one row per entity: {usage}");
     assert!(by_org.iter().all(|r| r["org"] == org && r["runs"] == 2));
-    let day = &usage["classy_calls_per_day"][0];
-    assert_eq!(day["classy_calls"], seen);
+    // Per day (one row unless the test runs across midnight UTC) and per application.
+    for key in ["classy_calls_per_day", "classy_calls_per_application_day"] {
+        let days = usage[key].as_array().unwrap();
+        let sum: u64 = days
+            .iter()
+            .map(|d| d["classy_calls"].as_u64().unwrap())
+            .sum();
+        assert_eq!(sum, seen, "{key}: {usage}");
+    }
+    assert_eq!(
+        usage["classy_calls_per_application_day"][0]["application"],
+        app.client_id.as_str()
+    );
     assert_eq!(usage["budget_per_minute"], 1800);
 
     // The table.
@@ -144,6 +155,8 @@ async fn usage_json_counts_the_cli_syncs_and_bad_periods_name_the_flag() {
         "recurring-plans",
         "p99 ms",
         "Usage Org",
+        "share of daily budget",
+        app.client_id.as_str(),
     ] {
         assert!(table.contains(word), "{word}: {table}");
     }

@@ -273,6 +273,17 @@ async fn usage_counts_runs_records_errors_and_the_calls_the_sandbox_saw() {
     let d = &usage.classy_calls_per_day[0];
     assert_eq!(d.org, org);
     assert!((d.budget_share - d.classy_calls as f64 / BUDGET_PER_DAY as f64).abs() < 1e-15);
+    // One application reads the organization: the same calls against its budget (a row
+    // per UTC day; one unless the test runs across midnight).
+    let apps = &usage.classy_calls_per_application_day;
+    let client_id = &h.sandbox.apps()[0].client_id;
+    assert!(apps
+        .iter()
+        .all(|a| &a.application == client_id && a.orgs == vec![org]));
+    assert_eq!(
+        apps.iter().map(|a| a.classy_calls).sum::<u64>(),
+        classy_seen
+    );
     let b = d.busiest_minute.as_ref().unwrap();
     assert!(b.at_least <= b.at_most && b.at_most <= classy_seen, "{b:?}");
 

@@ -6,7 +6,7 @@ use crate::output::{print_json, table, thousands};
 use crate::runtime;
 use anyhow::Result;
 use clap::Args;
-use classy_sync_core::domain::usage::{UsagePeriod, UsageRow, BUDGET_PER_MINUTE};
+use classy_sync_core::domain::usage::{BusiestMinute, UsagePeriod, UsageRow, BUDGET_PER_MINUTE};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -42,6 +42,26 @@ fn row_cells(r: &UsageRow) -> Vec<String> {
         count(r.duration_ms.p95),
         count(r.duration_ms.p99),
     ]
+}
+
+/// The busiest minute and its calls (`at_least..at_most` when the bounds differ).
+fn busiest(b: &Option<BusiestMinute>) -> (String, String) {
+    match b {
+        Some(b) if b.at_least == b.at_most => (b.minute.clone(), thousands(b.at_most)),
+        Some(b) => (
+            b.minute.clone(),
+            format!("{}..{}", thousands(b.at_least), thousands(b.at_most)),
+        ),
+        None => ("-".into(), "-".into()),
+    }
+}
+
+fn calls_cell(calls: u64, unknown: u64) -> String {
+    if unknown > 0 {
+        format!("{} (+{unknown} runs unknown)", thousands(calls))
+    } else {
+        thousands(calls)
+    }
 }
 
 const COLUMNS: [&str; 9] = [
@@ -98,26 +118,33 @@ pub async fn run(target: &runtime::Target, args: UsageArgs) -> Result<ExitCode> 
         "calls in it",
     ]);
     for d in &usage.classy_calls_per_day {
-        let (minute, calls) = match &d.busiest_minute {
-            Some(b) if b.at_least == b.at_most => (b.minute.clone(), thousands(b.at_most)),
-            Some(b) => (
-                b.minute.clone(),
-                format!("{}..{}", thousands(b.at_least), thousands(b.at_most)),
-            ),
-            None => ("-".into(), "-".into()),
-        };
+        let (minute, calls) = busiest(&d.busiest_minute);
         t.add_row(vec![
             d.org.to_string(),
             d.day.clone(),
-            format!(
-                "{}{}",
-                thousands(d.classy_calls),
-                if d.runs_without_counts > 0 {
-                    format!(" (+{} runs unknown)", d.runs_without_counts)
-                } else {
-                    String::new()
-                }
-            ),
+            calls_cell(d.classy_calls, d.runs_without_counts),
+            format!("{:.4}%", d.budget_share * 100.0),
+            minute,
+            calls,
+        ]);
+    }
+    println!("{t}");
+    let mut t = table(&[
+        "application",
+        "day (UTC)",
+        "orgs",
+        "classy calls",
+        "share of daily budget",
+        "busiest minute",
+        "calls in it",
+    ]);
+    for d in &usage.classy_calls_per_application_day {
+        let (minute, calls) = busiest(&d.busiest_minute);
+        t.add_row(vec![
+            d.application.clone(),
+            d.day.clone(),
+            d.orgs.len().to_string(),
+            calls_cell(d.classy_calls, d.runs_without_counts),
             format!("{:.4}%", d.budget_share * 100.0),
             minute,
             calls,

@@ -317,6 +317,23 @@ pub struct Usage {
     /// Per operation, every organization together.
     pub by_operation: Vec<UsageRow>,
     pub classy_calls_per_day: Vec<DayCalls>,
+    /// The same per Classy application (client id) and day: the budget is the
+    /// application's, shared by every organization it reads.
+    pub classy_calls_per_application_day: Vec<ApplicationDayCalls>,
+}
+
+/// An application's Classy calls on one UTC day, over the organizations it reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApplicationDayCalls {
+    /// The application's OAuth client id (not a secret).
+    pub application: String,
+    pub day: String,
+    /// Its organizations with runs that day.
+    pub orgs: Vec<OrgId>,
+    pub classy_calls: u64,
+    pub runs_without_counts: u64,
+    pub budget_share: f64,
+    pub busiest_minute: Option<BusiestMinute>,
 }
 
 #[derive(Debug, Default)]
@@ -386,8 +403,9 @@ impl UsageBuilder {
         }
     }
 
-    /// The usage; `names` gives organizations' names (an unknown one is shown empty).
-    pub fn finish(self, names: &BTreeMap<OrgId, String>) -> Usage {
+    /// The usage; `names` gives organizations' names (an unknown one is shown empty) and
+    /// `apps` their Classy application (an unknown one is grouped under `""`).
+    pub fn finish(self, names: &BTreeMap<OrgId, String>, apps: &BTreeMap<OrgId, String>) -> Usage {
         let by_org = self
             .groups
             .into_iter()
@@ -401,12 +419,30 @@ impl UsageBuilder {
             .into_iter()
             .map(|(op, acc)| acc.row(None, op, None))
             .collect();
-        let classy_calls_per_day = self
-            .days
-            .into_iter()
-            .map(|((org, day), acc)| DayCalls {
+        let mut per_app: BTreeMap<(String, String), (Vec<OrgId>, DayAcc)> = BTreeMap::new();
+        let mut classy_calls_per_day = Vec::with_capacity(self.days.len());
+        for ((org, day), acc) in self.days {
+            classy_calls_per_day.push(DayCalls {
                 org,
+                day: day.clone(),
+                classy_calls: acc.calls,
+                runs_without_counts: acc.without,
+                budget_share: acc.calls as f64 / BUDGET_PER_DAY as f64,
+                busiest_minute: busiest_minute(&acc.intervals),
+            });
+            let app = apps.get(&org).cloned().unwrap_or_default();
+            let (orgs, sum) = per_app.entry((app, day)).or_default();
+            orgs.push(org);
+            sum.calls += acc.calls;
+            sum.without += acc.without;
+            sum.intervals.extend(acc.intervals);
+        }
+        let classy_calls_per_application_day = per_app
+            .into_iter()
+            .map(|((application, day), (orgs, acc))| ApplicationDayCalls {
+                application,
                 day,
+                orgs,
                 classy_calls: acc.calls,
                 runs_without_counts: acc.without,
                 budget_share: acc.calls as f64 / BUDGET_PER_DAY as f64,
@@ -421,6 +457,7 @@ impl UsageBuilder {
             by_org,
             by_operation,
             classy_calls_per_day,
+            classy_calls_per_application_day,
         }
     }
 }
@@ -568,7 +605,8 @@ mod tests {
         // Outside the period: ignored.
         b.add(&op(1, Operation::Sync, "supporters", 20_000_000, 1));
         let names = BTreeMap::from([(1, "One".to_string())]);
-        let u = b.finish(&names);
+        let apps = BTreeMap::from([(1, "app-a".to_string()), (2, "app-a".to_string())]);
+        let u = b.finish(&names, &apps);
 
         assert_eq!(u.by_org.len(), 4);
         let sup = &u.by_org[0];
@@ -622,6 +660,16 @@ mod tests {
         assert_eq!((d.org, d.day.as_str()), (1, "1970-01-01"));
         assert_eq!((d.classy_calls, d.runs_without_counts), (9, 1));
         assert!((d.budget_share - 9.0 / 2_592_000.0).abs() < 1e-15);
+        // Both organizations read with app-a: 9 + 3 calls that day, against one budget.
+        let a = &u.classy_calls_per_application_day;
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            (a[0].application.as_str(), &a[0].orgs),
+            ("app-a", &vec![1, 2])
+        );
+        assert_eq!((a[0].classy_calls, a[0].runs_without_counts), (12, 1));
+        // Runs of both overlap minute 0 (starts 1 s..6 s, each under a second).
+        assert_eq!(a[0].busiest_minute.as_ref().unwrap().at_most, 12);
         let json = serde_json::to_value(&u).unwrap();
         let p = &json["by_org"][0]["duration_ms"];
         assert_eq!(

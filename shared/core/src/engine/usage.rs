@@ -98,9 +98,11 @@ impl Datastore {
         };
         let mut b = UsageBuilder::new(from_ms, to_ms);
         let mut names = BTreeMap::new();
+        let mut apps = BTreeMap::new();
         let page = self.options.scan_page;
         for o in orgs {
             names.insert(o.id, o.name.clone());
+            apps.insert(o.id, o.client_id.clone());
             let pk = org_pk(o.id);
             for entity in Entity::ALL {
                 let range = SkRange::Between(
@@ -129,6 +131,6 @@ impl Datastore {
                 .await?;
             }
         }
-        Ok(b.finish(&names))
+        Ok(b.finish(&names, &apps))
     }
 }
