@@ -492,3 +492,57 @@ fn plugin_report_notify_alert_and_dlq_commands_are_audited() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn acknowledging_an_alert_is_audited_with_its_organization() {
+    use classy_sync_core::domain::alerts::{AlertState, AlertStatus};
+    use classy_sync_core::domain::keys::{alert_state_sk, ALERTS_PK};
+    use classy_sync_core::ports::Item;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_org(data, "9201");
+    // A firing alert as the alert evaluation stores it.
+    let firing = AlertState {
+        fingerprint: "fp9201abc".into(),
+        rule: "data-stale".into(),
+        subject: "org 9201 supporters".into(),
+        org: Some(9201),
+        severity: classy_sync_core::domain::Severity::Medium,
+        status: AlertStatus::Firing,
+        stage: None,
+        summary: "stale".into(),
+        fields: Vec::new(),
+        started_at: 1_700_000_000,
+        last_notified_at: None,
+        notifications: 0,
+        acked_at: None,
+        acked_by: None,
+        resolved_at: None,
+    };
+    let store = SqliteStore::open(data.join("store.db")).unwrap();
+    store
+        .put(
+            Item::json(ALERTS_PK, alert_state_sk(&firing.fingerprint), &firing),
+            Condition::Always,
+        )
+        .await
+        .unwrap();
+    ok(cli(data).args(["alerts", "ack", "fp9201", "--by", "oncall"]));
+    let (success, _, _) = run(cli(data).args(["alerts", "ack", "nosuchalert"]));
+    assert!(!success);
+    let all = entries(data, &[]);
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        (all[1].action.as_str(), all[1].target.as_str(), all[1].org),
+        ("alerts ack", "alert fp9201", Some(9201))
+    );
+    assert_eq!(all[1].outcome, "ok");
+    assert_eq!(
+        all[1].before_digest,
+        Some(state_digest(&serde_json::to_value(&firing).unwrap()))
+    );
+    assert_ne!(all[1].after_digest, all[1].before_digest);
+    assert_eq!(all[2].action, "alerts ack");
+    assert!(all[2].outcome.starts_with("failed: "), "{}", all[2].outcome);
+    assert_eq!(all[2].org, None);
+}

@@ -130,10 +130,20 @@ pub async fn run(target: &runtime::Target, cmd: AlertsCommand) -> Result<ExitCod
             println!("{t}");
         }
         AlertsCommand::Ack { id, by } => {
+            let before = alerts.states().await.ok().and_then(|states| {
+                let mut found = states
+                    .into_iter()
+                    .filter(|s| s.fingerprint.starts_with(&id));
+                found.next().filter(|_| found.next().is_none())
+            });
             let acked = alerts.ack(&id, &by).await;
-            let s = crate::audit::Audited::new(&root, "alerts ack", format!("alert {id}"))
-                .finish(acked, crate::audit::state)
-                .await?;
+            let mut audited =
+                crate::audit::Audited::new(&root, "alerts ack", format!("alert {id}"))
+                    .before(before.as_ref().and_then(crate::audit::state));
+            if let Some(org) = before.as_ref().and_then(|s| s.org) {
+                audited = audited.org(org);
+            }
+            let s = audited.finish(acked, crate::audit::state).await?;
             println!("acknowledged {} ({}: {})", s.fingerprint, s.rule, s.subject);
         }
         AlertsCommand::Silence {
