@@ -129,6 +129,13 @@ impl SecretStore for SecretsManagerStore {
         Ok(value)
     }
 
+    /// Drops the cached value first: a warm container whose cached credential was refused
+    /// reads the rotated one at once, not after the cache's TTL.
+    async fn get_fresh(&self, name: &str) -> Result<SecretString, SecretError> {
+        self.remember(name, None);
+        self.get(name).await
+    }
+
     async fn put(&self, name: &str, value: SecretString) -> Result<(), SecretError> {
         let created = self
             .client

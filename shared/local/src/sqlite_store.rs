@@ -402,6 +402,46 @@ impl Store for SqliteStore {
         .await
     }
 
+    /// Chunks of 50,000 rows per transaction: a purge of millions of items neither holds
+    /// one giant write transaction nor reads every item back first.
+    async fn delete_range(&self, pk: &str, range: &SkRange) -> Result<u64, StoreError> {
+        if pk.is_empty() {
+            return Err(StoreError::Invalid(
+                "delete_range: empty partition key".into(),
+            ));
+        }
+        let (lower, upper) = bounds(range, None);
+        // Numbered parameters only for the bounds present: SQLite counts up to the highest.
+        let mut inner = String::from("SELECT sk FROM items WHERE pk = ?1");
+        let mut values = vec![pk.to_owned()];
+        for (bound, incl, excl) in [(&lower, ">=", ">"), (&upper, "<=", "<")] {
+            if let Some((v, inclusive)) = bound {
+                values.push(v.clone());
+                let op = if *inclusive { incl } else { excl };
+                inner.push_str(&format!(" AND sk {op} ?{}", values.len()));
+            }
+        }
+        let sql = format!("DELETE FROM items WHERE pk = ?1 AND sk IN ({inner} LIMIT 50000)");
+        let mut deleted = 0u64;
+        loop {
+            let (sql, values) = (sql.clone(), values.clone());
+            let n = self
+                .call(move |conn| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let n = tx
+                        .prepare_cached(&sql)?
+                        .execute(rusqlite::params_from_iter(values.iter()))?;
+                    tx.commit()?;
+                    Ok(n)
+                })
+                .await?;
+            if n == 0 {
+                return Ok(deleted);
+            }
+            deleted += n as u64;
+        }
+    }
+
     async fn query_gsi1(&self, key: &str, limit: usize) -> Result<Vec<Item>, StoreError> {
         if key.is_empty() {
             return Err(StoreError::Invalid("query_gsi1: empty key".into()));

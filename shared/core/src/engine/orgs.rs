@@ -7,7 +7,7 @@ use crate::domain::organization::classy_secret_name;
 use crate::domain::{Entity, OrgId, OrgStatus, Organization};
 use crate::ports::store::{parse_all, Condition, Item, SkRange, WriteOp};
 use crate::ports::{AppCredentials, SecretStore};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 impl Datastore {
     /// Onboards an organization: its credential goes to the secret store first, so an
@@ -37,6 +37,7 @@ impl Datastore {
             status: OrgStatus::Enabled,
             schedule: Default::default(),
             created_at: self.clock.now().to_rfc3339(),
+            timezone: None,
         };
         let meta = Item::json(org_pk(id), META_SK, &org).with_version(1);
         let pointer = Item::json(ORGS_PK, list_sk(id), &org).with_version(1);
@@ -148,5 +149,19 @@ pub async fn app_credentials(
     Ok(AppCredentials {
         client_id: org.client_id.clone(),
         client_secret: secret,
+    })
+}
+
+/// The organization's credential read past any cache, when it differs from `used` (a
+/// rotation replaced it after `used` was read); `None` when it is the same or unreadable.
+pub async fn rotated_credentials(
+    secrets: &dyn SecretStore,
+    org: &Organization,
+    used: &AppCredentials,
+) -> Option<AppCredentials> {
+    let fresh = secrets.get_fresh(&org.classy_secret_name()).await.ok()?;
+    (fresh.expose_secret() != used.client_secret.expose_secret()).then(|| AppCredentials {
+        client_id: org.client_id.clone(),
+        client_secret: fresh,
     })
 }

@@ -4,14 +4,14 @@
 
 use super::aggregator::AggregateReport;
 use super::lease::Lease;
-use super::orgs::app_credentials;
+use super::orgs::{app_credentials, rotated_credentials};
 use super::pager::{FetchedPage, Pager};
 use super::quarantine::QuarantineBook;
 use super::state::{Checkpoint, Cursor, Position};
 use super::writer::{write_page, PageCounts, Synced};
 use super::{Datastore, EngineError};
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
-use crate::ports::{ClassySource, ExpiryOnly, HolderLiveness, SecretStore};
+use crate::ports::{ClassySource, ExpiryOnly, HolderLiveness, SecretStore, SourceError};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -181,11 +181,29 @@ impl SyncService {
             full: false,
             quarantined: 0,
         };
-        let result = self
+        let mut result = self
             .run_locked(
                 org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl, &requests,
             )
             .await;
+        if matches!(
+            result,
+            Err(EngineError::Source(SourceError::Unauthorized { .. }))
+        ) {
+            // A warm process may hold a cached secret that a rotation has since replaced.
+            if let Some(fresh) = rotated_credentials(self.secrets.as_ref(), &org, &creds).await {
+                tracing::info!(
+                    org = org_id,
+                    "credential refused; retrying with the rotated one"
+                );
+                result = self
+                    .run_locked(
+                        org_id, entity, mode, &fresh, &run_id, &mut lease, &mut state, ctl,
+                        &requests,
+                    )
+                    .await;
+            }
+        }
         let (outcome, error, aggregates) = match &result {
             Ok((true, agg)) => (SyncOutcome::Succeeded, None, *agg),
             Ok((false, _)) => (SyncOutcome::Interrupted, None, AggregateReport::default()),

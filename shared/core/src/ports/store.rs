@@ -241,7 +241,31 @@ pub trait Store: Send + Sync {
 
     /// Items whose secondary key `gsi1` equals `key`, across partitions.
     async fn query_gsi1(&self, key: &str, limit: usize) -> Result<Vec<Item>, StoreError>;
+
+    /// Deletes every item of a range in chunks and returns how many it deleted. Not atomic:
+    /// after a failure part of the range is gone, and calling it again finishes the job.
+    /// The default reads keys a page at a time and deletes them with `batch_write`.
+    async fn delete_range(&self, pk: &str, range: &SkRange) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            // From the start each time: what was deleted is gone, what was added is seen.
+            let page = self.query(pk, range, None, DELETE_RANGE_CHUNK).await?;
+            if page.items.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += page.items.len() as u64;
+            let ops = page
+                .items
+                .into_iter()
+                .map(|i| WriteOp::Delete { pk: i.pk, sk: i.sk })
+                .collect();
+            self.batch_write(ops).await?;
+        }
+    }
 }
+
+/// How many items [`Store::delete_range`] deletes per round.
+pub const DELETE_RANGE_CHUNK: usize = 1000;
 
 /// Every item of a range, parsed as `T`, read in pages of `page` items (for ranges whose
 /// size is bounded by what they hold: definitions, alerts, organizations).
