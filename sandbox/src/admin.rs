@@ -22,6 +22,7 @@ use std::sync::Arc;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/admin/apps", get(apps))
+        .route("/admin/apps/{client_id}/secret", post(regenerate_secret))
         .route("/admin/orgs", get(orgs))
         .route(
             "/admin/orgs/{org}/webhook",
@@ -70,7 +71,34 @@ fn lookup(
 
 /// `GET /admin/apps`
 async fn apps(State(state): State<Shared>) -> Response {
-    ok(serde_json::to_value(&state.store.apps).expect("json"))
+    let apps: Vec<_> = state
+        .store
+        .apps
+        .iter()
+        .map(|a| crate::data::store::AppInfo {
+            client_secret: state.client_secret(a),
+            ..a.clone()
+        })
+        .collect();
+    ok(serde_json::to_value(&apps).expect("json"))
+}
+
+/// `POST /admin/apps/{client_id}/secret`: regenerates the application's client secret, as
+/// the developer portal does; the old secret and every token issued with it stop working.
+async fn regenerate_secret(State(state): State<Shared>, Path(client_id): Path<String>) -> Response {
+    if !state.store.apps.iter().any(|a| a.client_id == client_id) {
+        return not_found();
+    }
+    let mut bytes = [0u8; 24];
+    rand::Rng::fill(&mut rand::thread_rng(), &mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    state
+        .regenerated_secrets
+        .write()
+        .expect("secrets lock")
+        .insert(client_id.clone(), secret.clone());
+    let revoked = state.tokens.revoke_client(&client_id);
+    ok(json!({"client_id": client_id, "client_secret": secret, "tokens_revoked": revoked}))
 }
 
 /// `GET /admin/orgs`: ids, owners and record counts.

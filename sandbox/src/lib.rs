@@ -184,6 +184,7 @@ pub async fn start(config: SandboxConfig) -> anyhow::Result<RunningSandbox> {
         limiter: faults::RateLimiter::new(config.rate_limit_per_minute),
         counters: counters::Counters::default(),
         quirks: RwLock::new(config.quirks),
+        regenerated_secrets: RwLock::new(Default::default()),
         webhooks: webhooks::Webhooks::new(),
     });
     let listener = tokio::net::TcpListener::bind(config.bind)

@@ -82,6 +82,14 @@ impl Tokens {
         self.tokens.lock().expect("tokens lock").remove(token);
     }
 
+    /// Revokes the tokens of one client (its secret was regenerated).
+    pub fn revoke_client(&self, client_id: &str) -> usize {
+        let mut map = self.tokens.lock().expect("tokens lock");
+        let n = map.len();
+        map.retain(|_, t| t.client_id != client_id);
+        n - map.len()
+    }
+
     pub fn revoke_all(&self) -> usize {
         let mut map = self.tokens.lock().expect("tokens lock");
         let n = map.len();
@@ -175,7 +183,7 @@ pub async fn token(State(state): State<Shared>, headers: HeaderMap, body: Bytes)
         .store
         .apps
         .iter()
-        .any(|a| a.client_id == id && a.client_secret == secret);
+        .any(|a| a.client_id == id && state.client_secret(a) == secret);
     if !known {
         return json_response(
             StatusCode::UNAUTHORIZED,

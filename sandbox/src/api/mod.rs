@@ -30,11 +30,24 @@ pub struct AppState {
     pub quirks: RwLock<Quirks>,
     /// Svix-signed webhook endpoints, deliveries and their counters.
     pub webhooks: crate::webhooks::Webhooks,
+    /// Client secrets regenerated since start (`POST /admin/apps/{client_id}/secret`), by
+    /// client id: the old secret stops working at once, as in GoFundMe Pro's developer portal.
+    pub regenerated_secrets: RwLock<std::collections::HashMap<String, String>>,
 }
 
 pub type Shared = Arc<AppState>;
 
 impl AppState {
+    /// The client secret an application authenticates with now.
+    pub fn client_secret(&self, app: &crate::data::store::AppInfo) -> String {
+        self.regenerated_secrets
+            .read()
+            .expect("secrets lock")
+            .get(&app.client_id)
+            .cloned()
+            .unwrap_or_else(|| app.client_secret.clone())
+    }
+
     pub fn quirks(&self) -> Quirks {
         *self.quirks.read().expect("quirks lock")
     }
