@@ -141,6 +141,15 @@ pub enum OrgCommand {
         #[arg(long)]
         every: String,
     },
+    /// Onboard many organizations from a CSV or JSON file: every row is checked first (errors
+    /// by line and field, exit 2), credentials are verified against Classy, and a failure
+    /// midway undoes the whole import.
+    Import(crate::commands::tenants::ImportArgs),
+    /// Change many organizations at once (name, status, template, schedule), all or nothing.
+    Update(crate::commands::tenants::UpdateArgs),
+    /// Disable organizations (their data kept), or with --purge delete every item and secret
+    /// of them (resumable: run it again after a crash).
+    Remove(crate::commands::tenants::RemoveArgs),
     /// Configure the organization's destination plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),

@@ -3,13 +3,17 @@
 
 use crate::output::print_json;
 use anyhow::Result;
-use clap::Args;
+use clap::{Args, Subcommand};
 use classy_sync_core::engine::credentials::{parse_date, CredentialInfo};
 use classy_sync_core::engine::Datastore;
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CredentialsArgs {
-    pub org_id: u64,
+    #[command(subcommand)]
+    pub action: Option<CredentialsAction>,
+    #[arg(required = true)]
+    pub org_id: Option<u64>,
     /// When the credential stops working (YYYY-MM-DD or RFC 3339).
     #[arg(long)]
     pub expires_at: Option<String>,
@@ -25,14 +29,24 @@ pub struct CredentialsArgs {
     pub json: bool,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum CredentialsAction {
+    /// Replace the organization's Classy client secret (from CLASSY_CLIENT_SECRET or a hidden
+    /// prompt), verified against Classy first; the old one stays if Classy refuses the new.
+    Rotate(crate::commands::tenants::RotateArgs),
+}
+
 pub async fn run(data: &Datastore, a: CredentialsArgs) -> Result<()> {
+    let Some(org_id) = a.org_id else {
+        anyhow::bail!("give an organization id");
+    };
     let changing =
         a.clear || a.expires_at.is_some() || a.rotated_at.is_some() || a.max_age_days.is_some();
     if changing {
         let mut info = if a.clear {
             CredentialInfo::default()
         } else {
-            data.credential_info(a.org_id).await?
+            data.credential_info(org_id).await?
         };
         if let Some(d) = &a.expires_at {
             info.expires_at = Some(parse_date("--expires-at", d)?);
@@ -47,12 +61,12 @@ pub async fn run(data: &Datastore, a: CredentialsArgs) -> Result<()> {
         if a.max_age_days.is_some() {
             info.max_age_days = a.max_age_days;
         }
-        data.set_credential_info(a.org_id, &info).await?;
+        data.set_credential_info(org_id, &info).await?;
     }
-    let info = data.credential_info(a.org_id).await?;
+    let info = data.credential_info(org_id).await?;
     if a.json {
         print_json(&serde_json::json!({
-            "organization": a.org_id,
+            "organization": org_id,
             "expires_at": info.expires_at,
             "rotated_at": info.rotated_at,
             "max_age_days": info.max_age_days,
@@ -62,12 +76,12 @@ pub async fn run(data: &Datastore, a: CredentialsArgs) -> Result<()> {
         match info.effective_expiry() {
             Some(t) => println!(
                 "organization {}: Classy credential expires {}",
-                a.org_id,
+                org_id,
                 t.to_rfc3339()
             ),
             None => println!(
                 "organization {}: no expiry or rotation date recorded",
-                a.org_id
+                org_id
             ),
         }
     }

@@ -1,8 +1,8 @@
 //! One module per command.
 
 pub mod alerts;
-pub mod audit;
 mod analytics;
+pub mod audit;
 mod change_feed;
 pub mod credentials;
 pub mod dlq;
@@ -20,6 +20,7 @@ mod run;
 mod status;
 mod sync;
 pub mod template;
+pub mod tenants;
 pub mod usage;
 
 use crate::cli::{Cli, Command};

@@ -36,7 +36,7 @@ fn secret_from_env_or_prompt(var: &str, what: &str) -> Result<SecretString> {
 }
 
 /// The client secret: from CLASSY_CLIENT_SECRET, else a hidden prompt. Never from argv.
-fn client_secret() -> Result<SecretString> {
+pub(crate) fn client_secret() -> Result<SecretString> {
     secret_from_env_or_prompt("CLASSY_CLIENT_SECRET", "Classy client secret")
 }
 
@@ -141,9 +141,20 @@ fn org_row(o: &Organization) -> Vec<String> {
 }
 
 pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> {
-    if let OrgCommand::Plugin(p) = cmd {
-        return super::plugin::run(target, p).await;
+    match cmd {
+        OrgCommand::Plugin(p) => super::plugin::run(target, p).await,
+        OrgCommand::Import(a) => super::tenants::import(target, a).await,
+        OrgCommand::Update(a) => super::tenants::update(target, a).await,
+        OrgCommand::Remove(a) => super::tenants::remove(target, a).await,
+        OrgCommand::Credentials(crate::commands::credentials::CredentialsArgs {
+            action: Some(crate::commands::credentials::CredentialsAction::Rotate(a)),
+            ..
+        }) => super::tenants::rotate(target, a).await,
+        cmd => run_one(target, cmd).await,
     }
+}
+
+async fn run_one(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> {
     let root = runtime::open(target).await?;
     if let OrgCommand::Webhook { org_id, show, url } = cmd {
         webhook(&root, org_id, show, url).await?;
@@ -207,7 +218,27 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                 }
             }
         }
-        OrgCommand::Credentials(a) => super::credentials::run(data, a).await?,
+        OrgCommand::Credentials(a) => {
+            // Recording an expiry or rotation date is audited (the value is never known here).
+            let changing = a.action.is_none()
+                && (a.clear
+                    || a.expires_at.is_some()
+                    || a.rotated_at.is_some()
+                    || a.max_age_days.is_some());
+            match a.org_id.filter(|_| changing) {
+                Some(org_id) => {
+                    let before = data.credential_info(org_id).await.ok();
+                    let done = super::credentials::run(data, a).await;
+                    let after = data.credential_info(org_id).await.ok();
+                    Audited::new(&root, "org credentials", format!("org {org_id}"))
+                        .org(org_id)
+                        .before(before.as_ref().and_then(state))
+                        .finish(done, |_| after.as_ref().and_then(state))
+                        .await?;
+                }
+                None => super::credentials::run(data, a).await?,
+            }
+        }
         OrgCommand::List { json } => {
             let orgs = data.list_orgs().await?;
             if json {
@@ -289,7 +320,11 @@ pub async fn run(target: &runtime::Target, cmd: OrgCommand) -> Result<ExitCode> 
                 secs.map_or("default".into(), |s| format!("every {s}s"))
             );
         }
-        OrgCommand::Plugin(_) | OrgCommand::Webhook { .. } => unreachable!("handled above"),
+        OrgCommand::Plugin(_)
+        | OrgCommand::Webhook { .. }
+        | OrgCommand::Import(_)
+        | OrgCommand::Update(_)
+        | OrgCommand::Remove(_) => unreachable!("handled by run"),
     }
     Ok(ExitCode::SUCCESS)
 }

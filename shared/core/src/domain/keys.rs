@@ -55,6 +55,11 @@ pub fn org_list_sk(org: OrgId) -> String {
     format!("{ORG_LIST_PREFIX}{}", pad(org))
 }
 
+/// A purge of the organization is under way (its secret names, for a resumed run).
+pub fn purge_marker_sk(org: OrgId) -> String {
+    format!("PURGE#{}", pad(org))
+}
+
 // ---------- one organization ----------
 
 pub const META_SK: &str = "META";
@@ -398,6 +403,7 @@ pub struct KeyKind {
 /// Every kind of item the table holds, as docs/architecture.md lists them.
 pub const KINDS: &[KeyKind] = &[
     kind("organization list", "ORGS", "ORG#<id>"),
+    kind("purge marker", "ORGS", "PURGE#<id>"),
     kind("organization", "ORG#<id>", "META"),
     kind("supporter", "ORG#<id>", "SUPPORTER#<id>"),
     kind("campaign", "ORG#<id>", "CAMPAIGN#<id>"),
@@ -581,6 +587,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     let mut out: Vec<(&'static str, String, String)> = Vec::new();
     let mut add = |name: &'static str, pk: &str, sk: String| out.push((name, pk.to_owned(), sk));
     add("organization list", ORGS_PK, org_list_sk(7));
+    add("purge marker", ORGS_PK, purge_marker_sk(7));
     add("organization", &org, META_SK.to_owned());
     for e in Entity::ALL {
         let record = match e {

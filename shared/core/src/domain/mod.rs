@@ -18,6 +18,7 @@ pub mod schedule;
 pub mod segments;
 pub mod severity;
 pub mod template;
+pub mod tenant_rows;
 pub mod timestamp;
 pub mod usage;
 pub mod webhook;

@@ -36,6 +36,9 @@ pub struct Organization {
     #[serde(default)]
     pub schedule: BTreeMap<Entity, u64>,
     pub created_at: String,
+    /// The organization's IANA time zone (from an import file), shown with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
 }
 
 impl Organization {

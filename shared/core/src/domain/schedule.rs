@@ -56,6 +56,7 @@ mod tests {
             status: OrgStatus::Enabled,
             schedule: [(Entity::Campaigns, 120)].into_iter().collect(),
             created_at: String::new(),
+            timezone: None,
         }
     }
 

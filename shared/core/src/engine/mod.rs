@@ -31,8 +31,9 @@ pub mod sorter;
 pub mod state;
 pub mod status;
 pub mod sync;
-pub mod usage;
 pub mod templates;
+pub mod tenants;
+pub mod usage;
 pub mod webhooks;
 pub mod writer;
 
