@@ -365,29 +365,9 @@ async fn org_add_with_a_template_applies_schedule_reports_routing_and_plugins_id
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_work_on_the_aws_backend() {
-    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
-    let moto = MotoServer::start();
-    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
-        .await
-        .unwrap();
-    let (queue_url, _) =
-        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
-            .await
-            .unwrap();
+    let stack = classy_sync_tests::cli::AwsStack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let aws = |args: &[&str]| {
-        let mut c = cli(&dir.path().join("unused"));
-        c.arg("--backend")
-            .arg("aws")
-            .args(args)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("CLASSY_SYNC_TABLE", "classy-sync")
-            .env("CLASSY_SYNC_QUEUE_URL", &queue_url);
-        c
-    };
+    let aws = |args: &[&str]| stack.command(cli(&dir.path().join("unused")), args);
     let mut t = regional();
     t.as_object_mut().unwrap().remove("alerts");
     t["reports"][0]["recipients"] = json!({"emails": ["board@example.org"]});

@@ -3,38 +3,25 @@
 
 use classy_sandbox::{RunningSandbox, SandboxConfig};
 use classy_sync_core::ports::{SkRange, Store};
+use classy_sync_tests::cli::{all_output, stdout_ok, AwsStack};
 use serde_json::Value;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_classy-sync");
 
 fn cli(data: &Path, sandbox: &RunningSandbox) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("CLASSY_SYNC_DATA_DIR", data)
-        .env("CLASSY_API_BASE_URL", sandbox.api_base_url())
-        .env("CLASSY_AUTH_URL", sandbox.auth_url())
-        .env("CLASSY_RATE_LIMIT_PER_MINUTE", "0")
-        .env("CLASSY_RETRY_BASE_MS", "5")
-        .env("CLASSY_SYNC_ALLOW_DEV_URLS", "1")
-        .env_remove("CLASSY_CLIENT_SECRET")
-        .stdin(Stdio::null());
-    c
+    classy_sync_tests::cli::against_sandbox(BIN, data, sandbox)
 }
 
 fn all(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    all_output(out)
 }
 
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "failed: {}", all(&out));
-    String::from_utf8_lossy(&out.stdout).to_string()
+    stdout_ok(out)
 }
 
 fn code(out: &Output) -> i32 {
@@ -469,32 +456,12 @@ async fn rotation_is_verified_first_and_keeps_the_old_secret_when_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_and_purge_work_on_the_aws_backend() {
-    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
     let sb = sandbox(2).await;
     let app = sb.apps()[0].clone();
     let [a, b] = [0, 1].map(|i| app.organizations[i] as u64);
-    let moto = MotoServer::start();
-    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
-        .await
-        .unwrap();
-    let (queue_url, _) =
-        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
-            .await
-            .unwrap();
+    let stack = AwsStack::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let aws = |args: &[&str]| {
-        let mut c = cli(&dir.path().join("unused"), &sb);
-        c.arg("--backend")
-            .arg("aws")
-            .args(args)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("CLASSY_SYNC_TABLE", "classy-sync")
-            .env("CLASSY_SYNC_QUEUE_URL", &queue_url);
-        c
-    };
+    let aws = |args: &[&str]| stack.command(cli(&dir.path().join("unused"), &sb), args);
     let file = write_file(
         dir.path(),
         "orgs.csv",
@@ -515,7 +482,7 @@ async fn import_and_purge_work_on_the_aws_backend() {
         !listed[0]["schedule"].as_object().unwrap().is_empty(),
         "the template's schedule was not applied: {listed:?}"
     );
-    let sm = moto.secrets_manager().await;
+    let sm = stack.moto.secrets_manager().await;
     let name = format!("classy-sync/{a}/classy");
     assert!(sm.describe_secret().secret_id(&name).send().await.is_ok());
 
@@ -527,13 +494,7 @@ async fn import_and_purge_work_on_the_aws_backend() {
         serde_json::from_str(&ok(aws(&["org", "list", "--json"]).output().unwrap())).unwrap();
     assert_eq!(listed.len(), 1);
     assert!(sm.describe_secret().secret_id(&name).send().await.is_err());
-    let settings = classy_sync_aws::AwsSettings::from_lookup(|n| match n {
-        "CLASSY_SYNC_TABLE" => Some("classy-sync".into()),
-        "CLASSY_SYNC_QUEUE_URL" => Some(queue_url.clone()),
-        _ => None,
-    })
-    .unwrap();
-    let store = classy_sync_aws::DynamoStore::from_settings(&moto.sdk_config().await, &settings);
+    let store = stack.store().await;
     let left = store
         .query(&format!("ORG#{a}"), &SkRange::All, None, 10)
         .await

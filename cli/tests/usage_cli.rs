@@ -5,32 +5,16 @@
 use classy_sandbox::{RunningSandbox, SandboxConfig};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_classy-sync");
 
 fn cli(data: &Path, sandbox: &RunningSandbox) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("CLASSY_SYNC_DATA_DIR", data)
-        .env("CLASSY_API_BASE_URL", sandbox.api_base_url())
-        .env("CLASSY_AUTH_URL", sandbox.auth_url())
-        .env("CLASSY_RATE_LIMIT_PER_MINUTE", "0")
-        .env("CLASSY_RETRY_BASE_MS", "5")
-        .env("CLASSY_SYNC_ALLOW_DEV_URLS", "1")
-        .env_remove("CLASSY_CLIENT_SECRET")
-        .env_remove("CLASSY_SYNC_BACKEND")
-        .stdin(Stdio::null());
-    c
+    classy_sync_tests::cli::against_sandbox(BIN, data, sandbox)
 }
 
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
+    classy_sync_tests::cli::stdout_ok(out)
 }
 
 async fn sandbox_calls(sandbox: &RunningSandbox, reset: bool) -> u64 {
@@ -189,29 +173,13 @@ async fn usage_with_the_aws_backend_reads_run_and_operation_records_from_dynamod
     use classy_sync_core::domain::Entity;
     use classy_sync_core::engine::{SyncOutcome, SyncReport};
     use classy_sync_core::ports::{Condition, Item};
-    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
-    let moto = MotoServer::start();
-    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
-        .await
-        .unwrap();
-    let (queue_url, _) =
-        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
-            .await
-            .unwrap();
+    let stack = classy_sync_tests::cli::AwsStack::start().await;
+    let moto = &stack.moto;
     let aws = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.arg("--backend")
-            .arg("aws")
-            .args(args)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("CLASSY_SYNC_TABLE", "classy-sync")
-            .env("CLASSY_SYNC_QUEUE_URL", &queue_url)
-            .env_remove("CLASSY_CLIENT_SECRET")
-            .stdin(Stdio::null());
-        c
+        stack.command(
+            classy_sync_tests::cli::local(BIN, Path::new("unused")),
+            args,
+        )
     };
     ok(aws(&[
         "org",
@@ -227,17 +195,8 @@ async fn usage_with_the_aws_backend_reads_run_and_operation_records_from_dynamod
     .output()
     .unwrap());
 
-    let root = classy_sync_runtime::aws::AwsRoot::from_sdk(
-        moto.sdk_config().await,
-        classy_sync_aws::AwsSettings {
-            table: "classy-sync".into(),
-            queue_url: queue_url.clone(),
-            dlq_url: None,
-            event_bus: "default".into(),
-            secret_prefix: "classy-sync/".into(),
-            secret_ttl: std::time::Duration::from_secs(300),
-        },
-    );
+    let root =
+        classy_sync_runtime::aws::AwsRoot::from_sdk(moto.sdk_config().await, stack.settings());
     let data = root.data();
     let now = data.clock.now().timestamp_millis();
     // Five supporter runs (one failed) in the last hour, one two hours ago.

@@ -523,30 +523,13 @@ async fn run_listen_receives_signed_webhooks_and_the_change_reaches_the_store() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn org_webhook_with_the_aws_backend_stores_the_secret_in_secrets_manager() {
-    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
-    let moto = MotoServer::start();
-    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
-        .await
-        .unwrap();
-    let (queue_url, _) =
-        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
-            .await
-            .unwrap();
+    let stack = classy_sync_tests::cli::AwsStack::start().await;
+    let moto = &stack.moto;
     let aws = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.arg("--backend")
-            .arg("aws")
-            .args(args)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("CLASSY_SYNC_TABLE", "classy-sync")
-            .env("CLASSY_SYNC_QUEUE_URL", &queue_url)
-            .env_remove("CLASSY_WEBHOOK_SECRET")
-            .env_remove("CLASSY_CLIENT_SECRET")
-            .stdin(Stdio::null());
-        c
+        stack.command(
+            classy_sync_tests::cli::local(BIN, Path::new("unused")),
+            args,
+        )
     };
     ok(aws(&[
         "org",

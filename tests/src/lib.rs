@@ -3,6 +3,7 @@
 //! readers of the sandbox's truth.
 
 pub mod aws_setup;
+pub mod cli;
 pub mod mailchimp;
 pub mod moto;
 pub mod smtp_sink;
