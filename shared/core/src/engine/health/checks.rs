@@ -489,7 +489,7 @@ impl HealthCheck for OrgStateCheck {
                     } else {
                         format!("the Classy credential expires at {}", expiry.to_rfc3339())
                     })
-                    .recommend(format!("rotate the credential, then `classy-sync org credentials {id} --rotated-at <date>`"));
+                    .recommend(format!("regenerate the secret in GoFundMe Pro, then `classy-sync org credentials rotate {id}` (verifies and stores it)"));
             }
             out.push(r);
         }
