@@ -47,6 +47,7 @@ pub fn router(state: Shared) -> Router {
         .route("/admin/tokens/revoke", post(revoke_tokens))
         .route("/admin/token-lifetime", get(get_lifetime).put(put_lifetime))
         .route("/admin/rate-limit", get(get_rate_limit).put(put_rate_limit))
+        .route("/admin/latency", get(get_latency).put(put_latency))
         .route("/admin/quirks", get(get_quirks).put(put_quirks))
         .with_state(state)
 }
@@ -455,13 +456,39 @@ struct PerMinute {
     per_minute: u32,
 }
 
-async fn get_rate_limit(State(state): State<Shared>) -> Response {
-    ok(json!({"per_minute": state.limiter.per_minute()}))
+fn rate_limit_view(state: &Shared) -> Value {
+    json!({
+        "per_minute": state.limiter.per_minute(),
+        "window_ms": state.limiter.window().as_millis() as u64,
+    })
 }
 
+async fn get_rate_limit(State(state): State<Shared>) -> Response {
+    ok(rate_limit_view(&state))
+}
+
+/// `PUT /admin/rate-limit {"per_minute": N}`: every application's window starts afresh.
 async fn put_rate_limit(State(state): State<Shared>, Json(b): Json<PerMinute>) -> Response {
     state.limiter.set_per_minute(b.per_minute);
-    ok(json!({"per_minute": state.limiter.per_minute()}))
+    ok(rate_limit_view(&state))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Latency {
+    ms: u64,
+}
+
+async fn get_latency(State(state): State<Shared>) -> Response {
+    ok(json!({"ms": state.latency_ms.load(std::sync::atomic::Ordering::Relaxed)}))
+}
+
+/// `PUT /admin/latency {"ms": N}`: added to every later Classy API request (not admin ones).
+async fn put_latency(State(state): State<Shared>, Json(b): Json<Latency>) -> Response {
+    state
+        .latency_ms
+        .store(b.ms, std::sync::atomic::Ordering::Relaxed);
+    ok(json!({"ms": b.ms}))
 }
 
 async fn get_quirks(State(state): State<Shared>) -> Response {

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Everything needed to start a sandbox. Counts are per organization.
 #[derive(Clone, Debug)]
@@ -14,8 +15,15 @@ pub struct SandboxConfig {
     pub transactions: usize,
     pub plans: usize,
     pub token_lifetime_secs: u64,
-    /// Requests per minute per app; 0 turns rate limiting off.
+    /// Requests per window per application (client id), like Classy's 1,800 a minute; 0 turns
+    /// rate limiting off (no `X-RateLimit-*` headers then).
     pub rate_limit_per_minute: u32,
+    /// Length of the fixed rate-limit window, which opens at an application's first request.
+    /// One minute, as Classy's; tests shorten it so they need not wait a minute.
+    pub rate_limit_window: Duration,
+    /// Added to every Classy API request (`/oauth2/auth`, `/2.0/...`; not admin) before it is
+    /// handled, so throughput measured against the sandbox resembles the real API. 0 = none.
+    pub latency_ms: u64,
     pub faults: FaultConfig,
     pub quirks: Quirks,
     pub bind: SocketAddr,
@@ -35,6 +43,8 @@ impl Default for SandboxConfig {
             plans: 40,
             token_lifetime_secs: 3600,
             rate_limit_per_minute: 0,
+            rate_limit_window: Duration::from_secs(60),
+            latency_ms: 0,
             faults: FaultConfig::default(),
             quirks: Quirks::default(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),

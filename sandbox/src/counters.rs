@@ -1,4 +1,5 @@
-//! Request counters for API calls (admin calls are not counted).
+//! Request counters for API calls (admin calls are not counted): by endpoint, status and
+//! application.
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -18,6 +19,8 @@ struct Data {
     total: u64,
     by_endpoint: BTreeMap<&'static str, u64>,
     by_status: BTreeMap<u16, u64>,
+    /// Per client id: authenticated `/2.0/` requests and their 429 answers.
+    by_application: BTreeMap<String, (u64, u64)>,
 }
 
 #[derive(Default)]
@@ -40,11 +43,22 @@ pub fn endpoint_of(path: &str) -> &'static str {
 }
 
 impl Counters {
-    pub fn record(&self, endpoint: &'static str, status: u16) {
+    /// One answer; `app` is the client id of an authenticated `/2.0/` request.
+    pub fn record(&self, endpoint: &'static str, status: u16, app: Option<&str>) {
         let mut d = self.0.lock().expect("counters lock");
         d.total += 1;
         *d.by_endpoint.entry(endpoint).or_default() += 1;
         *d.by_status.entry(status).or_default() += 1;
+        if let Some(app) = app {
+            let entry = match d.by_application.get_mut(app) {
+                Some(e) => e,
+                None => d.by_application.entry(app.to_string()).or_default(),
+            };
+            entry.0 += 1;
+            if status == 429 {
+                entry.1 += 1;
+            }
+        }
     }
 
     pub fn reset(&self) {
@@ -62,7 +76,19 @@ impl Counters {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect();
-        json!({"total": d.total, "by_endpoint": by_endpoint, "by_status": by_status})
+        let by_application: BTreeMap<&str, Value> = d
+            .by_application
+            .iter()
+            .map(|(k, (requests, limited))| {
+                (k.as_str(), json!({"requests": requests, "429": limited}))
+            })
+            .collect();
+        json!({
+            "total": d.total,
+            "by_endpoint": by_endpoint,
+            "by_status": by_status,
+            "by_application": by_application,
+        })
     }
 }
 
@@ -83,13 +109,18 @@ mod tests {
         );
         assert_eq!(endpoint_of("/2.0/transactions"), "other");
         let c = Counters::default();
-        c.record("supporters", 200);
-        c.record("supporters", 429);
+        c.record("supporters", 200, Some("app-1"));
+        c.record("supporters", 429, Some("app-1"));
+        c.record("oauth2/auth", 200, None);
         let s = c.snapshot();
-        assert_eq!(s["total"], 2);
+        assert_eq!(s["total"], 3);
         assert_eq!(s["by_endpoint"]["supporters"], 2);
         assert_eq!(s["by_endpoint"]["campaigns"], 0);
         assert_eq!(s["by_status"]["429"], 1);
+        assert_eq!(
+            s["by_application"],
+            json!({"app-1": {"requests": 2, "429": 1}})
+        );
         c.reset();
         assert_eq!(c.snapshot()["total"], 0);
     }

@@ -3,7 +3,7 @@
 use crate::api::{json_response, too_many};
 use crate::config::FaultConfig;
 use axum::body::{Body, Bytes};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -246,48 +246,106 @@ pub async fn malform(resp: Response) -> Response {
     Response::from_parts(parts, Body::from(truncated))
 }
 
-/// Fixed one-minute windows per app.
+/// What the limiter decided for one request of an application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Throttle {
+    /// Limiting is off: no `X-RateLimit-*` headers.
+    Off,
+    /// Served; `remaining` requests are left in the application's current window.
+    Allowed { limit: u32, remaining: u32 },
+    /// Refused until the window resets in `retry_after` seconds (rounded up, at least 1), at
+    /// unix time `reset_at`.
+    Limited {
+        limit: u32,
+        retry_after: u64,
+        reset_at: u64,
+    },
+}
+
+impl Throttle {
+    /// Adds Laravel's throttle headers: `X-RateLimit-Limit` and `X-RateLimit-Remaining` on
+    /// every answer; `Retry-After` and `X-RateLimit-Reset` once over the limit.
+    pub fn add_headers(&self, headers: &mut HeaderMap) {
+        let (limit, remaining) = match *self {
+            Throttle::Off => return,
+            Throttle::Allowed { limit, remaining } => (limit, remaining),
+            Throttle::Limited {
+                limit,
+                retry_after,
+                reset_at,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                headers.insert("x-ratelimit-reset", HeaderValue::from(reset_at));
+                (limit, 0)
+            }
+        };
+        headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+        headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    }
+}
+
+/// Classy's limit as Laravel's throttle middleware applies it: per application, a fixed window
+/// that opens at the application's first request and closes `window` later, whatever the
+/// connection or token; refused requests do not count.
 pub struct RateLimiter {
-    per_minute: AtomicU32,
+    per_window: AtomicU32,
+    window: Duration,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
 impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
+    pub fn new(per_window: u32, window: Duration) -> Self {
         RateLimiter {
-            per_minute: AtomicU32::new(per_minute),
+            per_window: AtomicU32::new(per_window),
+            window: window.max(Duration::from_millis(1)),
             windows: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn per_minute(&self) -> u32 {
-        self.per_minute.load(Ordering::SeqCst)
+        self.per_window.load(Ordering::SeqCst)
     }
 
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// A new limit; every application's window starts afresh.
     pub fn set_per_minute(&self, n: u32) {
-        self.per_minute.store(n, Ordering::SeqCst);
+        self.per_window.store(n, Ordering::SeqCst);
         self.windows.lock().expect("limiter lock").clear();
     }
 
-    /// Counts a request; `Err(secs)` when the app is over its limit for this window.
-    pub fn check(&self, client_id: &str) -> Result<(), u64> {
+    /// Counts a request of `client_id` when it is within the limit.
+    pub fn check(&self, client_id: &str) -> Throttle {
         let limit = self.per_minute();
         if limit == 0 {
-            return Ok(());
+            return Throttle::Off;
         }
         let now = Instant::now();
-        let window = Duration::from_secs(60);
         let mut w = self.windows.lock().expect("limiter lock");
         let entry = w.entry(client_id.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= window {
+        if now.duration_since(entry.0) >= self.window {
             *entry = (now, 0);
         }
         if entry.1 >= limit {
-            let left = window.saturating_sub(now.duration_since(entry.0));
-            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+            let left = self.window.saturating_sub(now.duration_since(entry.0));
+            let retry_after = (left.as_secs_f64().ceil() as u64).max(1);
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            return Throttle::Limited {
+                limit,
+                retry_after,
+                reset_at: unix + retry_after,
+            };
         }
         entry.1 += 1;
-        Ok(())
+        Throttle::Allowed {
+            limit,
+            remaining: limit - entry.1,
+        }
     }
 }
 
@@ -319,11 +377,58 @@ mod tests {
 
     #[test]
     fn limiter_window() {
-        let l = RateLimiter::new(3);
-        assert!(l.check("a").is_ok() && l.check("a").is_ok() && l.check("a").is_ok());
-        assert!(l.check("a").unwrap_err() >= 1);
-        assert!(l.check("b").is_ok());
+        let l = RateLimiter::new(3, Duration::from_millis(300));
+        let remaining: Vec<_> = (0..3)
+            .map(|_| match l.check("a") {
+                Throttle::Allowed {
+                    limit: 3,
+                    remaining,
+                } => remaining,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        // Refused requests do not count, and do not move the window.
+        for _ in 0..3 {
+            assert!(matches!(
+                l.check("a"),
+                Throttle::Limited {
+                    limit: 3,
+                    retry_after: 1,
+                    ..
+                }
+            ));
+        }
+        assert_eq!(
+            l.check("b"),
+            Throttle::Allowed {
+                limit: 3,
+                remaining: 2
+            }
+        );
+        std::thread::sleep(Duration::from_millis(320));
+        assert_eq!(
+            l.check("a"),
+            Throttle::Allowed {
+                limit: 3,
+                remaining: 2
+            }
+        );
+        let mut h = HeaderMap::new();
+        Throttle::Limited {
+            limit: 3,
+            retry_after: 7,
+            reset_at: 100,
+        }
+        .add_headers(&mut h);
+        assert_eq!(h["retry-after"], "7");
+        assert_eq!(h["x-ratelimit-reset"], "100");
+        assert_eq!(h["x-ratelimit-remaining"], "0");
+        assert_eq!(h["x-ratelimit-limit"], "3");
+        let mut h = HeaderMap::new();
+        Throttle::Off.add_headers(&mut h);
+        assert!(h.is_empty());
         l.set_per_minute(0);
-        assert!(l.check("a").is_ok());
+        assert_eq!(l.check("a"), Throttle::Off);
     }
 }

@@ -33,9 +33,12 @@ struct Args {
     seed: u64,
     #[arg(long = "token-lifetime", default_value_t = 3600)]
     token_lifetime: u64,
-    /// Requests per minute per app (0 = unlimited).
+    /// Requests per minute per app, Classy's is 1800 (0 = unlimited, the default).
     #[arg(long = "rate-limit", default_value_t = 0)]
     rate_limit: u32,
+    /// Milliseconds added to every Classy API request (not admin ones).
+    #[arg(long = "latency-ms", default_value_t = 0)]
+    latency_ms: u64,
     /// Fault config as JSON, e.g. '{"seed":1,"error_500_rate":0.05}'.
     #[arg(long)]
     faults: Option<String>,
@@ -73,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         plans: args.plans,
         token_lifetime_secs: args.token_lifetime,
         rate_limit_per_minute: args.rate_limit,
+        latency_ms: args.latency_ms,
         faults,
         quirks: Quirks {
             string_amounts: args.quirks,
@@ -81,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         },
         bind: SocketAddr::new(args.host, args.port),
         mailchimp_api_key: args.mailchimp_api_key,
+        ..SandboxConfig::default()
     };
     let sandbox = classy_sandbox::start(config).await?;
     let ready = serde_json::json!({

@@ -9,7 +9,7 @@ use crate::config::Quirks;
 use crate::counters::Counters;
 use crate::data::record::SerOpts;
 use crate::data::store::Store;
-use crate::faults::{Faults, Outcome, RateLimiter};
+use crate::faults::{Faults, Outcome, RateLimiter, Throttle};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,6 +18,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Everything the handlers share.
@@ -26,6 +27,8 @@ pub struct AppState {
     pub tokens: auth::Tokens,
     pub faults: Faults,
     pub limiter: RateLimiter,
+    /// Milliseconds added to every Classy API request (`PUT /admin/latency`).
+    pub latency_ms: AtomicU64,
     pub counters: Counters,
     pub quirks: RwLock<Quirks>,
     /// Svix-signed webhook endpoints, deliveries and their counters.
@@ -103,17 +106,38 @@ pub fn too_many(retry_after: u64) -> Response {
     r
 }
 
+/// The application a `/2.0/` answer went to, for the per-application counters.
+#[derive(Clone, Debug)]
+pub struct AnsweredApp(pub String);
+
 /// Auth, rate limit and fault injection in front of every `/2.0/` route.
 async fn guard(State(state): State<Shared>, mut req: Request, next: Next) -> Response {
     let caller = match auth::authenticate(&state, req.headers()) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    if let Err(wait) = state.limiter.check(&caller.client_id) {
-        return too_many(wait);
-    }
-    let outcome = state.faults.next();
-    req.extensions_mut().insert(caller.clone());
+    let throttle = state.limiter.check(&caller.client_id);
+    let mut resp = match throttle {
+        Throttle::Limited { retry_after, .. } => too_many(retry_after),
+        Throttle::Off | Throttle::Allowed { .. } => {
+            let outcome = state.faults.next();
+            req.extensions_mut().insert(caller.clone());
+            apply(&state, &caller, outcome, req, next).await
+        }
+    };
+    throttle.add_headers(resp.headers_mut());
+    resp.extensions_mut().insert(AnsweredApp(caller.client_id));
+    resp
+}
+
+/// Serves a request the limiter let through, with its injected fault if any.
+async fn apply(
+    state: &Shared,
+    caller: &auth::Caller,
+    outcome: Outcome,
+    req: Request,
+    next: Next,
+) -> Response {
     match outcome {
         Outcome::Normal => next.run(req).await,
         Outcome::Status {
@@ -134,12 +158,18 @@ async fn guard(State(state): State<Shared>, mut req: Request, next: Next) -> Res
     }
 }
 
-/// Counts every API request (not admin ones) by endpoint and final status.
+/// Adds the configured latency, then counts every API request (not admin ones) by endpoint,
+/// final status and application.
 async fn count(State(state): State<Shared>, req: Request, next: Next) -> Response {
+    let latency = state.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     let endpoint = crate::counters::endpoint_of(req.uri().path());
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let resp = next.run(req).await;
-    state.counters.record(endpoint, resp.status().as_u16());
+    let app = resp.extensions().get::<AnsweredApp>().map(|a| a.0.as_str());
+    state.counters.record(endpoint, resp.status().as_u16(), app);
     tracing::debug!(%method, %uri, status = resp.status().as_u16(), "api request");
     resp
 }

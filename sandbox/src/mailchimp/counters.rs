@@ -47,9 +47,31 @@ struct Counts {
     by_route: BTreeMap<&'static str, u64>,
 }
 
+/// What one API key did: the most requests it had in flight at once, and its refusals.
+#[derive(Default, Clone, Copy)]
+struct KeyCounts {
+    max_in_flight: usize,
+    rejected_concurrency: u64,
+}
+
+/// How the counters name an API key without showing it: the first 12 hex digits of the
+/// SHA-256 of the key.
+pub fn key_fingerprint(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(key.as_bytes()))[..12].to_string()
+}
+
+/// The key's last 4 characters, as Mailchimp's account page shows keys.
+fn key_hint(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let tail: String = chars[chars.len().saturating_sub(4)..].iter().collect();
+    format!("…{tail}")
+}
+
 #[derive(Default)]
 pub struct Counters {
     counts: Mutex<Counts>,
+    by_key: Mutex<HashMap<String, KeyCounts>>,
     max_in_flight: AtomicUsize,
     rejected_concurrency: AtomicU64,
     compliance_rejections: AtomicU64,
@@ -62,12 +84,24 @@ impl Counters {
         *c.by_route.entry(route).or_default() += 1;
     }
 
-    pub fn saw_in_flight(&self, n: usize) {
-        self.max_in_flight.fetch_max(n, Ordering::SeqCst);
+    fn with_key(&self, key: &str, f: impl FnOnce(&mut KeyCounts)) {
+        let mut m = self.by_key.lock().expect("counters lock");
+        match m.get_mut(key) {
+            Some(k) => f(k),
+            None => f(m.entry(key.to_string()).or_default()),
+        }
     }
 
-    pub fn rejected(&self) {
+    /// `key` now has `n` requests in flight.
+    pub fn saw_in_flight(&self, key: &str, n: usize) {
+        self.max_in_flight.fetch_max(n, Ordering::SeqCst);
+        self.with_key(key, |k| k.max_in_flight = k.max_in_flight.max(n));
+    }
+
+    /// A request of `key` was refused for being over the in-flight cap.
+    pub fn rejected(&self, key: &str) {
         self.rejected_concurrency.fetch_add(1, Ordering::SeqCst);
+        self.with_key(key, |k| k.rejected_concurrency += 1);
     }
 
     pub fn compliance(&self, n: u64) {
@@ -76,6 +110,7 @@ impl Counters {
 
     pub fn reset(&self) {
         *self.counts.lock().expect("counters lock") = Counts::default();
+        self.by_key.lock().expect("counters lock").clear();
         self.max_in_flight.store(0, Ordering::SeqCst);
         self.rejected_concurrency.store(0, Ordering::SeqCst);
         self.compliance_rejections.store(0, Ordering::SeqCst);
@@ -87,9 +122,24 @@ impl Counters {
         for (k, v) in &c.by_route {
             by_route.insert(k, *v);
         }
+        let by_key: BTreeMap<String, Value> = self
+            .by_key
+            .lock()
+            .expect("counters lock")
+            .iter()
+            .map(|(key, k)| {
+                let v = json!({
+                    "key_hint": key_hint(key),
+                    "max_in_flight": k.max_in_flight,
+                    "rejected_concurrency": k.rejected_concurrency,
+                });
+                (key_fingerprint(key), v)
+            })
+            .collect();
         json!({
             "requests": c.requests,
             "by_route": by_route,
+            "by_key": by_key,
             "max_in_flight": self.max_in_flight.load(Ordering::SeqCst),
             "rejected_concurrency": self.rejected_concurrency.load(Ordering::SeqCst),
             "compliance_rejections": self.compliance_rejections.load(Ordering::SeqCst),
@@ -186,5 +236,35 @@ mod tests {
         drop(a);
         assert!(f.acquire("k").is_some());
         drop(b);
+
+        let c = Counters::default();
+        c.saw_in_flight("0123456789abcdef0123456789abcdef-us1", 3);
+        c.saw_in_flight("0123456789abcdef0123456789abcdef-us1", 2);
+        c.rejected("0123456789abcdef0123456789abcdef-us1");
+        c.saw_in_flight("other-us2", 1);
+        let s = c.snapshot();
+        let fp = key_fingerprint("0123456789abcdef0123456789abcdef-us1");
+        assert_eq!(fp.len(), 12);
+        assert_eq!(
+            s["by_key"][&fp],
+            json!({"key_hint": "…-us1", "max_in_flight": 3, "rejected_concurrency": 1})
+        );
+        assert_eq!(
+            s["by_key"][key_fingerprint("other-us2")]["max_in_flight"],
+            1
+        );
+        assert_eq!(
+            (
+                s["max_in_flight"].as_u64(),
+                s["rejected_concurrency"].as_u64()
+            ),
+            (Some(3), Some(1))
+        );
+        assert!(
+            !s.to_string().contains("0123456789abcdef"),
+            "the key never shows: {s}"
+        );
+        c.reset();
+        assert_eq!(c.snapshot()["by_key"], json!({}));
     }
 }

@@ -71,10 +71,10 @@ async fn guard(State(state): State<McShared>, req: Request, next: Next) -> Respo
         Err(auth::AuthError::Invalid) => return problem::api_key_invalid(),
     };
     let Some((slot, now_in_flight)) = state.in_flight.acquire(&key) else {
-        state.counters.rejected();
+        state.counters.rejected(&key);
         return problem::too_many_requests(state.in_flight.limit());
     };
-    state.counters.saw_in_flight(now_in_flight);
+    state.counters.saw_in_flight(&key, now_in_flight);
     let delay = state.faults.delay_ms();
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
