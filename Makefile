@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench bench-health bench-webhooks clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
+.PHONY: help setup build run test test-rust lint fmt contract bench bench-health bench-webhooks bench-tenants clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync, a webhook-triggered sync"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  - the 1M supporters / 2M transactions benchmark (numbers into bench-results/)"
 	@echo "make bench-health - classy-sync health over 100 sandbox organizations (<= 2 s)"
 	@echo "make bench-webhooks - webhook -> stored latency, a 1,000-event burst, receiver p99"
+	@echo "make bench-tenants - org import of 1,000 organizations, with and without verification"
 	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics / build-times - the AWS stack (docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
@@ -72,14 +73,19 @@ test-lambda: setup
 
 test: setup lint test-rust contract lint-infra test-lambda
 
-bench: setup
+bench: setup build-cli
 	$(PY) scripts/bench.py
 	$(PY) scripts/bench_health.py
 	$(PY) scripts/bench_webhooks.py
+	$(PY) scripts/bench_tenants.py
 
 # Webhooks: change -> stored p50/p95, a burst of 1,000 events, the receiver's p99.
 bench-webhooks: setup
 	$(PY) scripts/bench_webhooks.py
+
+# Tenants: org import of 1,000 organizations (the purge is timed by scripts/bench.py).
+bench-tenants: setup build-cli
+	$(PY) scripts/bench_tenants.py
 
 bench-health: setup
 	$(PY) scripts/bench_health.py

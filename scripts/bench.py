@@ -56,6 +56,21 @@ def run_cli(env, *args):
     return secs, usage.ru_maxrss / 1024.0, json.loads(text) if text.strip().startswith("{") else None
 
 
+def leftovers(data, org):
+    """What the store and the secrets file still hold of the organization (all zero after a
+    purge): items of its partition, its list entry and purge marker, its secrets."""
+    import sqlite3
+    db = sqlite3.connect(os.path.join(data, "store.db"))
+    pad = f"{int(org):020d}"
+    items = db.execute("SELECT COUNT(*) FROM items WHERE pk = ?", (f"ORG#{org}",)).fetchone()[0]
+    listed = db.execute("SELECT COUNT(*) FROM items WHERE pk = 'ORGS' AND sk IN (?, ?)",
+                        (f"ORG#{pad}", f"PURGE#{pad}")).fetchone()[0]
+    db.close()
+    with open(os.path.join(data, "secrets.json")) as f:
+        secrets = [n for n in json.load(f) if n.startswith(f"classy-sync/{org}/")]
+    return {k: v for k, v in {"items": items, "org_list": listed, "secrets": len(secrets)}.items() if v}
+
+
 def one_size(supporters, transactions):
     sandbox, ready, gen_secs = start_sandbox(supporters, transactions)
     try:
@@ -82,6 +97,11 @@ def one_size(supporters, transactions):
         campaigns_s, _, _ = run_cli(env, "analytics", "campaigns", org, "--json")
         quality_s, quality_rss, _ = run_cli(env, "quality", "report", org, "--json")
         db = os.path.getsize(os.path.join(data, "store.db"))
+        # Offboarding: the purge of the whole organization, then proof that nothing is left.
+        purge_s, purge_rss, purged = run_cli(env, "org", "remove", org, "--purge", "--yes", "--json")
+        left = leftovers(data, org)
+        if left:
+            sys.exit(f"org remove --purge left items behind: {left}")
         subprocess.run(["rm", "-rf", data])
         return {"supporters": supporters, "transactions": transactions, "records": records,
                 "sandbox_generation_s": round(gen_secs, 1), "sync_s": round(secs, 2),
@@ -90,7 +110,9 @@ def one_size(supporters, transactions):
                 "idle_incremental_calls": idle_calls, "idle_incremental_calls_per_entity": idle_calls / 4,
                 "store_mb": round(db / 1e6), "analytics_donors_s": round(donors_s, 2),
                 "analytics_donors_rss_mb": round(donors_rss, 1), "analytics_campaigns_s": round(campaigns_s, 2),
-                "quality_report_s": round(quality_s, 2), "quality_report_rss_mb": round(quality_rss, 1)}
+                "quality_report_s": round(quality_s, 2), "quality_report_rss_mb": round(quality_rss, 1),
+                "purge_s": round(purge_s, 1), "purge_items": purged["purged"][0]["items"],
+                "purge_rss_mb": round(purge_rss, 1), "purge_leftovers": left}
     finally:
         sandbox.terminate()
         sandbox.wait()
@@ -207,6 +229,8 @@ def main():
         print(f"{name}: analytics donors {r['analytics_donors_s']} s ({r['analytics_donors_rss_mb']} MB), "
               f"campaigns {r['analytics_campaigns_s']} s, quality report {r['quality_report_s']} s "
               f"({r['quality_report_rss_mb']} MB)")
+        print(f"{name}: org remove --purge {r['purge_items']:,} items in {r['purge_s']} s "
+              f"({r['purge_rss_mb']} MB), left behind: {r['purge_leftovers'] or 'nothing'}")
     targets = [("throughput >= 25,000 records/s", large["records_per_s"] >= 25000),
                ("peak memory <= 100 MB", large["peak_rss_mb"] <= 100),
                ("memory growth <= 10 %", growth <= 0.10),
