@@ -15,13 +15,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_classy-sync");
 const CLIENT_SECRET: &str = "audit-client-secret-7f3a9c";
 
 fn cli(data: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.env("CLASSY_SYNC_DATA_DIR", data)
-        .env("USER", "audit-tester")
-        .env_remove("CLASSY_SYNC_BACKEND")
-        .env_remove("CLASSY_CLIENT_SECRET")
-        .env_remove("CLASSY_SYNC_AUDIT_RETENTION_DAYS")
-        .stdin(Stdio::null());
+    let mut c = classy_sync_tests::cli::local(BIN, data);
+    c.env("USER", "audit-tester")
+        .env_remove("CLASSY_SYNC_AUDIT_RETENTION_DAYS");
     c
 }
 
@@ -290,27 +286,10 @@ fn a_bad_retention_setting_is_refused_naming_the_variable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aws_backend_records_the_callers_arn_and_verifies_on_dynamodb() {
     use classy_sync_aws::DynamoStore;
-    use classy_sync_tests::moto::{MotoServer, ACCESS_KEY, REGION, SECRET_KEY};
-    let moto = MotoServer::start();
-    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, "classy-sync")
-        .await
-        .unwrap();
-    let (queue_url, _) =
-        classy_sync_tests::aws_setup::create_queues(&moto.sqs().await, "jobs.fifo", 5, 300)
-            .await
-            .unwrap();
+    let stack = classy_sync_tests::cli::AwsStack::start().await;
     let aws = |args: &[&str]| {
-        let mut c = Command::new(BIN);
-        c.arg("--backend")
-            .arg("aws")
-            .args(args)
-            .env("AWS_ENDPOINT_URL", moto.endpoint())
-            .env("AWS_REGION", REGION)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("CLASSY_SYNC_TABLE", "classy-sync")
-            .env("CLASSY_SYNC_QUEUE_URL", &queue_url)
-            .env("CLASSY_SYNC_AUDIT_RETENTION_DAYS", "30")
+        let mut c = stack.command(Command::new(BIN), args);
+        c.env("CLASSY_SYNC_AUDIT_RETENTION_DAYS", "30")
             // The OS user is not the actor on AWS.
             .env("USER", "local-user")
             .env_remove("CLASSY_CLIENT_SECRET")
@@ -348,7 +327,7 @@ async fn the_aws_backend_records_the_callers_arn_and_verifies_on_dynamodb() {
         );
     }
 
-    let sdk = moto.sdk_config().await;
+    let sdk = stack.moto.sdk_config().await;
     let arn = classy_sync_aws::caller_arn(&sdk).await.unwrap();
     assert!(arn.starts_with("arn:aws:"), "{arn}");
     let listed: Vec<AuditEntry> =
@@ -367,12 +346,7 @@ async fn the_aws_backend_records_the_callers_arn_and_verifies_on_dynamodb() {
     );
 
     // In DynamoDB: TTL 30 days on the entries, never the secret; then a forged entry.
-    let settings = classy_sync_aws::AwsSettings::from_lookup(|n| match n {
-        "CLASSY_SYNC_TABLE" => Some("classy-sync".into()),
-        "CLASSY_SYNC_QUEUE_URL" => Some(queue_url.clone()),
-        _ => None,
-    })
-    .unwrap();
+    let settings = stack.settings();
     let store = DynamoStore::from_settings(&sdk, &settings);
     let entry = store
         .get(AUDIT_PK, &audit_entry_sk(1))
@@ -491,6 +465,34 @@ fn plugin_report_notify_alert_and_dlq_commands_are_audited() {
         out.contains("10 entries checked") && out.contains("chain intact"),
         "{out}"
     );
+}
+
+#[test]
+fn recording_a_credential_expiry_is_audited_and_showing_it_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    add_org(data, "9101");
+    ok(cli(data).args(["org", "credentials", "9101", "--expires-at", "2027-01-31"]));
+    ok(cli(data).args(["org", "credentials", "9101"]));
+    ok(cli(data).args(["org", "credentials", "9101", "--clear"]));
+    let all = entries(data, &[]);
+    let got: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("org add", "org 9101", "ok"),
+            ("org credentials", "org 9101", "ok"),
+            ("org credentials", "org 9101", "ok"),
+        ]
+    );
+    // Recorded then cleared: the clear's before is the record's after, its after the first's
+    // before (nothing recorded).
+    assert_eq!(all[2].before_digest, all[1].after_digest);
+    assert_eq!(all[2].after_digest, all[1].before_digest);
+    assert_ne!(all[1].before_digest, all[1].after_digest);
 }
 
 #[tokio::test]
