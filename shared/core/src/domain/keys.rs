@@ -30,6 +30,8 @@ pub const NOTIFY_PK: &str = "NOTIFY";
 pub const TEMPLATES_PK: &str = "TEMPLATES";
 /// The audit trail: its head and its hash-chained entries.
 pub const AUDIT_PK: &str = "AUDIT";
+/// The shared Classy request budgets: one token bucket per application.
+pub const BUDGET_PK: &str = "BUDGET";
 
 pub fn pad(id: u64) -> String {
     format!("{id:020}")
@@ -372,6 +374,13 @@ pub fn audit_entry_sk(seq: u64) -> String {
     format!("{AUDIT_ENTRY_PREFIX}{seq:015}")
 }
 
+// ---------- Classy request budgets ----------
+
+/// The token bucket of one Classy application (its client id), shared by every process.
+pub fn budget_sk(client_id: &str) -> String {
+    format!("APP#{client_id}")
+}
+
 // ---------- tenant templates ----------
 
 pub const TEMPLATE_PREFIX: &str = "TEMPLATE#";
@@ -464,6 +473,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("template", "TEMPLATES", "TEMPLATE#<name>"),
     kind("audit head", "AUDIT", "HEAD"),
     kind("audit entry", "AUDIT", "ENTRY#<seq>"),
+    kind("request budget", "BUDGET", "APP#<client id>"),
 ];
 
 const fn kind(name: &'static str, pk: &'static str, sk: &'static str) -> KeyKind {
@@ -682,6 +692,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("template", TEMPLATES_PK, template_sk("high-volume"));
     add("audit head", AUDIT_PK, AUDIT_HEAD_SK.to_owned());
     add("audit entry", AUDIT_PK, audit_entry_sk(42));
+    add("request budget", BUDGET_PK, budget_sk("app-client-1"));
     out
 }
 
@@ -703,6 +714,7 @@ mod tests {
                 NOTIFY_PK => "NOTIFY",
                 TEMPLATES_PK => "TEMPLATES",
                 AUDIT_PK => "AUDIT",
+                BUDGET_PK => "BUDGET",
                 other => panic!("undocumented partition {other}"),
             }
         }

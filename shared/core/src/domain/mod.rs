@@ -4,6 +4,7 @@ pub mod aggregates;
 pub mod alerts;
 pub mod analytics;
 pub mod audit;
+pub mod budget;
 pub mod changes;
 pub mod entities;
 pub mod entity;

@@ -7,6 +7,7 @@ pub mod aggregator;
 pub mod alerts;
 pub mod analytics;
 pub mod audit;
+pub mod budget;
 pub mod context;
 pub mod credentials;
 pub mod dispatch;

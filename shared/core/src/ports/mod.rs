@@ -1,6 +1,7 @@
 //! The small traits the engine needs. Adapters (local and AWS) implement them; the engine
 //! never sees an SDK.
 
+pub mod budget;
 pub mod clock;
 pub mod destination;
 pub mod events;
@@ -11,6 +12,7 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 
+pub use budget::{BudgetError, RateBudget};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use destination::{
     ChangeSet, Destination, DestinationContext, DestinationHealth, PluginConfig, PluginError,

@@ -1,0 +1,188 @@
+//! The shared Classy request budget on the [`Store`] port: one token bucket per application
+//! (`BUDGET` / `APP#<client id>`), updated with conditional writes (`VersionIs`), from which
+//! each process leases small blocks of tokens — one store write per block, so about one
+//! write per ten API calls at Classy's budget. Within a process, the tasks of one application
+//! take turns in the order they asked (a fair queue: one organization's sync cannot starve
+//! another's in the same process). See docs/classy-budget.md.
+
+use crate::domain::budget::{Bucket, BudgetSpec, Take};
+use crate::domain::keys::{budget_sk, BUDGET_PK};
+use crate::ports::store::{Condition, Item, Store, StoreError};
+use crate::ports::{BudgetError, Clock, RateBudget};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Tokens this process leased and has not spent yet.
+#[derive(Default)]
+struct Held {
+    tokens: u32,
+    until_ms: i64,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Tasks of one application wait here in arrival order (tokio's mutex is FIFO).
+    turn: tokio::sync::Mutex<()>,
+    held: Mutex<Held>,
+}
+
+pub struct StoreBudget {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    spec: BudgetSpec,
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    writes: AtomicU64,
+}
+
+impl std::fmt::Debug for StoreBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreBudget")
+            .field("spec", &self.spec)
+            .field("store_writes", &self.store_writes())
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: StoreError) -> BudgetError {
+    BudgetError::Unavailable(e.to_string())
+}
+
+impl StoreBudget {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, spec: BudgetSpec) -> Self {
+        StoreBudget {
+            store,
+            clock,
+            spec,
+            slots: Mutex::new(HashMap::new()),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    pub fn spec(&self) -> &BudgetSpec {
+        &self.spec
+    }
+
+    /// Conditional writes this process sent to the store (won or lost).
+    pub fn store_writes(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    fn slot(&self, app: &str) -> Arc<Slot> {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(app.to_string()).or_default().clone()
+    }
+
+    /// Reads the bucket, changes it with `f`, writes it back if `f` says so; again on a lost race.
+    async fn update<T>(
+        &self,
+        app: &str,
+        mut f: impl FnMut(&mut Bucket, i64) -> (T, bool),
+    ) -> Result<T, BudgetError> {
+        let sk = budget_sk(app);
+        loop {
+            let now = self.now_ms();
+            let existing = self.store.get(BUDGET_PK, &sk).await.map_err(unavailable)?;
+            let (mut bucket, cond, version) = match &existing {
+                None => (Bucket::full(&self.spec, now), Condition::NotExists, 1),
+                Some(item) => (
+                    // A bucket that does not parse is replaced by a full one.
+                    item.parse::<Bucket>()
+                        .unwrap_or_else(|_| Bucket::full(&self.spec, now)),
+                    Condition::VersionIs(item.version),
+                    item.version + 1,
+                ),
+            };
+            let (out, write) = f(&mut bucket, now);
+            if !write {
+                return Ok(out);
+            }
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            let item = Item::json(BUDGET_PK, &sk, &bucket).with_version(version);
+            match self.store.put(item, cond).await {
+                Ok(()) => return Ok(out),
+                Err(e) if e.is_condition_failed() => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    fn drop_held(&self, app: &str) {
+        let slot = self.slot(app);
+        let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+        held.tokens = 0;
+    }
+}
+
+#[async_trait]
+impl RateBudget for StoreBudget {
+    async fn acquire(&self, app: &str, n: u32) -> Result<(), BudgetError> {
+        let n = n.clamp(1, self.spec.capacity.max(1));
+        let slot = self.slot(app);
+        let _turn = slot.turn.lock().await;
+        loop {
+            let want = {
+                let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+                if held.until_ms < self.now_ms() {
+                    held.tokens = 0; // kept too long: spending them now could overrun a window
+                }
+                if held.tokens >= n {
+                    held.tokens -= n;
+                    return Ok(());
+                }
+                (n - held.tokens).max(self.spec.block)
+            };
+            let spec = self.spec;
+            let take = self
+                .update(app, |b, now| {
+                    let t = b.take(&spec, want, now);
+                    (t, matches!(t, Take::Granted(_)))
+                })
+                .await?;
+            match take {
+                Take::Granted(k) => {
+                    let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+                    held.tokens += k;
+                    held.until_ms = self.now_ms() + spec.hold_ms as i64;
+                }
+                // A random extra of up to half the wait: processes that found the bucket
+                // empty at once do not all come back at once and race for one block.
+                Take::WaitMs(ms) => {
+                    let ms = ms + fastrand::u64(0..=ms / 2);
+                    tokio::time::sleep(Duration::from_millis(ms)).await
+                }
+            }
+        }
+    }
+
+    async fn block_for(&self, app: &str, wait: Duration) -> Result<(), BudgetError> {
+        self.drop_held(app);
+        let spec = self.spec;
+        let wait_ms = wait.as_millis().min(i64::MAX as u128) as i64;
+        self.update(app, |b, now| {
+            let until = now.saturating_add(wait_ms);
+            let write = until > b.blocked_until_ms || b.tokens > 0.0;
+            b.block_until(&spec, until, now);
+            ((), write)
+        })
+        .await
+    }
+
+    async fn remaining(&self, app: &str, remaining: u32) {
+        if remaining >= self.spec.block {
+            return;
+        }
+        // The server counts fewer calls left than our bucket allows (its window is not ours,
+        // or another client spends the same application): pause everyone for a hold.
+        let pause = Duration::from_millis(self.spec.hold_ms);
+        if let Err(e) = self.block_for(app, pause).await {
+            tracing::warn!(app, error = %e, "could not record a low X-RateLimit-Remaining");
+        }
+    }
+}
