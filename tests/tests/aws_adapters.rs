@@ -35,6 +35,84 @@ async fn dynamo_store_passes_the_store_conformance_suite() {
     store_conformance(&store).await;
 }
 
+/// The shared Classy request budget on DynamoDB: two budgets (two Lambda containers) on one
+/// table lease blocks from one bucket, and a 429 recorded by one blocks the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_store_holds_the_shared_classy_budget() {
+    use classy_sync_core::domain::budget::{Bucket, BudgetSpec};
+    use classy_sync_core::domain::keys::{budget_sk, BUDGET_PK};
+    use classy_sync_core::engine::budget::StoreBudget;
+    use classy_sync_core::ports::{RateBudget, SystemClock};
+    use std::sync::Arc;
+    let moto = MotoServer::start();
+    let store = Arc::new(store(&moto).await);
+    // Scaled: 40 calls a 2 s window, blocks of 4 in a bucket of 8, held 100 ms.
+    let spec = BudgetSpec {
+        per_window: 40,
+        window_ms: 2_000,
+        capacity: 8,
+        block: 4,
+        hold_ms: 100,
+    };
+    let a = Arc::new(StoreBudget::new(store.clone(), Arc::new(SystemClock), spec));
+    let b = Arc::new(StoreBudget::new(store.clone(), Arc::new(SystemClock), spec));
+    let start = Instant::now();
+    let run = Duration::from_secs(3);
+    let mut tasks = Vec::new();
+    for budget in [a.clone(), b.clone()] {
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed() < run {
+                budget.acquire("app-1", 1).await.unwrap();
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut calls = 0;
+    for t in tasks {
+        let n = t.await.unwrap();
+        assert!(n > 0);
+        calls += n;
+    }
+    let writes = a.store_writes() + b.store_writes();
+    // At most the burst plus the refill over the run and one hold (and one block in flight).
+    let most = spec.capacity as f64 + spec.rate_per_ms() * (3_000.0 + 100.0) + 4.0;
+    println!("{calls} calls, {writes} store writes, at most {most:.0}");
+    assert!(calls as f64 <= most, "{calls} calls, at most {most}");
+    assert!(calls >= 40, "{calls}");
+    assert!(writes * 3 <= calls, "{writes} writes for {calls} calls");
+    let item = store
+        .get(BUDGET_PK, &budget_sk("app-1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(item.version >= 2);
+    // A 429 seen by one container empties the bucket for both until the wait ends.
+    a.block_for("app-1", Duration::from_millis(700))
+        .await
+        .unwrap();
+    let bucket: Bucket = store
+        .get(BUDGET_PK, &budget_sk("app-1"))
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        bucket.blocked_until_ms > 0 && bucket.tokens == 0.0,
+        "{bucket:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await; // b's held tokens expire
+    let started = Instant::now();
+    b.acquire("app-1", 1).await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 /// The table the SAM template must declare: keys, GSI and TTL attribute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamo_table_layout_matches_the_template() {
