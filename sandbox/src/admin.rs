@@ -454,6 +454,9 @@ async fn put_lifetime(State(state): State<Shared>, Json(b): Json<Secs>) -> Respo
 #[derive(Deserialize)]
 struct PerMinute {
     per_minute: u32,
+    /// The window in milliseconds (default a minute), for tests that scale time.
+    #[serde(default)]
+    window_ms: Option<u64>,
 }
 
 fn rate_limit_view(state: &Shared) -> Value {
@@ -467,8 +470,10 @@ async fn get_rate_limit(State(state): State<Shared>) -> Response {
     ok(rate_limit_view(&state))
 }
 
-/// `PUT /admin/rate-limit {"per_minute": N}`: every application's window starts afresh.
+/// `PUT /admin/rate-limit {"per_minute": N, "window_ms"?: M}`: every application's window
+/// starts afresh (`window_ms`, default a minute, scales time for tests).
 async fn put_rate_limit(State(state): State<Shared>, Json(b): Json<PerMinute>) -> Response {
+    state.limiter.set_window_ms(b.window_ms.unwrap_or(60_000));
     state.limiter.set_per_minute(b.per_minute);
     ok(rate_limit_view(&state))
 }

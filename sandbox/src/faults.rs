@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -289,7 +289,8 @@ impl Throttle {
 /// connection or token; refused requests do not count.
 pub struct RateLimiter {
     per_window: AtomicU32,
-    window: Duration,
+    /// The window's length in milliseconds: a minute, or shorter for tests that scale time.
+    window_ms: AtomicU64,
     windows: Mutex<HashMap<String, (Instant, u32)>>,
 }
 
@@ -297,7 +298,7 @@ impl RateLimiter {
     pub fn new(per_window: u32, window: Duration) -> Self {
         RateLimiter {
             per_window: AtomicU32::new(per_window),
-            window: window.max(Duration::from_millis(1)),
+            window_ms: AtomicU64::new((window.as_millis() as u64).max(1)),
             windows: Mutex::new(HashMap::new()),
         }
     }
@@ -307,7 +308,14 @@ impl RateLimiter {
     }
 
     pub fn window(&self) -> Duration {
-        self.window
+        Duration::from_millis(self.window_ms.load(Ordering::SeqCst))
+    }
+
+    /// Counts the limit per window of `ms` instead of a minute (tests that scale time); every
+    /// application's window starts afresh.
+    pub fn set_window_ms(&self, ms: u64) {
+        self.window_ms.store(ms.max(1), Ordering::SeqCst);
+        self.windows.lock().expect("limiter lock").clear();
     }
 
     /// A new limit; every application's window starts afresh.
@@ -323,13 +331,14 @@ impl RateLimiter {
             return Throttle::Off;
         }
         let now = Instant::now();
+        let window = self.window();
         let mut w = self.windows.lock().expect("limiter lock");
         let entry = w.entry(client_id.to_string()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
+        if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
         if entry.1 >= limit {
-            let left = self.window.saturating_sub(now.duration_since(entry.0));
+            let left = window.saturating_sub(now.duration_since(entry.0));
             let retry_after = (left.as_secs_f64().ceil() as u64).max(1);
             let unix = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -430,5 +439,16 @@ mod tests {
         assert!(h.is_empty());
         l.set_per_minute(0);
         assert_eq!(l.check("a"), Throttle::Off);
+    }
+
+    #[test]
+    fn a_scaled_window_reopens_sooner() {
+        let l = RateLimiter::new(2, Duration::from_secs(60));
+        l.set_window_ms(200);
+        assert!(matches!(l.check("a"), Throttle::Allowed { .. }));
+        assert!(matches!(l.check("a"), Throttle::Allowed { .. }));
+        assert!(matches!(l.check("a"), Throttle::Limited { .. }));
+        std::thread::sleep(Duration::from_millis(210));
+        assert!(matches!(l.check("a"), Throttle::Allowed { .. }));
     }
 }
