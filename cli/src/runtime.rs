@@ -84,9 +84,18 @@ impl Root {
         }
     }
 
+    /// The Classy client from `CLASSY_*`, its budget per application shared through the
+    /// root's store by every process.
+    pub fn classy(&self) -> Result<ClassyClient> {
+        Ok(match self {
+            Root::Local(r) => r.classy()?,
+            Root::Aws(r) => r.classy_from(|n| std::env::var(n).ok())?,
+        })
+    }
+
     /// Syncs from Classy (configures the Classy client).
     pub fn sync(&self) -> Result<SyncService> {
-        let source = Arc::new(classy()?);
+        let source = Arc::new(self.classy()?);
         Ok(match self {
             Root::Local(r) => r.sync(source),
             Root::Aws(r) => r.sync(source),
@@ -104,7 +113,7 @@ impl Root {
     /// Every health check, Classy and the destinations included (configures the Classy
     /// client).
     pub fn health(&self) -> Result<HealthMonitor> {
-        let source = Arc::new(classy()?);
+        let source = Arc::new(self.classy()?);
         Ok(match self {
             Root::Local(r) => r.health(source)?,
             Root::Aws(r) => r.health(source),

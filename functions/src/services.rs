@@ -131,6 +131,12 @@ pub fn aws_services(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<Ser
 /// [`aws_services`] plus the Classy client from `CLASSY_*`, for the functions that call
 /// Classy.
 pub fn aws_services_with_classy(env: &Env, sdk: aws_config::SdkConfig) -> anyhow::Result<Services> {
-    let client = classy_sync_runtime::classy_client_from(env.lookup())?;
-    Ok(aws_services(env, sdk)?.with_classy(Arc::new(client)))
+    let settings = AwsSettings::from_lookup(env.lookup())?;
+    let root = AwsRoot::from_sdk(sdk, settings);
+    // The application's budget is shared by every container, through the table.
+    let client = root.classy_from(env.lookup())?;
+    Ok(
+        Services::new(root, FunctionSettings::from_lookup(env.lookup())?)
+            .with_classy(Arc::new(client)),
+    )
 }

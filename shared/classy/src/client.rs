@@ -9,7 +9,9 @@ use super::url::{app_orgs_path, encode, list_query_string, loggable_path, org_li
 use async_trait::async_trait;
 use bytes::Bytes;
 use classy_sync_core::domain::{Entity, OrgId};
-use classy_sync_core::ports::{AppCredentials, ClassySource, ListQuery, SourceError, SourcePage};
+use classy_sync_core::ports::{
+    AppCredentials, ClassySource, ListQuery, RateBudget, SourceError, SourcePage,
+};
 use reqwest::header::{HeaderMap, ACCEPT, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
@@ -44,7 +46,11 @@ struct Inner {
     config: ClassyConfig,
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// This process's own pace per application: used without a shared budget, or when the
+    /// budget's store cannot be reached.
     limiter: AppLimiter,
+    /// The application's budget shared with every process (replaces `limiter` when set).
+    budget: Option<Arc<dyn RateBudget>>,
     tokens: TokenCache,
     calls: AtomicU64,
 }
@@ -82,6 +88,24 @@ impl ClassyClient {
     /// would re-send the client secret elsewhere) and, unless [`ClassyConfig::allow_http`],
     /// speaks https only.
     pub fn new(config: ClassyConfig) -> Result<Self, SourceError> {
+        Self::build(config, None)
+    }
+
+    /// [`ClassyClient::new`] spending `budget`, the application's request budget shared by
+    /// every process (see docs/classy-budget.md), instead of a limiter of its own. Answers
+    /// correct it: a 429's wait blocks the budget for every process, and an
+    /// `X-RateLimit-Remaining` below a block pauses it.
+    pub fn with_budget(
+        config: ClassyConfig,
+        budget: Arc<dyn RateBudget>,
+    ) -> Result<Self, SourceError> {
+        Self::build(config, Some(budget))
+    }
+
+    fn build(
+        config: ClassyConfig,
+        budget: Option<Arc<dyn RateBudget>>,
+    ) -> Result<Self, SourceError> {
         config.validate()?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
@@ -98,6 +122,7 @@ impl ClassyClient {
             inner: Arc::new(Inner {
                 retry: RetryPolicy::from_config(&config),
                 limiter: AppLimiter::new(config.requests_per_minute),
+                budget,
                 tokens: TokenCache::default(),
                 calls: AtomicU64::new(0),
                 http,
@@ -370,7 +395,7 @@ impl ClassyClient {
         secrets: &[&str],
         max_body: usize,
     ) -> Result<(StatusCode, HeaderMap, Bytes), Failure> {
-        self.inner.limiter.wait(client_id).await;
+        self.wait_turn(client_id).await;
         self.inner.calls.fetch_add(1, Ordering::Relaxed);
         // Per-page accounting, for run records (the global counter mixes concurrent runs).
         let _ = REQUESTS.try_with(|c| c.set(c.get() + 1));
@@ -442,7 +467,57 @@ impl ClassyClient {
             bytes = body.len(),
             "classy request"
         );
+        self.correct_budget(client_id, status, &headers, &body)
+            .await;
         Ok((status, headers, body))
+    }
+
+    /// Waits for the application's turn: the shared budget when there is one (the local
+    /// limiter's pace if the budget's store cannot be reached), else the local limiter.
+    async fn wait_turn(&self, client_id: &str) {
+        let Some(budget) = &self.inner.budget else {
+            self.inner.limiter.wait(client_id).await;
+            return;
+        };
+        if let Err(e) = budget.acquire(client_id, 1).await {
+            tracing::warn!(client_id, error = %e, "shared Classy budget unavailable; pacing locally");
+            self.inner.limiter.wait(client_id).await;
+        }
+    }
+
+    /// What an answer says about the budget: a 429's wait empties it for every process; a
+    /// low `X-RateLimit-Remaining` pauses it.
+    async fn correct_budget(
+        &self,
+        client_id: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) {
+        let Some(budget) = &self.inner.budget else {
+            return;
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let header = headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after_header);
+            let wait = combine_hints(
+                header,
+                parse_retry_after_body(body),
+                self.inner.retry.max_retry_after,
+            )
+            .unwrap_or(Duration::from_secs(1));
+            if let Err(e) = budget.block_for(client_id, wait).await {
+                tracing::warn!(client_id, error = %e, "could not record a 429 in the shared budget");
+            }
+        } else if let Some(remaining) = headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            budget.remaining(client_id, remaining).await;
+        }
     }
 }
 

@@ -55,6 +55,15 @@ impl AwsRoot {
     }
 
     /// The store and the clock.
+    /// The Classy client from `CLASSY_*` read through `var`, its request budget per
+    /// application shared by every container through the table's `BUDGET` items.
+    pub fn classy_from(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<classy_sync_classy::ClassyClient, RootError> {
+        crate::classy_client_sharing(var, self.store.clone(), self.clock.clone())
+    }
+
     pub fn data(&self) -> Datastore {
         Datastore::new(self.store.clone(), self.clock.clone())
     }

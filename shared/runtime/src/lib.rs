@@ -17,6 +17,8 @@ pub mod aws;
 pub mod local;
 
 use classy_sync_classy::{ClassyClient, ClassyConfig};
+use classy_sync_core::domain::budget::BudgetSpec;
+use classy_sync_core::engine::budget::StoreBudget;
 use classy_sync_core::engine::{Datastore, PluginService};
 use classy_sync_core::ports::{
     Clock, EventBusConnector, HolderLiveness, MailTransport, SecretStore, Store,
@@ -44,6 +46,23 @@ pub fn classy_client() -> Result<ClassyClient, RootError> {
 pub fn classy_client_from(var: impl Fn(&str) -> Option<String>) -> Result<ClassyClient, RootError> {
     let config = ClassyConfig::from_lookup(var).map_err(|e| RootError::Settings(e.to_string()))?;
     ClassyClient::new(config).map_err(|e| RootError::Open(e.to_string()))
+}
+
+/// [`classy_client_from`] spending each application's request budget through `store`, shared
+/// by every process on that store (`CLASSY_RATE_LIMIT_PER_MINUTE` is the application's whole
+/// budget; `0`: no limit). See docs/classy-budget.md.
+pub fn classy_client_sharing(
+    var: impl Fn(&str) -> Option<String>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Result<ClassyClient, RootError> {
+    let config = ClassyConfig::from_lookup(var).map_err(|e| RootError::Settings(e.to_string()))?;
+    if config.requests_per_minute == 0 {
+        return ClassyClient::new(config).map_err(|e| RootError::Open(e.to_string()));
+    }
+    let spec = BudgetSpec::per_minute(config.requests_per_minute);
+    let budget = Arc::new(StoreBudget::new(store, clock, spec));
+    ClassyClient::with_budget(config, budget).map_err(|e| RootError::Open(e.to_string()))
 }
 
 /// The plugin service with every destination plugin this build knows.

@@ -76,6 +76,16 @@ impl LocalRoot {
         ))
     }
 
+    /// The Classy client from `CLASSY_*`, its request budget per application shared by every
+    /// process on this data directory (the store's `BUDGET` items).
+    pub fn classy(&self) -> Result<classy_sync_classy::ClassyClient, RootError> {
+        crate::classy_client_sharing(
+            |n| std::env::var(n).ok(),
+            self.store.clone(),
+            self.clock.clone(),
+        )
+    }
+
     /// The store and the clock.
     pub fn data(&self) -> Datastore {
         Datastore::new(self.store.clone(), self.clock.clone())
