@@ -535,8 +535,21 @@ async fn rate_limit_per_app() {
     .await;
     let token = h.token().await;
     let path = format!("/organizations/{}/campaigns", h.org);
-    for _ in 0..5 {
-        assert_eq!(h.get(&token, &path).await.0, 200);
+    for i in 0..5u32 {
+        let r = h
+            .http
+            .get(format!("{}{path}", h.sandbox.api_base_url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        // Classy's throttle headers: the limit and what is left of this window.
+        assert_eq!(r.headers()["x-ratelimit-limit"], "5");
+        assert_eq!(
+            r.headers()["x-ratelimit-remaining"],
+            (4 - i).to_string().as_str()
+        );
     }
     let r = h
         .http
@@ -546,6 +559,8 @@ async fn rate_limit_per_app() {
         .await
         .unwrap();
     assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["x-ratelimit-remaining"], "0");
+    assert!(r.headers().contains_key("x-ratelimit-reset"));
     let wait: u64 = r.headers()["retry-after"]
         .to_str()
         .unwrap()

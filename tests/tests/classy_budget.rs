@@ -199,3 +199,48 @@ async fn a_429_seen_by_one_process_holds_back_the_other() {
     assert!(b_done >= Duration::from_millis(1_900), "{b_done:?}");
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_x_ratelimit_remaining_pauses_every_process() {
+    use classy_sync_core::domain::budget::Bucket;
+    use classy_sync_core::domain::keys::{budget_sk, BUDGET_PK};
+    let sb = classy_sandbox::start(SandboxConfig {
+        rate_limit_per_minute: 15,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    let (creds, orgs) = app(&sb);
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path().join("store.db")).unwrap());
+    // Our budget believes in far more than the server allows (blocks of 10).
+    let b: Arc<dyn RateBudget> = Arc::new(StoreBudget::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        BudgetSpec::new(6000, 60_000),
+    ));
+    let c = ClassyClient::with_budget(config(&sb, 6000), b).unwrap();
+    let one = ListQuery {
+        per_page: 1,
+        ..ListQuery::default()
+    };
+    let blocked = || async {
+        let item = store
+            .get(BUDGET_PK, &budget_sk(&creds.client_id))
+            .await
+            .unwrap();
+        item.unwrap().parse::<Bucket>().unwrap().blocked_until_ms
+    };
+    for _ in 0..5 {
+        c.list_page(&creds, orgs[0], Entity::Supporters, &one)
+            .await
+            .unwrap();
+    }
+    assert_eq!(blocked().await, 0, "10 left of 15: no pause yet");
+    c.list_page(&creds, orgs[0], Entity::Supporters, &one)
+        .await
+        .unwrap();
+    // 9 left, fewer than a block: the bucket is paused for everyone.
+    assert!(blocked().await > 0);
+    sb.shutdown().await;
+}
