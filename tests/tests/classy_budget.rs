@@ -244,3 +244,84 @@ async fn a_low_x_ratelimit_remaining_pauses_every_process() {
     assert!(blocked().await > 0);
     sb.shutdown().await;
 }
+
+/// The `CLASSY_*` variables of a client against the sandbox, budget `per_minute`.
+fn env_of(sb: &RunningSandbox, per_minute: u32) -> impl Fn(&str) -> Option<String> {
+    let vars = [
+        ("CLASSY_API_BASE_URL", sb.api_base_url()),
+        ("CLASSY_AUTH_URL", sb.auth_url()),
+        ("CLASSY_SYNC_ALLOW_DEV_URLS", "1".to_string()),
+        ("CLASSY_RATE_LIMIT_PER_MINUTE", per_minute.to_string()),
+    ];
+    move |n: &str| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone())
+}
+
+/// The composition roots build the Classy client on their store's budget: two local roots on
+/// one data directory (two processes) and an AWS root on DynamoDB (moto) all write the
+/// application's bucket, and `0` leaves the store alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_roots_build_the_client_on_their_stores_budget() {
+    use classy_sync_aws::AwsSettings;
+    use classy_sync_core::domain::keys::{budget_sk, BUDGET_PK};
+    use classy_sync_runtime::aws::AwsRoot;
+    use classy_sync_runtime::local::LocalRoot;
+    let sb = classy_sandbox::start(SandboxConfig::default())
+        .await
+        .unwrap();
+    let (creds, orgs) = app(&sb);
+    let one = ListQuery {
+        per_page: 1,
+        ..ListQuery::default()
+    };
+    let key = budget_sk(&creds.client_id);
+
+    let dir = tempfile::tempdir().unwrap();
+    let unlimited = LocalRoot::open(dir.path()).unwrap();
+    unlimited
+        .classy_from(env_of(&sb, 0))
+        .unwrap()
+        .list_page(&creds, orgs[0], Entity::Supporters, &one)
+        .await
+        .unwrap();
+    assert!(unlimited
+        .store
+        .get(BUDGET_PK, &key)
+        .await
+        .unwrap()
+        .is_none());
+    let mut versions = Vec::new();
+    for _ in 0..2 {
+        let root = LocalRoot::open(dir.path()).unwrap();
+        root.classy_from(env_of(&sb, 1800))
+            .unwrap()
+            .list_page(&creds, orgs[0], Entity::Supporters, &one)
+            .await
+            .unwrap();
+        let item = root.store.get(BUDGET_PK, &key).await.unwrap().unwrap();
+        versions.push(item.version);
+    }
+    // The second process leased from the bucket the first one created.
+    assert_eq!(versions, vec![1, 2]);
+
+    let moto = classy_sync_tests::moto::MotoServer::start();
+    let table = "classy-sync-test";
+    classy_sync_tests::aws_setup::create_table(&moto.dynamodb().await, table)
+        .await
+        .unwrap();
+    let settings = AwsSettings {
+        table: table.into(),
+        queue_url: "unused".into(),
+        dlq_url: None,
+        event_bus: "unused".into(),
+        secret_prefix: "classy-sync/".into(),
+        secret_ttl: Duration::from_secs(300),
+    };
+    let root = AwsRoot::from_sdk(moto.sdk_config().await, settings);
+    root.classy_from(env_of(&sb, 1800))
+        .unwrap()
+        .list_page(&creds, orgs[0], Entity::Supporters, &one)
+        .await
+        .unwrap();
+    assert!(root.store.get(BUDGET_PK, &key).await.unwrap().is_some());
+    sb.shutdown().await;
+}

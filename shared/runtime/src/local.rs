@@ -79,11 +79,15 @@ impl LocalRoot {
     /// The Classy client from `CLASSY_*`, its request budget per application shared by every
     /// process on this data directory (the store's `BUDGET` items).
     pub fn classy(&self) -> Result<classy_sync_classy::ClassyClient, RootError> {
-        crate::classy_client_sharing(
-            |n| std::env::var(n).ok(),
-            self.store.clone(),
-            self.clock.clone(),
-        )
+        self.classy_from(|n| std::env::var(n).ok())
+    }
+
+    /// [`LocalRoot::classy`], reading the `CLASSY_*` variables through `var`.
+    pub fn classy_from(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<classy_sync_classy::ClassyClient, RootError> {
+        crate::classy_client_sharing(var, self.store.clone(), self.clock.clone())
     }
 
     /// The store and the clock.
