@@ -1,8 +1,9 @@
 //! The Classy API 2.0 client.
 //!
 //! [`ClassyClient`] implements [`classy_sync_core::ports::ClassySource`] over HTTP: OAuth2
-//! client-credentials tokens cached per application, a client-side rate limiter per
-//! application, retries with jittered exponential backoff, and exactly-once encoding of
+//! client-credentials tokens cached per application, a request budget per
+//! application (shared by every process through the store with [`ClassyClient::with_budget`],
+//! else a limiter in this process), retries with jittered exponential backoff, and exactly-once encoding of
 //! filter expressions. Create one client per process and clone it freely.
 
 mod auth;
