@@ -1,7 +1,8 @@
 //! The shared Classy request budget on the [`Store`] port: one token bucket per application
 //! (`BUDGET` / `APP#<client id>`), updated with conditional writes (`VersionIs`), from which
 //! each process leases small blocks of tokens — one store write per block, so about one
-//! write per ten API calls at Classy's budget. Within a process, the tasks of one application
+//! write per ten API calls at Classy's budget (a process that spends slowly leases only what
+//! it spends in a hold, so it does not waste the rest). Within a process, the tasks of one application
 //! take turns in the order they asked (a fair queue: one organization's sync cannot starve
 //! another's in the same process). See docs/classy-budget.md.
 
@@ -15,11 +16,39 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Tokens this process leased and has not spent yet.
+/// Tokens this process leased and has not spent yet, and how fast it spends them.
 #[derive(Default)]
 struct Held {
     tokens: u32,
     until_ms: i64,
+    /// When the last block was leased (0: never) and what was spent since.
+    leased_at_ms: i64,
+    spent_since_lease: u32,
+    /// When the last lease's tokens ran out (0: they did not; they expired).
+    spent_out_ms: i64,
+}
+
+impl Held {
+    /// How many tokens to lease: what this process spends in a hold at its recent pace, plus
+    /// one, at most a block. A slow process (one sync waiting on slow pages) leases few, so it
+    /// does not drop most of a block when the hold ends and starve the others.
+    fn want(&self, spec: &BudgetSpec, now_ms: i64, missing: u32) -> u32 {
+        let pace = if self.leased_at_ms == 0 {
+            spec.block
+        } else {
+            // The pace while it had tokens: a process that ran out and then waited for the
+            // bucket is fast, whatever the wait.
+            let until = if self.spent_out_ms >= self.leased_at_ms {
+                self.spent_out_ms
+            } else {
+                now_ms
+            };
+            let elapsed = (until - self.leased_at_ms).max(1) as f64;
+            let per_hold = self.spent_since_lease as f64 * spec.hold_ms as f64 / elapsed;
+            per_hold.ceil().min(spec.block as f64) as u32 + 1
+        };
+        pace.clamp(missing, spec.block.max(missing))
+    }
 }
 
 #[derive(Default)]
@@ -134,9 +163,13 @@ impl RateBudget for StoreBudget {
                 }
                 if held.tokens >= n {
                     held.tokens -= n;
+                    held.spent_since_lease += n;
+                    if held.tokens == 0 {
+                        held.spent_out_ms = self.now_ms();
+                    }
                     return Ok(());
                 }
-                (n - held.tokens).max(self.spec.block)
+                held.want(&self.spec, self.now_ms(), n - held.tokens)
             };
             let spec = self.spec;
             let take = self
@@ -148,8 +181,12 @@ impl RateBudget for StoreBudget {
             match take {
                 Take::Granted(k) => {
                     let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+                    let now = self.now_ms();
                     held.tokens += k;
-                    held.until_ms = self.now_ms() + spec.hold_ms as i64;
+                    held.until_ms = now + spec.hold_ms as i64;
+                    held.leased_at_ms = now;
+                    held.spent_since_lease = 0;
+                    held.spent_out_ms = 0;
                 }
                 // A random extra of up to half the wait: processes that found the bucket
                 // empty at once do not all come back at once and race for one block.
