@@ -1,6 +1,6 @@
 //! One request budget per Classy application, shared by every process that calls Classy for
 //! it. The Classy client asks it before every request; the store-backed implementation is
-//! [`crate::engine::budget::StoreBudget`].
+//! the engine's `StoreBudget` (a port names no engine type).
 
 use async_trait::async_trait;
 use std::time::Duration;
