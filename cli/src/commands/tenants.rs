@@ -449,16 +449,18 @@ pub async fn import(target: &runtime::Target, a: ImportArgs) -> Result<ExitCode>
     .await;
     let ids: Vec<OrgId> = rows.iter().map(|r| r.id).collect();
     let existing = data.orgs_with_versions(&ids).await?;
-    let mut pending = Vec::new();
+    let mut pending: Vec<OrgId> = if a.update {
+        Vec::new()
+    } else {
+        data.purges_pending(&ids).await?.into_iter().collect()
+    };
+    pending.sort_unstable();
     for r in &rows {
         if existing.contains_key(&r.id) && !a.update {
             problems.push(format!(
                 "line {}, classy_org_id: organization {} already exists (--update replaces it)",
                 r.line, r.id
             ));
-        }
-        if !a.update && data.purge_pending(r.id).await? {
-            pending.push(r.id);
         }
     }
     for id in pending {
@@ -992,9 +994,10 @@ pub async fn remove(target: &runtime::Target, a: RemoveArgs) -> Result<ExitCode>
     }
     let plugins = root.plugins();
     let secrets = root.secrets();
+    let pending = data.purges_pending(&ids).await?;
     let mut reports = Vec::new();
     for id in &ids {
-        if !existing.contains_key(id) && !data.purge_pending(*id).await? {
+        if !existing.contains_key(id) && !pending.contains(id) {
             reports.push(serde_json::json!({ "org": id, "already_purged": true }));
             continue;
         }

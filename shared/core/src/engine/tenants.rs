@@ -16,7 +16,7 @@ use crate::ports::store::{parse_all, Condition, Item, SkRange, WriteOp};
 use crate::ports::{SecretError, SecretStore};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Organizations written per store transaction (two items each; the limit is 100 items).
 const ORGS_PER_TRANSACTION: usize = 50;
@@ -70,12 +70,32 @@ impl Datastore {
         ids: &[OrgId],
     ) -> Result<HashMap<OrgId, (Organization, u64)>, EngineError> {
         let mut out = HashMap::new();
+        for item in self.orgs_partition_items(ids, org_list_sk).await? {
+            let org: Organization = item.parse()?;
+            out.insert(org.id, (org, item.version));
+        }
+        Ok(out)
+    }
+
+    /// The organizations among `ids` whose purge was started and not finished.
+    pub async fn purges_pending(&self, ids: &[OrgId]) -> Result<HashSet<OrgId>, EngineError> {
+        let items = self.orgs_partition_items(ids, purge_marker_sk).await?;
+        items
+            .iter()
+            .map(|i| Ok(i.parse::<PurgeMarker>()?.org))
+            .collect()
+    }
+
+    /// The `ORGS` items of `ids` under the key `sk`, read in batches of 100 keys.
+    async fn orgs_partition_items(
+        &self,
+        ids: &[OrgId],
+        sk: fn(OrgId) -> String,
+    ) -> Result<Vec<Item>, EngineError> {
+        let mut out = Vec::new();
         for chunk in ids.chunks(100) {
-            let sks: Vec<String> = chunk.iter().map(|id| org_list_sk(*id)).collect();
-            for item in self.store.batch_get(ORGS_PK, &sks).await? {
-                let org: Organization = item.parse()?;
-                out.insert(org.id, (org, item.version));
-            }
+            let sks: Vec<String> = chunk.iter().map(|id| sk(*id)).collect();
+            out.extend(self.store.batch_get(ORGS_PK, &sks).await?);
         }
         Ok(out)
     }
