@@ -1,7 +1,7 @@
 //! Tenant operations through the real binary: `org import`, `org update`, `org remove` and
 //! `org credentials rotate`, against the sandbox over sockets (local backend) and moto (AWS).
 
-use classy_sandbox::{RunningSandbox, SandboxConfig};
+use classy_sandbox::{AppInfo, RunningSandbox, SandboxConfig};
 use classy_sync_core::ports::{SkRange, Store};
 use classy_sync_tests::cli::{all_output, stdout_ok, AwsStack};
 use serde_json::Value;
@@ -211,10 +211,10 @@ async fn import_checks_every_row_first_verifies_against_classy_and_writes_all_or
         .unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn update_is_all_or_nothing_and_remove_disables_or_purges_resumably() {
+/// A sandbox with two organizations, both imported (verified) into `<dir>/data`.
+async fn two_imported() -> (RunningSandbox, AppInfo, [u64; 2], tempfile::TempDir) {
     let sb = sandbox(2).await;
-    let app = &sb.apps()[0];
+    let app = sb.apps()[0].clone();
     let [a, b] = [0, 1].map(|i| app.organizations[i] as u64);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -232,6 +232,13 @@ async fn update_is_all_or_nothing_and_remove_disables_or_purges_resumably() {
         .arg(&file)
         .output()
         .unwrap());
+    (sb, app, [a, b], dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_is_all_or_nothing_and_remove_disables_or_purges_resumably() {
+    let (sb, _app, [a, b], dir) = two_imported().await;
+    let data = dir.path().join("data");
     let (sa, sb_) = (a.to_string(), b.to_string());
 
     // An unknown id among known ones: nothing changes for any of them.
@@ -344,25 +351,8 @@ async fn update_is_all_or_nothing_and_remove_disables_or_purges_resumably() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_is_verified_first_and_keeps_the_old_secret_when_refused() {
-    let sb = sandbox(2).await;
-    let app = sb.apps()[0].clone();
-    let [a, b] = [0, 1].map(|i| app.organizations[i] as u64);
-    let dir = tempfile::tempdir().unwrap();
+    let (sb, app, [a, b], dir) = two_imported().await;
     let data = dir.path().join("data");
-    let file = write_file(
-        dir.path(),
-        "orgs.csv",
-        &format!(
-            "classy_org_id,name,client_id,client_secret\n{a},A,{},{}\n{b},B,{},{}\n",
-            app.client_id, app.client_secret, app.client_id, app.client_secret
-        ),
-        false,
-    );
-    ok(cli(&data, &sb)
-        .args(["org", "import"])
-        .arg(&file)
-        .output()
-        .unwrap());
 
     // The secret is regenerated in the developer portal: the stored one stops working.
     let regenerated: Value = reqwest::Client::new()
