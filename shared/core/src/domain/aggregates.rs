@@ -23,6 +23,10 @@ pub struct GiftRef {
     pub gross_cents: i64,
     pub net_cents: i64,
     pub date: Timestamp,
+    /// Classy's status of an unsuccessful gift (`refunded`, `cb_lost`, ...); absent for a
+    /// successful one (and in entries written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 impl GiftRef {
@@ -35,6 +39,7 @@ impl GiftRef {
             gross_cents: to_cents(t.total_gross_amount.unwrap_or(0.0)),
             net_cents: to_cents(t.donation_net_amount.unwrap_or(0.0)),
             date: t.gift_date(),
+            status: (!t.is_successful()).then(|| t.status.clone()).flatten(),
         }
     }
 }
@@ -165,7 +170,25 @@ mod tests {
             gross_cents: to_cents(gross),
             net_cents: to_cents(gross * 0.9),
             date: Timestamp::from_unix(day * 86_400),
+            status: None,
         }
+    }
+
+    #[test]
+    fn gift_refs_keep_the_status_of_unsuccessful_gifts_only() {
+        let txn = |status: &str| -> Transaction {
+            serde_json::from_value(serde_json::json!({"id": 1, "supporter_id": 2,
+                "status": status, "total_gross_amount": 5, "updated_at": "2026-01-01T00:00:00Z"}))
+            .unwrap()
+        };
+        let ok = serde_json::to_string(&GiftRef::of(&txn("success"))).unwrap();
+        assert!(!ok.contains("status"), "{ok}");
+        let r = GiftRef::of(&txn("cb_lost"));
+        assert_eq!(r.status.as_deref(), Some("cb_lost"));
+        let back: GiftRef = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+        let old: GiftRef = serde_json::from_str(&ok).unwrap();
+        assert_eq!(old.status, None);
     }
 
     #[test]

@@ -165,6 +165,29 @@ pub struct RecurringPlan {
 }
 record!(RecurringPlan);
 
+/// A plausible address: something@domain.tld, no spaces. Mailchimp is the final judge.
+pub fn plausible_email(e: &str) -> bool {
+    let e = e.trim();
+    match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !e.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+impl Supporter {
+    /// The consent rule of the Mailchimp push: a supporter who opted in and has a plausible
+    /// address is the one it asks to be `subscribed`.
+    pub fn mailchimp_consent(&self) -> bool {
+        self.opt_in && self.email_address.as_deref().is_some_and(plausible_email)
+    }
+}
+
 impl RecurringPlan {
     pub fn is_active(&self) -> bool {
         self.status.as_deref() == Some("active")

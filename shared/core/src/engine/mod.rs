@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod fep;
 pub mod health;
 pub mod jobs;
 pub mod lease;

@@ -127,20 +127,8 @@ pub fn merge_fields(
     ])
 }
 
-/// A plausible address: something@domain.tld, no spaces. Mailchimp is the final judge.
-pub fn plausible_email(e: &str) -> bool {
-    let e = e.trim();
-    match e.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !e.chars().any(char::is_whitespace)
-        }
-        None => false,
-    }
-}
+/// The address rule is the core's, shared with the analytics' consent counts.
+pub use classy_sync_core::domain::entities::plausible_email;
 
 /// The desired member, or `None` for a supporter without a usable address.
 pub fn desired(v: &SupporterView, rules: &[SegmentRule], now: Timestamp) -> Option<DesiredMember> {

@@ -3,6 +3,7 @@
 
 pub mod campaigns;
 pub mod donors;
+pub mod fep;
 pub mod journey;
 pub mod period;
 pub mod recurring;
@@ -12,5 +13,6 @@ pub mod trends;
 
 pub use campaigns::CampaignStats;
 pub use donors::{AnalyticsConfig, DonorFold, DonorReport, Gift, TierThresholds};
+pub use fep::{FepOptions, FepReport};
 pub use period::{Period, Window};
 pub use summary::{OrgSummary, PeriodInfo};
