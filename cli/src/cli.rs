@@ -360,6 +360,34 @@ pub enum AnalyticsCommand {
         #[command(flatten)]
         opts: AnalyticsOpts,
     },
+    /// Fundraising Effectiveness Project figures (see docs/analytics.md): donor and dollar
+    /// retention, gain/loss, LYBUNT/SYBUNT with Mailchimp consent, recurring-plan health,
+    /// refunds and chargebacks, average and median gift, giving bands (JSON: the FepReport).
+    Fep {
+        org_id: Option<u64>,
+        #[command(flatten)]
+        opts: FepArgs,
+    },
+}
+
+/// Options of `analytics fep`.
+#[derive(Args, Debug, Clone)]
+pub struct FepArgs {
+    /// The current period, compared with the one before it: 30d, 90d, 12m, ytd, 2025 or
+    /// 2025-01-01..2025-03-31 (a year with the year before, ytd with the same dates a year earlier).
+    #[arg(long, default_value = "12m", value_parser = parse_period)]
+    pub period: classy_sync_core::domain::analytics::Period,
+    /// Compute as of this time instead of now (e.g. 2026-06-01T00:00:00Z).
+    #[arg(long, value_parser = parse_now)]
+    pub as_of: Option<classy_sync_core::domain::Timestamp>,
+    /// Length of the LYBUNT and SYBUNT lists (their counts are always complete).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    /// First month (1–12) of the fiscal year LYBUNT and SYBUNT count in; 1 = calendar year.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=12))]
+    pub fiscal_year_start: u32,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]

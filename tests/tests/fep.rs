@@ -571,6 +571,7 @@ async fn fep_figures_equal_an_independent_computation_for_several_periods() {
             (midnight(2024, 3, 1), midnight(2024, 6, 1)),
         ),
     ];
+    let mut plan_events = (0, 0, 0, 0);
     for (fy, limit) in [(1u32, 15usize), (7, 4)] {
         for (what, p, c) in periods {
             let period: Period = what.parse().unwrap();
@@ -580,8 +581,18 @@ async fn fep_figures_equal_an_independent_computation_for_several_periods() {
             };
             let r = h.data.fep_report(org, &period, now(), &opts).await.unwrap();
             check(&t, &r, what, p, c, fy, limit);
+            let x = &r.recurring;
+            plan_events.0 += x.new;
+            plan_events.1 += x.canceled;
+            plan_events.2 += x.failed;
+            plan_events.3 += (x.churned_mrr_cents > 0) as u64;
         }
     }
+    // Every kind of plan event occurs in some period (the checks above are not vacuous).
+    assert!(
+        plan_events.0 > 0 && plan_events.1 > 0 && plan_events.2 > 0 && plan_events.3 > 0,
+        "{plan_events:?}"
+    );
     // The planted chargebacks are seen (so the refund figures are not all zero).
     let r = h
         .data

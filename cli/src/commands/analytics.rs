@@ -6,7 +6,7 @@ use crate::runtime;
 use anyhow::{bail, Result};
 use classy_sync_core::domain::analytics::donors::{DonorReport, TierThresholds};
 use classy_sync_core::domain::analytics::trends::{Direction, Trends};
-use classy_sync_core::domain::analytics::{AnalyticsConfig, OrgSummary};
+use classy_sync_core::domain::analytics::{AnalyticsConfig, FepOptions, OrgSummary};
 use classy_sync_core::domain::{OrgId, Timestamp};
 use classy_sync_core::engine::Datastore;
 use serde_json::json;
@@ -275,6 +275,24 @@ pub async fn run(target: &runtime::Target, cmd: AnalyticsCommand) -> Result<Exit
             } else {
                 for s in &out {
                     print_summary(s);
+                }
+            }
+        }
+        AnalyticsCommand::Fep { org_id, opts } => {
+            let options = FepOptions {
+                limit: opts.limit,
+                fiscal_year_start_month: opts.fiscal_year_start,
+            };
+            let at = opts.as_of.unwrap_or_else(|| Timestamp(chrono::Utc::now()));
+            let mut out = Vec::new();
+            for org in orgs(data, org_id).await? {
+                out.push(data.fep_report(org, &opts.period, at, &options).await?);
+            }
+            if opts.json {
+                print_many(&out, org_id.is_some())?;
+            } else {
+                for r in &out {
+                    super::fep::print(r);
                 }
             }
         }

@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod dlq;
 mod export;
 pub mod failures;
+mod fep;
 pub mod health;
 mod listen;
 mod notify;
