@@ -222,6 +222,27 @@ mod tests {
     }
 
     #[test]
+    fn mailchimp_consent_needs_opt_in_and_a_plausible_address() {
+        let s = |opt_in: bool, email: &str| -> Supporter {
+            serde_json::from_value(serde_json::json!({"id": 1, "opt_in": opt_in,
+                "email_address": email, "updated_at": "2024-01-01T00:00:00Z"}))
+            .unwrap()
+        };
+        assert!(s(true, " Ana@Example.org ").mailchimp_consent());
+        assert!(!s(false, "ana@example.org").mailchimp_consent());
+        for bad in [
+            "",
+            "ana",
+            "ana@example",
+            "@example.org",
+            "a na@example.org",
+            "ana@.org.",
+        ] {
+            assert!(!s(true, bad).mailchimp_consent(), "{bad}");
+        }
+    }
+
+    #[test]
     fn wrong_types_are_rejected_with_the_field_name() {
         let e = serde_json::from_str::<Transaction>(
             r#"{"id":7,"total_gross_amount":"abc","updated_at":"2024-01-01T00:00:00Z"}"#,
