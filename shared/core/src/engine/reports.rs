@@ -162,7 +162,7 @@ pub fn title_for(def_id: Option<&str>, summaries: &[OrgSummary]) -> String {
     };
     let period = summaries
         .first()
-        .map(|s| s.period.label.clone())
+        .map(|s| report::format::period_words(&s.period.label).to_lowercase())
         .unwrap_or_default();
     match def_id {
         Some(id) => format!("Fundraising report {id}: {who}, {period}"),

@@ -1,5 +1,7 @@
 //! The gifts-per-day chart as inline SVG: one bar per day (gross), axis labels, an accessible
-//! `<title>`/`<desc>`. Email clients that drop SVG still have the table and text part.
+//! `<title>`/`<desc>`. It scales down to a narrow column (`max-width:100%`); the email carries
+//! it as an inline PNG too (rendered at the sending edge, `classy_sync_notify::chart_png`),
+//! since Gmail and Outlook desktop drop SVG.
 //! At most [`MAX_BARS`] bars: a longer period draws one bar per run of days (a 12-month report
 //! one per 4 days), so a chart stays about 25 KB whatever the period.
 
@@ -56,7 +58,8 @@ pub fn gifts_per_day_svg(id: &str, org_name: &str, days: &[DayPoint]) -> String 
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{id}\" class=\"chart\" role=\"img\" \
          aria-labelledby=\"{id}-title {id}-desc\" width=\"{W}\" height=\"{H}\" \
-         viewBox=\"0 0 {W} {H}\" style=\"background:#ffffff;font-family:sans-serif\">\
+         viewBox=\"0 0 {W} {H}\" \
+         style=\"background:#ffffff;font-family:sans-serif;max-width:100%;height:auto\">\
          <title id=\"{id}-title\">{title}</title>\
          <desc id=\"{id}-desc\">{} days, {} gifts, highest {unit} {}</desc>",
         all_days.len(),

@@ -58,10 +58,32 @@ pub fn ratio(r: Option<f64>) -> String {
     }
 }
 
-/// The period line: `30d: 2026-04-05 – 2026-05-04`.
+/// A period's name in words: `30d` is "Last 30 days", `12m` "Last 12 months", `ytd` "Year
+/// to date", `2025` "Year 2025"; a range of dates is the dates.
+pub fn period_words(label: &str) -> String {
+    use crate::domain::analytics::Period;
+    match label.parse::<Period>() {
+        Ok(Period::LastDays(1)) => "Last day".into(),
+        Ok(Period::LastDays(n)) => format!("Last {n} days"),
+        Ok(Period::LastMonths(1)) => "Last month".into(),
+        Ok(Period::LastMonths(n)) => format!("Last {n} months"),
+        Ok(Period::YearToDate) => "Year to date".into(),
+        Ok(Period::Year(y)) => format!("Year {y}"),
+        Ok(Period::Dates(a, b)) => format!("{a} to {b}"),
+        Err(_) => label.to_owned(),
+    }
+}
+
+/// The period line: `Last 30 days: 2026-04-05 to 2026-05-04`.
 pub fn period(p: &crate::domain::analytics::PeriodInfo) -> String {
     // `end` is exclusive: show the last day included.
-    format!("{}: {} to {}", p.label, date(p.start), date(p.end - 1))
+    let dates = format!("{} to {}", date(p.start), date(p.end - 1));
+    let words = period_words(&p.label);
+    if words == dates {
+        dates
+    } else {
+        format!("{words}: {dates}")
+    }
 }
 
 /// A display name, or `#id` when none is stored.
@@ -87,5 +109,9 @@ mod tests {
         assert_eq!(change(None), "n/a");
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(name_or_id(&Some("  ".into()), 4), "#4");
+        assert_eq!(period_words("90d"), "Last 90 days");
+        assert_eq!(period_words("12m"), "Last 12 months");
+        assert_eq!(period_words("ytd"), "Year to date");
+        assert_eq!(period_words("2025-01-01..2025-03-31"), "2025-01-01 to 2025-03-31");
     }
 }

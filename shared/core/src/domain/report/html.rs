@@ -1,7 +1,10 @@
 //! The HTML email: self-contained (inline CSS, inline SVG), a table per section, every
-//! user-supplied string (organization, campaign and supporter names) escaped.
+//! user-supplied string (organization, campaign and supporter names) escaped. Laid out for a
+//! 600 px email column (the chart scales down to it). The sending edge swaps each chart
+//! (`<svg class="chart">`) for an inline PNG, since Gmail and Outlook desktop show no SVG.
 
-use super::chart::gifts_per_day_svg;
+use super::chart::{bucket, gifts_per_day_svg};
+use super::figures::{self, Figure};
 use super::format::{self, money};
 use super::{ReportView, Section};
 use crate::domain::analytics::OrgSummary;
@@ -9,10 +12,20 @@ use html_escape::encode_text as esc;
 
 const TABLE: &str = "width:100%;border-collapse:collapse;margin:6px 0 14px 0;font-size:14px";
 const TH: &str = "text-align:left;border-bottom:1px solid #ccc;padding:4px 6px;background:#f4f6f8";
-const TD: &str = "border-bottom:1px solid #eee;padding:4px 6px";
+const TD: &str =
+    "border-bottom:1px solid #eee;padding:4px 6px;overflow-wrap:anywhere;word-break:break-word";
 
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
-    let mut s = format!("<table style=\"{TABLE}\"><thead><tr>");
+    figures_table(None, head, rows)
+}
+
+/// A table; `figures` names the section whose figures it holds (`data-figures`), so a reader
+/// of the HTML (or a test) can find the figures the Slack message repeats.
+fn figures_table(figures: Option<Section>, head: &[&str], rows: &[Vec<String>]) -> String {
+    let attr = figures
+        .map(|s| format!(" data-figures=\"{}\"", s.as_str()))
+        .unwrap_or_default();
+    let mut s = format!("<table style=\"{TABLE}\"{attr}><thead><tr>");
     for h in head {
         s.push_str(&format!("<th style=\"{TH}\">{}</th>", esc(h)));
     }
@@ -34,13 +47,17 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     s
 }
 
-/// Key/value rows (already plain strings; escaped here).
-fn pairs(rows: &[(&str, String)]) -> String {
-    let rows: Vec<Vec<String>> = rows
+/// A section's figures, one row each (plain strings; escaped here).
+fn pairs(section: Section, figures: &[Figure]) -> String {
+    let rows: Vec<Vec<String>> = figures
         .iter()
-        .map(|(k, v)| vec![(*k).to_owned(), v.clone()])
+        .map(|f| {
+            let mut r = vec![f.label.clone()];
+            r.extend(f.values.iter().cloned());
+            r
+        })
         .collect();
-    table(&["Figure", "Value"], &rows)
+    figures_table(Some(section), &["Figure", "Value"], &rows)
 }
 
 /// Organizations beyond this many in one report get their figures without a chart, so a
@@ -50,23 +67,26 @@ pub const MAX_CHARTS: usize = 20;
 fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
     let body = match s {
         Section::Headline => {
-            let t = &o.totals;
-            let mut b = pairs(&[
-                ("Gross", money(t.gross_cents)),
-                ("Net", money(t.net_cents)),
-                ("Fees", money(t.fees_cents)),
-                ("Gifts", format::count(t.gifts)),
-                ("Donors", format::count(t.donors)),
-                ("Average gift", money(t.average_gift_cents)),
-            ]);
+            let mut b = pairs(s, &figures::headline(o));
             if chart {
+                let (points, per) = bucket(&o.gifts_per_day);
+                let highest = points.iter().map(|d| d.gross_cents).max().unwrap_or(0);
+                let unit = if per == 1 {
+                    "day".to_string()
+                } else {
+                    format!("{per} days")
+                };
                 b.push_str(&format!(
-                    "<div style=\"margin:8px 0\">{}</div>",
+                    "<div class=\"chart-box\" style=\"margin:8px 0;max-width:100%\">{}</div>\
+                     <p style=\"color:#555;font-size:12px;margin:2px 0 8px 0\">Gross raised per {unit}, \
+                     {}; highest {}.</p>",
                     gifts_per_day_svg(
                         &format!("gifts-per-day-{}", o.org_id),
                         &o.org_name,
                         &o.gifts_per_day
-                    )
+                    ),
+                    esc(&format::period(&o.period)),
+                    esc(&money(highest))
                 ));
             } else {
                 b.push_str(&format!(
@@ -76,17 +96,7 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
             }
             b
         }
-        Section::Donors => {
-            let l = &o.lifecycle;
-            pairs(&[
-                ("New", format::count(l.new)),
-                ("Returning", format::count(l.returning)),
-                ("Reactivated", format::count(l.reactivated)),
-                ("Lapsed", format::count(l.lapsed)),
-                ("Lost", format::count(l.lost)),
-                ("Retention", format::ratio(l.retention_rate)),
-            ])
-        }
+        Section::Donors => pairs(s, &figures::donors(o)),
         Section::Campaigns => {
             let rows: Vec<Vec<String>> = o
                 .top_campaigns
@@ -109,41 +119,26 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
                     "Raised (lifetime)",
                     "Raised (period)",
                     "Gifts (period)",
-                    "Of goal",
+                    "Share of goal",
                 ],
                 &rows,
             )
         }
-        Section::Recurring => {
-            let r = &o.recurring;
-            pairs(&[
-                ("Active plans", format::count(r.active_plans)),
-                ("Recurring donors", format::count(r.recurring_donors)),
-                ("Monthly recurring revenue", money(r.mrr_cents)),
-            ])
-        }
+        Section::Recurring => pairs(s, &figures::recurring(o)),
         Section::Trends => {
-            let rows: Vec<Vec<String>> = [
-                ("week over week", &o.trends.week_over_week),
-                ("month over month", &o.trends.month_over_month),
-            ]
-            .iter()
-            .flat_map(|(label, list)| {
-                list.iter().map(move |t| {
-                    let money_like = t.figure.contains("cents")
-                        || t.figure.contains("gross")
-                        || t.figure.contains("net");
-                    let show = |v: i64| if money_like { money(v) } else { v.to_string() };
-                    vec![
-                        format!("{} ({label})", t.figure),
-                        show(t.current),
-                        show(t.previous),
-                        format::change(t.change_pct),
-                    ]
+            let rows: Vec<Vec<String>> = figures::trends(o)
+                .into_iter()
+                .map(|f| {
+                    let mut r = vec![f.label];
+                    r.extend(f.values);
+                    r
                 })
-            })
-            .collect();
-            table(&["Figure", "Current", "Previous", "Change"], &rows)
+                .collect();
+            figures_table(
+                Some(s),
+                &["Figure", "This period", "Previous period", "Change"],
+                &rows,
+            )
         }
         Section::Prospects => {
             let rows: Vec<Vec<String>> = o
@@ -158,7 +153,15 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
                     ]
                 })
                 .collect();
-            let mut t = table(&["Supporter", "RFM", "Lifetime", "Last gift"], &rows);
+            let mut t = table(
+                &[
+                    "Supporter",
+                    "RFM score (3 to 15)",
+                    "Given in all",
+                    "Last gift",
+                ],
+                &rows,
+            );
             t.push_str(&format!(
                 "<p style=\"color:#555;font-size:12px\">{} prospects in total</p>",
                 o.prospects_total
@@ -170,10 +173,9 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
                 .at_risk
                 .iter()
                 .map(|a| {
-                    let reasons: Vec<String> = a.reasons.iter().map(|r| format!("{r:?}")).collect();
                     vec![
                         format::name_or_id(&a.name, a.supporter_id),
-                        reasons.join(", "),
+                        figures::risk_reasons(&a.reasons),
                         money(a.lifetime_gross_cents),
                         a.days_since_last_gift
                             .map(|d| d.to_string())
@@ -181,14 +183,17 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
                     ]
                 })
                 .collect();
-            let mut t = table(&["Supporter", "Why", "Lifetime", "Days since gift"], &rows);
+            let mut t = table(
+                &["Supporter", "Why", "Given in all", "Days since last gift"],
+                &rows,
+            );
             t.push_str(&format!(
                 "<p style=\"color:#555;font-size:12px\">{} donors at risk in total</p>",
                 o.at_risk_total
             ));
             t
         }
-        Section::Quality => pairs(&[("Quality score (0-100)", format!("{:.1}", o.quality.score))]),
+        Section::Quality => pairs(s, &figures::quality(o)),
     };
     format!(
         "<h3 style=\"margin:14px 0 4px 0;font-size:16px\" data-section=\"{}\">{}</h3>{body}",
@@ -203,7 +208,7 @@ pub fn render(v: &ReportView<'_>) -> String {
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
          <body style=\"margin:0;padding:16px;background:#ffffff;color:#1a202c;\
-         font-family:Helvetica,Arial,sans-serif\"><div style=\"max-width:720px;margin:0 auto\">\
+         font-family:Helvetica,Arial,sans-serif\"><div style=\"max-width:600px;margin:0 auto\">\
          <h1 style=\"font-size:22px;margin:0 0 4px 0\">{}</h1>\
          <p style=\"color:#555;margin:0 0 12px 0\">Generated {}</p>",
         esc(&v.title),
@@ -214,7 +219,7 @@ pub fn render(v: &ReportView<'_>) -> String {
         s.push_str(&format!(
             "<div class=\"org\" data-org-id=\"{}\" style=\"border-top:3px solid #2b6cb0;padding-top:8px;margin-top:12px\">\
              <h2 style=\"font-size:19px;margin:0\">{}</h2>\
-             <p style=\"color:#555;margin:2px 0 8px 0\">Organization {} &middot; period {}</p>",
+             <p style=\"color:#555;margin:2px 0 8px 0\">Organization {} &middot; {}</p>",
             o.org_id,
             esc(&o.org_name),
             o.org_id,

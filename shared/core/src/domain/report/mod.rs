@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod definition;
+pub mod figures;
 pub mod format;
 pub mod html;
 pub mod slack;
@@ -28,3 +29,6 @@ impl ReportView<'_> {
         self.sections.contains(&s)
     }
 }
+
+#[cfg(test)]
+mod tests;

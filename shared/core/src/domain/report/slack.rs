@@ -3,6 +3,7 @@
 //! 3,000 characters per section text, 10 fields of 2,000, header 150; `&`, `<`, `>` escaped
 //! in every mrkdwn string so names cannot mention `<!channel>` or forge links.
 
+use super::figures;
 use super::format::{self, money};
 use super::{ReportView, Section};
 use crate::domain::analytics::OrgSummary;
@@ -48,6 +49,15 @@ fn lines(rows: &[(String, String)]) -> String {
         .join("\n")
 }
 
+/// One line per figure: `• label: *value*`.
+fn figure_lines(fs: &[figures::Figure]) -> String {
+    let rows: Vec<(String, String)> = fs
+        .iter()
+        .map(|f| (f.label.clone(), f.value().to_owned()))
+        .collect();
+    lines(&rows)
+}
+
 fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
     let mut out = vec![
         json!({"type": "divider"}),
@@ -63,39 +73,20 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
         let block =
             match s {
                 Section::Headline => {
-                    let t = &o.totals;
-                    let fields: Vec<Value> = [
-                        ("Gross", money(t.gross_cents)),
-                        ("Net", money(t.net_cents)),
-                        ("Fees", money(t.fees_cents)),
-                        ("Gifts", format::count(t.gifts)),
-                        ("Donors", format::count(t.donors)),
-                        ("Average gift", money(t.average_gift_cents)),
-                    ]
-                    .iter()
-                    .take(MAX_FIELDS)
-                    .map(|(k, v)| {
-                        json!({"type": "mrkdwn",
-                        "text": truncate(&format!("*{k}*\n{}", escape(v)), MAX_FIELD_TEXT)})
-                    })
-                    .collect();
+                    let fields: Vec<Value> = figures::headline(o)
+                        .iter()
+                        .take(MAX_FIELDS)
+                        .map(|f| {
+                            json!({"type": "mrkdwn",
+                            "text": truncate(&format!("*{}*\n{}", escape(&f.label), escape(f.value())),
+                                MAX_FIELD_TEXT)})
+                        })
+                        .collect();
                     json!({"type": "section",
                     "text": {"type": "mrkdwn", "text": format!("*{}*", s.title())},
                     "fields": fields})
                 }
-                Section::Donors => {
-                    let l = &o.lifecycle;
-                    mrkdwn_section(
-                        &(title
-                            + &lines(&[
-                                ("New".into(), format::count(l.new)),
-                                ("Returning".into(), format::count(l.returning)),
-                                ("Reactivated".into(), format::count(l.reactivated)),
-                                ("Lapsed".into(), format::count(l.lapsed)),
-                                ("Retention".into(), format::ratio(l.retention_rate)),
-                            ])),
-                    )
-                }
+                Section::Donors => mrkdwn_section(&(title + &figure_lines(&figures::donors(o)))),
                 Section::Campaigns => {
                     let rows: Vec<(String, String)> = o
                         .top_campaigns
@@ -104,7 +95,7 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
                             (
                                 format::name_or_id(&c.name, c.campaign_id),
                                 format!(
-                                    "{} lifetime, {} in period",
+                                    "{} raised in all, {} in the period",
                                     money(c.raised_gross_cents),
                                     money(c.window_gross_cents)
                                 ),
@@ -114,26 +105,13 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
                     mrkdwn_section(&(title + &or_none(lines(&rows))))
                 }
                 Section::Recurring => {
-                    let r = &o.recurring;
-                    mrkdwn_section(
-                        &(title
-                            + &lines(&[
-                                ("Active plans".into(), format::count(r.active_plans)),
-                                ("Recurring donors".into(), format::count(r.recurring_donors)),
-                                ("Monthly recurring revenue".into(), money(r.mrr_cents)),
-                            ])),
-                    )
+                    mrkdwn_section(&(title + &figure_lines(&figures::recurring(o))))
                 }
                 Section::Trends => {
-                    let rows: Vec<(String, String)> =
-                        o.trends
-                            .week_over_week
-                            .iter()
-                            .map(|t| (format!("{} (wow)", t.figure), format::change(t.change_pct)))
-                            .chain(o.trends.month_over_month.iter().map(|t| {
-                                (format!("{} (mom)", t.figure), format::change(t.change_pct))
-                            }))
-                            .collect();
+                    let rows: Vec<(String, String)> = figures::trends(o)
+                        .iter()
+                        .map(|f| (f.label.clone(), super::text::trend_value(f)))
+                        .collect();
                     mrkdwn_section(&(title + &or_none(lines(&rows))))
                 }
                 Section::Prospects => {
@@ -143,7 +121,7 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
                         .map(|p| {
                             (
                                 format::name_or_id(&p.name, p.supporter_id),
-                                format!("{} lifetime", money(p.lifetime_gross_cents)),
+                                format!("{} given in all", money(p.lifetime_gross_cents)),
                             )
                         })
                         .collect();
@@ -160,7 +138,11 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
                         .map(|a| {
                             (
                                 format::name_or_id(&a.name, a.supporter_id),
-                                format!("{} lifetime", money(a.lifetime_gross_cents)),
+                                format!(
+                                    "{}; {} given in all",
+                                    figures::risk_reasons(&a.reasons),
+                                    money(a.lifetime_gross_cents)
+                                ),
                             )
                         })
                         .collect();
@@ -170,10 +152,9 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
                         o.at_risk_total
                     ))
                 }
-                Section::Quality => mrkdwn_section(&format!(
-                    "{title}Quality score: *{:.1}* / 100",
-                    o.quality.score
-                )),
+                Section::Quality => {
+                    mrkdwn_section(&(title + &figure_lines(&figures::quality(o))))
+                }
             };
         out.push(block);
     }

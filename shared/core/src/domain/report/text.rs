@@ -1,5 +1,6 @@
 //! The plain-text part of the report email (also the console and Slack fallback).
 
+use super::figures;
 use super::format::{self, money};
 use super::{ReportView, Section};
 use crate::domain::analytics::OrgSummary;
@@ -8,17 +9,16 @@ use std::fmt::Write;
 fn section(out: &mut String, s: Section, o: &OrgSummary) {
     let _ = writeln!(out, "\n{}\n{}", s.title(), "-".repeat(s.title().len()));
     let mut kv = |k: &str, v: String| {
-        let _ = writeln!(out, "  {k:<28} {v}");
+        let _ = writeln!(out, "  {k:<32} {v}");
+    };
+    let figs = |kv: &mut dyn FnMut(&str, String), fs: Vec<figures::Figure>| {
+        for f in fs {
+            kv(&f.label, f.value().to_owned());
+        }
     };
     match s {
         Section::Headline => {
-            let t = &o.totals;
-            kv("Gross", money(t.gross_cents));
-            kv("Net", money(t.net_cents));
-            kv("Fees", money(t.fees_cents));
-            kv("Gifts", format::count(t.gifts));
-            kv("Donors", format::count(t.donors));
-            kv("Average gift", money(t.average_gift_cents));
+            figs(&mut kv, figures::headline(o));
             let busiest = o.gifts_per_day.iter().max_by_key(|d| d.gross_cents);
             if let Some(d) = busiest.filter(|d| d.gross_cents > 0) {
                 kv(
@@ -27,15 +27,7 @@ fn section(out: &mut String, s: Section, o: &OrgSummary) {
                 );
             }
         }
-        Section::Donors => {
-            let l = &o.lifecycle;
-            kv("New", format::count(l.new));
-            kv("Returning", format::count(l.returning));
-            kv("Reactivated", format::count(l.reactivated));
-            kv("Lapsed", format::count(l.lapsed));
-            kv("Lost", format::count(l.lost));
-            kv("Retention", format::ratio(l.retention_rate));
-        }
+        Section::Donors => figs(&mut kv, figures::donors(o)),
         Section::Campaigns => {
             if o.top_campaigns.is_empty() {
                 kv("(none)", String::new());
@@ -44,35 +36,17 @@ fn section(out: &mut String, s: Section, o: &OrgSummary) {
                 kv(
                     &format::name_or_id(&c.name, c.campaign_id),
                     format!(
-                        "{} lifetime, {} in period",
+                        "{} raised in all, {} in the period",
                         money(c.raised_gross_cents),
                         money(c.window_gross_cents)
                     ),
                 );
             }
         }
-        Section::Recurring => {
-            let r = &o.recurring;
-            kv("Active plans", format::count(r.active_plans));
-            kv("Recurring donors", format::count(r.recurring_donors));
-            kv("Monthly recurring revenue", money(r.mrr_cents));
-        }
+        Section::Recurring => figs(&mut kv, figures::recurring(o)),
         Section::Trends => {
-            for (label, list) in [
-                ("wow", &o.trends.week_over_week),
-                ("mom", &o.trends.month_over_month),
-            ] {
-                for t in list.iter() {
-                    kv(
-                        &format!("{} ({label})", t.figure),
-                        format!(
-                            "{} vs {} ({})",
-                            t.current,
-                            t.previous,
-                            format::change(t.change_pct)
-                        ),
-                    );
-                }
+            for f in figures::trends(o) {
+                kv(&f.label, trend_value(&f));
             }
         }
         Section::Prospects => {
@@ -80,24 +54,36 @@ fn section(out: &mut String, s: Section, o: &OrgSummary) {
                 kv(
                     &format::name_or_id(&p.name, p.supporter_id),
                     format!(
-                        "RFM {} , {} lifetime",
+                        "RFM score {} of 15, {} given in all",
                         p.rfm_total,
                         money(p.lifetime_gross_cents)
                     ),
                 );
             }
-            kv("Prospects in total", o.prospects_total.to_string());
+            kv("Prospects in total", format::count(o.prospects_total));
         }
         Section::AtRisk => {
             for a in &o.at_risk {
                 kv(
                     &format::name_or_id(&a.name, a.supporter_id),
-                    format!("{} lifetime", money(a.lifetime_gross_cents)),
+                    format!(
+                        "{}; {} given in all",
+                        figures::risk_reasons(&a.reasons),
+                        money(a.lifetime_gross_cents)
+                    ),
                 );
             }
-            kv("At risk in total", o.at_risk_total.to_string());
+            kv("At risk in total", format::count(o.at_risk_total));
         }
-        Section::Quality => kv("Quality score (0-100)", format!("{:.1}", o.quality.score)),
+        Section::Quality => figs(&mut kv, figures::quality(o)),
+    }
+}
+
+/// A trend as one line: `$2,500.75 vs $2,000.00 (+25.0%)`.
+pub fn trend_value(f: &figures::Figure) -> String {
+    match f.values.as_slice() {
+        [now, before, change] => format!("{now} vs {before} ({change})"),
+        other => other.join(" "),
     }
 }
 
