@@ -203,8 +203,7 @@ async fn an_smtp_password_is_never_sent_without_tls() {
         from: "alerts@example.org".into(),
         to: vec!["ops@example.org".into()],
         subject: "s".into(),
-        text: "t".into(),
-        html: "<p>t</p>".into(),
+        raw: b"From: alerts@example.org\r\nTo: ops@example.org\r\nSubject: s\r\n\r\nt\r\n".to_vec(),
     };
     let err = with_user
         .send(&mail, Some("hunter2-smtp"))

@@ -399,10 +399,7 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
     assert!(mail["to"].as_str().unwrap().contains("ed@example.org"));
     let html = mail["parts"]["text/html"].as_str().expect("html part");
     let text = mail["parts"]["text/plain"].as_str().expect("text part");
-    assert!(
-        html.contains("<svg") && html.contains("class=\"bar\""),
-        "chart missing"
-    );
+    assert_inline_png_chart(mail);
     assert_no_raw_hostile_html(html);
 
     // Figures: the same as OrgSummary and as an independent computation.
@@ -430,7 +427,9 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
         assert!(html.contains(&shown), "HTML lacks {shown}");
         assert!(text.contains(&shown), "text lacks {shown}");
     }
-    let bars = html.matches("class=\"bar\"").count();
+    // The report's own chart (the SVG the PNG is drawn from): one bar per day.
+    let report = reports::render(String::new(), &Section::ALL, std::slice::from_ref(&s), 0);
+    let bars = report.html.matches("class=\"bar\"").count();
     assert_eq!(bars, s.gifts_per_day.len());
     let charted: i64 = s.gifts_per_day.iter().map(|d| d.gross_cents).sum();
     assert_eq!(
@@ -444,6 +443,75 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
     let slack_text = got[0].to_string();
     assert!(slack_text.contains(&format::money(gross)));
     assert!(slack_text.contains(&format::count(gifts)));
+    // The Slack post carries the email's headline figures, label for label.
+    let in_email = email_figures(html, "headline");
+    assert_eq!(in_email.len(), 6, "{in_email:?}");
+    assert!(in_email.contains(&("Gross raised".into(), format::money(gross))));
+    assert_eq!(slack_headline(&got[0]), in_email);
+}
+
+/// The email shows its chart as an inline PNG by Content-ID: multipart/alternative of the text
+/// and a multipart/related of the HTML and the PNG; no SVG (Gmail and Outlook drop it).
+fn assert_inline_png_chart(mail: &Value) {
+    let html = mail["parts"]["text/html"].as_str().expect("html part");
+    assert!(!html.contains("<svg"), "the email shows the PNG, not SVG");
+    assert_eq!(
+        mail["tree"],
+        serde_json::json!({"multipart/alternative": ["text/plain",
+            {"multipart/related": ["text/html", "image/png"]}]}),
+        "MIME structure"
+    );
+    let images = mail["images"].as_array().expect("images");
+    assert_eq!(images.len(), 1, "one chart image");
+    let img = &images[0];
+    assert_eq!(img["content_type"], "image/png");
+    assert_eq!(img["disposition"], "inline");
+    assert_eq!(img["size"], serde_json::json!([1280, 440]), "640x220 drawn at 2x");
+    let cid = img["content_id"].as_str().unwrap();
+    assert!(
+        html.contains(&format!("<img src=\"cid:{cid}\"")),
+        "the HTML shows the image by its Content-ID {cid}"
+    );
+}
+
+/// The `(label, value)` rows of the email's figure table of `section` (`data-figures`).
+fn email_figures(html: &str, section: &str) -> Vec<(String, String)> {
+    let key = format!("data-figures=\"{section}\"");
+    let Some(at) = html.find(&key) else {
+        return Vec::new();
+    };
+    let table = &html[at..at + html[at..].find("</table>").unwrap()];
+    let cell = |c: &str| {
+        let c = &c[c.find('>').unwrap() + 1..];
+        html_escape::decode_html_entities(&c[..c.find("</td>").unwrap()]).into_owned()
+    };
+    table
+        .split("<tr>")
+        .filter_map(|row| {
+            let cells: Vec<String> = row.split("<td").skip(1).map(cell).collect();
+            (cells.len() == 2).then(|| (cells[0].clone(), cells[1].clone()))
+        })
+        .collect()
+}
+
+/// The `(label, value)` fields of the Slack post's headline block (`*label*\nvalue`).
+fn slack_headline(payload: &Value) -> Vec<(String, String)> {
+    let unescape = |s: &str| s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    payload["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["text"]["text"] == "*Headline*")
+        .expect("a headline block")["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let t = f["text"].as_str().unwrap();
+            let (k, v) = t.split_once('\n').unwrap();
+            (unescape(k.trim_matches('*')), unescape(v))
+        })
+        .collect()
 }
 
 impl Env {
@@ -504,11 +572,14 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         .json()
         .await
         .unwrap();
-    // SES v2 Simple content: moto keeps the subject and the HTML part.
-    let sent = data["ses"]["Message"].as_array().expect("SES messages");
+    // SES v2 Raw content: moto keeps the whole MIME message, parsed here by Python's email.
+    let sent = data["ses"]["RawMessage"].as_array().expect("SES raw messages");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["source"], FROM);
-    let html = sent[0]["body"].as_str().unwrap();
+    let mail = parse_mime(sent[0]["raw_data"].as_str().unwrap().as_bytes());
+    assert!(mail["to"].as_str().unwrap().contains("board@example.org"));
+    let html = mail["parts"]["text/html"].as_str().expect("html part");
+    assert_inline_png_chart(&mail);
     assert_no_raw_hostile_html(html);
     let now = Timestamp::parse("2026-11-02T14:05:00Z").unwrap();
     let s = e
@@ -517,11 +588,9 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         .await
         .unwrap();
     let (gross, gifts, _) = independent_totals(&env.h, env.org, s.period.start, s.period.end).await;
-    assert!(html.contains(&format::money(gross)));
-    assert!(html.contains(&format!(
-        "<td style=\"border-bottom:1px solid #eee;padding:4px 6px\">{}</td>",
-        format::count(gifts)
-    )));
+    let headline = email_figures(html, "headline");
+    assert!(headline.contains(&("Gross raised".into(), format::money(gross))));
+    assert!(headline.contains(&("Gifts".into(), format::count(gifts))));
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -666,6 +735,123 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
         "chart screenshot looks blank: {chart_len} bytes vs blank {blank_len}"
     );
     eprintln!("screenshot kept at {}", shot.display());
+}
+
+/// The report as it arrives by email (the MIME message the notifier builds: HTML with the
+/// chart as an inline PNG), opened in headless Chromium in a 600 px window, the usual email
+/// column: nothing is wider than the window (a script records the page's scroll width and the
+/// right edge of every element), the PNG loads and is shown within the column, and a screenshot
+/// is kept as `target/test-artifacts/report-600px.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_chart() {
+    let Some(bin) = chromium() else {
+        if std::env::var_os("CLASSY_SYNC_REQUIRE_CHROMIUM").is_some() {
+            panic!("chromium is required (CLASSY_SYNC_REQUIRE_CHROMIUM is set) but not found");
+        }
+        eprintln!("\n!!!!! SKIPPED: chromium not installed (apt-get install chromium) !!!!!\n");
+        return;
+    };
+    let env = setup().await;
+    let e = &env.root;
+    let now = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+    let sums = reports::summaries(&e.data(), ReportScope::Org(env.org), "90d", now)
+        .await
+        .unwrap();
+    let r = reports::render(
+        reports::title_for(Some("weekly"), &sums),
+        &Section::ALL,
+        &sums,
+        now.unix(),
+    );
+    let def = definition(env.org, vec!["board@example.org".into()], vec![], 0);
+    let m = reports::message("report:weekly:1".into(), &def, &r);
+    let raw = classy_sync_notify::email::render(FROM, &def.recipients.emails, &m)
+        .unwrap()
+        .raw;
+    let mail = parse_mime(&raw);
+    assert_inline_png_chart(&mail);
+
+    // The email's HTML with each cid: image as a file beside it.
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let mut html = mail["parts"]["text/html"].as_str().unwrap().to_owned();
+    for (i, img) in mail["images"].as_array().unwrap().iter().enumerate() {
+        use base64::Engine;
+        let name = format!("report-600px-image-{i}.png");
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(img["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::write(artifacts.join(&name), data).unwrap();
+        html = html.replace(
+            &format!("cid:{}", img["content_id"].as_str().unwrap()),
+            &name,
+        );
+    }
+    let probe = "<pre id=\"probe\"></pre><script>window.addEventListener('load', function () {\
+        var d = document.documentElement, right = 0;\
+        document.querySelectorAll('body *').forEach(function (el) {\
+          if (el.id !== 'probe') right = Math.max(right, Math.ceil(el.getBoundingClientRect().right)); });\
+        var imgs = Array.prototype.map.call(document.images, function (i) {\
+          return [i.complete && i.naturalWidth > 0, i.naturalWidth, Math.round(i.getBoundingClientRect().width)]; });\
+        document.getElementById('probe').textContent = JSON.stringify(\
+          {scroll: d.scrollWidth, client: d.clientWidth, right: right, images: imgs}); });</script>";
+    let probed = html.replace("</body>", &format!("{probe}</body>"));
+    assert_ne!(probed, html, "the email HTML has a body");
+    let page = artifacts.join("report-600px.html");
+    std::fs::write(&page, &probed).unwrap();
+
+    let profile = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--allow-file-access-from-files",
+                "--virtual-time-budget=5000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(format!("file://{}", page.display()))
+            .output()
+            .expect("chromium runs");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let dom = String::from_utf8(run(&["--window-size=600,2400", "--dump-dom"]).stdout).unwrap();
+    let at = dom.find("<pre id=\"probe\">").expect("probe in the DOM") + "<pre id=\"probe\">".len();
+    let json = html_escape::decode_html_entities(&dom[at..at + dom[at..].find("</pre>").unwrap()])
+        .into_owned();
+    let probe: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    eprintln!("600 px layout: {probe}");
+    assert_eq!(probe["client"], 600, "{probe}");
+    assert!(probe["scroll"].as_u64().unwrap() <= 600, "horizontal overflow: {probe}");
+    assert!(probe["right"].as_u64().unwrap() <= 600, "an element sticks out: {probe}");
+    let images = probe["images"].as_array().unwrap();
+    assert_eq!(images.len(), 1, "{probe}");
+    assert_eq!(images[0][0], true, "the PNG did not load: {probe}");
+    assert_eq!(images[0][1], 1280, "{probe}");
+    let shown = images[0][2].as_u64().unwrap();
+    assert!((300..=568).contains(&shown), "chart shown {shown} px wide: {probe}");
+
+    let shot = artifacts.join("report-600px.png");
+    let _ = std::fs::remove_file(&shot);
+    run(&[
+        "--window-size=600,2400",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    let png = std::fs::read(&shot).expect("screenshot written");
+    assert_eq!(png_size(&png), (600, 2400));
+    eprintln!("600 px screenshot kept at {}", shot.display());
 }
 
 // ---------- delivery records, retries, a failing definition (issue 12, items 3 and 4) ----------

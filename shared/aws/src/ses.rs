@@ -1,24 +1,18 @@
-//! Email through Amazon SES v2 (`SendEmail` with Simple content: subject, text and HTML
-//! parts, which SES sends as multipart/alternative). Built from the shared SDK
-//! configuration, which honours `AWS_ENDPOINT_URL` (moto).
+//! Email through Amazon SES v2 (`SendEmail` with Raw content: the whole MIME message the
+//! notifier built, so inline images such as the report chart's PNG travel with it; needs
+//! `ses:SendRawEmail`). Built from the shared SDK configuration, which honours
+//! `AWS_ENDPOINT_URL` (moto).
 
 use async_trait::async_trait;
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_sdk_sesv2::primitives::Blob;
+use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
 use aws_sdk_sesv2::Client;
 use classy_sync_core::ports::{Email, MailTransport, SendError};
 
 #[derive(Debug, Clone)]
 pub struct SesMailer {
     client: Client,
-}
-
-fn utf8(data: &str) -> Result<Content, SendError> {
-    Content::builder()
-        .data(data)
-        .charset("UTF-8")
-        .build()
-        .map_err(|e| SendError::permanent(format!("SES message: {e}")))
 }
 
 impl SesMailer {
@@ -30,15 +24,10 @@ impl SesMailer {
 
     /// Sends one email; returns SES's message id.
     pub async fn send_email(&self, mail: &Email) -> Result<String, SendError> {
-        let message = Message::builder()
-            .subject(utf8(&mail.subject)?)
-            .body(
-                Body::builder()
-                    .text(utf8(&mail.text)?)
-                    .html(utf8(&mail.html)?)
-                    .build(),
-            )
-            .build();
+        let raw = RawMessage::builder()
+            .data(Blob::new(mail.raw.clone()))
+            .build()
+            .map_err(|e| SendError::permanent(format!("SES message: {e}")))?;
         let out = self
             .client
             .send_email()
@@ -48,7 +37,7 @@ impl SesMailer {
                     .set_to_addresses(Some(mail.to.clone()))
                     .build(),
             )
-            .content(EmailContent::builder().simple(message).build())
+            .content(EmailContent::builder().raw(raw).build())
             .send()
             .await
             .map_err(|e| {

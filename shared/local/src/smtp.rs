@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use classy_sync_core::ports::{Email, MailTransport, SendError};
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -121,12 +121,14 @@ impl SmtpMailer {
         matches!(self.tls, TlsMode::Required | TlsMode::Wrapper)
     }
 
-    /// Sends one MIME message. Permanent SMTP answers (5xx) are permanent failures. A
-    /// password over a connection that is not always TLS is refused before connecting.
-    pub async fn send_mime(
+    /// Sends one message (`raw`: headers and MIME body, as built by the notifier) to the
+    /// envelope's recipients. Permanent SMTP answers (5xx) are permanent failures. A password
+    /// over a connection that is not always TLS is refused before connecting.
+    pub async fn send_raw(
         &self,
         password: Option<&str>,
-        mail: lettre::Message,
+        envelope: &Envelope,
+        raw: &[u8],
     ) -> Result<(), SendError> {
         if password.is_some() {
             if let Some(why) = self.password_refusal() {
@@ -135,7 +137,7 @@ impl SmtpMailer {
         }
         let transport = self.transport(password)?;
         transport
-            .send(mail)
+            .send_raw(envelope, raw)
             .await
             .map(|_| ())
             .map_err(|e| SendError {
@@ -150,39 +152,25 @@ fn bad_address(what: &str, addr: &str) -> SendError {
     SendError::permanent(format!("{what} {addr:?} is not a valid email address"))
 }
 
-/// The multipart/alternative MIME message (text part, then HTML part) of `mail`.
-pub fn mime(mail: &Email) -> Result<lettre::Message, SendError> {
-    let from: Mailbox = mail
+/// The SMTP envelope of `mail`: its sender and recipients.
+pub fn envelope(mail: &Email) -> Result<Envelope, SendError> {
+    let from: Address = mail
         .from
         .parse()
         .map_err(|_| bad_address("sender", &mail.from))?;
-    let mut b = lettre::Message::builder()
-        .from(from)
-        .subject(mail.subject.replace(['\r', '\n'], " "))
-        .message_id(None);
-    for addr in &mail.to {
-        b = b.to(addr.parse().map_err(|_| bad_address("recipient", addr))?);
-    }
-    b.multipart(
-        MultiPart::alternative()
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_PLAIN)
-                    .body(mail.text.clone()),
-            )
-            .singlepart(
-                SinglePart::builder()
-                    .header(ContentType::TEXT_HTML)
-                    .body(mail.html.clone()),
-            ),
-    )
-    .map_err(|e| SendError::permanent(format!("cannot build the email: {e}")))
+    let to = mail
+        .to
+        .iter()
+        .map(|a| a.parse::<Address>().map_err(|_| bad_address("recipient", a)))
+        .collect::<Result<Vec<_>, _>>()?;
+    Envelope::new(Some(from), to)
+        .map_err(|e| SendError::permanent(format!("cannot address the email: {e}")))
 }
 
 #[async_trait]
 impl MailTransport for SmtpMailer {
     async fn send(&self, email: &Email, password: Option<&str>) -> Result<(), SendError> {
-        self.send_mime(password, mime(email)?).await
+        self.send_raw(password, &envelope(email)?, &email.raw).await
     }
 
     fn password_refusal(&self) -> Option<String> {
@@ -200,21 +188,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mime_has_both_parts_and_refuses_bad_addresses() {
+    fn the_envelope_refuses_bad_addresses() {
         let mut mail = Email {
             from: "ops@example.org".into(),
-            to: vec!["a@example.org".into()],
-            subject: "Hi\r\nBcc: x@y.z".into(),
-            text: "text".into(),
-            html: "<p>html</p>".into(),
+            to: vec!["a@example.org".into(), "b@example.org".into()],
+            subject: "Hi".into(),
+            raw: b"Subject: Hi\r\n\r\ntext".to_vec(),
         };
-        let raw = String::from_utf8(mime(&mail).unwrap().formatted()).unwrap();
-        assert!(raw.contains("multipart/alternative"));
-        assert!(raw.contains("text/plain"));
-        assert!(raw.contains("text/html"));
-        assert!(!raw.contains("\r\nBcc:"));
+        let e = envelope(&mail).unwrap();
+        assert_eq!(e.from().map(|a| a.to_string()).as_deref(), Some("ops@example.org"));
+        assert_eq!(e.to().len(), 2);
         mail.from = "not an address".into();
-        assert!(mime(&mail).is_err());
+        assert!(envelope(&mail).is_err());
+        mail.from = "ops@example.org".into();
+        mail.to = vec![];
+        assert!(envelope(&mail).is_err());
     }
 
     #[test]

@@ -1,8 +1,14 @@
-//! Email rendering shared by SMTP and SES: a multipart/alternative MIME message with a text
-//! part and an HTML part (the message's own HTML, or one rendered from text and fields).
+//! Email rendering shared by SMTP and SES: the whole MIME message, a multipart/alternative with
+//! a text part and an HTML part (the message's own HTML, or one rendered from text and fields).
+//! When the HTML has charts, they become inline PNGs ([`crate::chart_png`]) and the HTML part
+//! is a multipart/related with them (each with its Content-ID), so the transports send the
+//! bytes as they are.
 
-use classy_sync_core::ports::{Email, Message};
+use crate::chart_png::{self, InlineImage};
+use classy_sync_core::ports::{Email, Message, SendError};
 use html_escape::encode_text;
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 /// A simple HTML body from the plain text and the fields, everything escaped.
 pub fn render_html(m: &Message) -> String {
@@ -47,17 +53,66 @@ pub fn render_text(m: &Message) -> String {
     t
 }
 
+fn bad_address(what: &str, addr: &str) -> SendError {
+    SendError::permanent(format!("{what} {addr:?} is not a valid email address"))
+}
+
+/// The MIME message: multipart/alternative of the text and the HTML; with images, the HTML
+/// part is a multipart/related of the HTML and the images (inline, by Content-ID).
+pub fn mime(
+    from: &str,
+    to: &[String],
+    subject: &str,
+    text: &str,
+    html: &str,
+    images: &[InlineImage],
+) -> Result<Vec<u8>, SendError> {
+    let sender: Mailbox = from.parse().map_err(|_| bad_address("sender", from))?;
+    let mut b = lettre::Message::builder()
+        .from(sender)
+        .subject(subject.replace(['\r', '\n'], " "))
+        .message_id(None);
+    for addr in to {
+        b = b.to(addr.parse().map_err(|_| bad_address("recipient", addr))?);
+    }
+    let text_part = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(text.to_owned());
+    let html_part = SinglePart::builder()
+        .header(ContentType::TEXT_HTML)
+        .body(html.to_owned());
+    let alternative = MultiPart::alternative().singlepart(text_part);
+    let body = if images.is_empty() {
+        alternative.singlepart(html_part)
+    } else {
+        let mut related = MultiPart::related().singlepart(html_part);
+        for img in images {
+            let ct = ContentType::parse(img.content_type)
+                .map_err(|e| SendError::permanent(format!("image type: {e}")))?;
+            related = related
+                .singlepart(Attachment::new_inline(img.content_id.clone()).body(img.data.clone(), ct));
+        }
+        alternative.multipart(related)
+    };
+    b.multipart(body)
+        .map(|m| m.formatted())
+        .map_err(|e| SendError::permanent(format!("cannot build the email: {e}")))
+}
+
 /// The email of `m` from `from` to `to`: the message's own HTML (or one rendered from its
-/// text and fields) and the plain-text part. Header injection is impossible: the subject is
-/// one line.
-pub fn render(from: &str, to: &[String], m: &Message) -> Email {
-    Email {
+/// text and fields) with its charts as inline PNGs, and the plain-text part. Header injection
+/// is impossible: the subject is one line.
+pub fn render(from: &str, to: &[String], m: &Message) -> Result<Email, SendError> {
+    let subject = m.subject.replace(['\r', '\n'], " ");
+    let html = m.html.clone().unwrap_or_else(|| render_html(m));
+    let (html, images) = chart_png::inline_charts(&html);
+    let raw = mime(from, to, &subject, &render_text(m), &html, &images)?;
+    Ok(Email {
         from: from.to_owned(),
         to: to.to_vec(),
-        subject: m.subject.replace(['\r', '\n'], " "),
-        text: render_text(m),
-        html: m.html.clone().unwrap_or_else(|| render_html(m)),
-    }
+        subject,
+        raw,
+    })
 }
 
 #[cfg(test)]
@@ -82,9 +137,57 @@ mod tests {
         assert!(h.contains("<h2>&lt;b&gt;Hi&lt;/b&gt;</h2>"));
         assert!(h.contains("a &lt; b<br>line"));
         assert!(h.contains("<th align=\"left\">k&amp;</th><td>&lt;v&gt;</td>"));
-        let mail = render("ops@example.org", &["a@example.org".into()], &m);
-        assert_eq!(mail.html, h);
-        assert!(mail.text.starts_with("a < b\nline"));
-        assert!(mail.text.contains("k&: <v>"));
+        let mail = render("ops@example.org", &["a@example.org".into()], &m).unwrap();
+        let raw = String::from_utf8(mail.raw.clone()).unwrap();
+        assert!(raw.contains("multipart/alternative"));
+        assert!(!raw.contains("multipart/related"), "no images, no related part");
+        assert!(raw.contains("Subject: "));
+        assert!(raw.contains("k&: <v>"));
+        assert!(raw.contains("&lt;v&gt;"));
+        let mut bad = m.clone();
+        bad.subject = "Hi\r\nBcc: x@y.z".into();
+        let to = ["a@example.org".to_string()];
+        let raw = String::from_utf8(render("ops@example.org", &to, &bad).unwrap().raw).unwrap();
+        let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+        assert!(!headers.contains("\r\nBcc:"), "{headers}");
+        assert!(render("not an address", &to, &m).is_err());
+    }
+
+    #[test]
+    fn a_report_email_carries_its_chart_as_an_inline_png() {
+        use classy_sync_core::domain::analytics::donors::DayPoint;
+        use classy_sync_core::domain::report::chart::gifts_per_day_svg;
+        let days: Vec<DayPoint> = (0..10)
+            .map(|i| DayPoint {
+                day: 1_790_000_000 + i * 86_400,
+                gifts: 1,
+                gross_cents: 500 * (i + 1),
+            })
+            .collect();
+        let m = Message {
+            id: "r".into(),
+            kind: MessageKind::Report,
+            severity: Severity::Info,
+            org_id: None,
+            subject: "Report".into(),
+            text: "figures".into(),
+            fields: vec![],
+            html: Some(format!(
+                "<html><body>{}</body></html>",
+                gifts_per_day_svg("gifts-per-day-3", "Org", &days)
+            )),
+            slack_blocks: None,
+        };
+        let mail = render("ops@example.org", &["a@example.org".into()], &m).unwrap();
+        let raw = String::from_utf8(mail.raw).unwrap();
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("multipart/related"));
+        assert!(raw.contains("Content-Type: image/png"));
+        assert!(raw.contains("Content-ID: <gifts-per-day-3-1@classy-sync>"));
+        assert!(raw.contains("Content-Disposition: inline"));
+        assert!(raw.contains("cid:gifts-per-day-3-1@classy-sync"));
+        assert!(!raw.contains("<svg"), "the email shows the PNG, not the SVG");
+        // The recorded message is untouched: the PNG exists only in the email.
+        assert!(m.html.as_deref().unwrap().contains("<svg"));
     }
 }

@@ -6,9 +6,11 @@
 //! - [`delivery`]: delivery records and the idempotent claim/finish of one attempt.
 //! - [`retry`]: the backoff ladder.
 //! - [`url_guard`]: the SSRF guard every Slack/webhook URL passes, at save and at send time.
-//! - one module per channel: [`slack`], [`webhook`], [`email`] (rendering; the transport,
-//!   SMTP or SES, is a [`MailTransport`] adapter), [`console`].
+//! - one module per channel: [`slack`], [`webhook`], [`email`] (rendering the whole MIME
+//!   message, report charts as inline PNGs by [`chart_png`]; the transport, SMTP or SES, is a
+//!   [`MailTransport`] adapter that sends it as it is), [`console`].
 
+pub mod chart_png;
 pub mod console;
 pub mod delivery;
 pub mod email;
@@ -297,7 +299,7 @@ impl NotificationService {
                         "no email transport: set CLASSY_SYNC_SMTP_URL (or use the aws backend for SES)",
                     )
                 })?;
-                let mail = email::render(from, &cfg.to, m);
+                let mail = email::render(from, &cfg.to, m)?;
                 transport
                     .send(&mail, secrets.smtp_password.as_deref())
                     .await

@@ -207,14 +207,29 @@ impl SendError {
     }
 }
 
-/// One email, rendered: a text part and an HTML part (sent as multipart/alternative).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One email as it leaves: the envelope and the whole message, built by the notifier (RFC 5322
+/// with MIME: a text part and an HTML part as multipart/alternative, the HTML in
+/// multipart/related with the images it shows by `cid:`, e.g. the report chart as a PNG).
+/// Transports (SMTP, SES raw) send `raw` as it is.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Email {
     pub from: String,
     pub to: Vec<String>,
+    /// The subject line (also in `raw`'s headers), for logs and errors.
     pub subject: String,
-    pub text: String,
-    pub html: String,
+    /// The message as sent, headers included.
+    pub raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Email")
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("raw_bytes", &self.raw.len())
+            .finish()
+    }
 }
 
 /// How email leaves the system: SMTP (local adapters) or SES v2 (AWS adapters).

@@ -12,8 +12,10 @@ use html_escape::encode_text as esc;
 
 const TABLE: &str = "width:100%;border-collapse:collapse;margin:6px 0 14px 0;font-size:14px";
 const TH: &str = "text-align:left;border-bottom:1px solid #ccc;padding:4px 6px;background:#f4f6f8";
-const TD: &str =
-    "border-bottom:1px solid #eee;padding:4px 6px;overflow-wrap:anywhere;word-break:break-word";
+/// The first column (names, labels) wraps anywhere a long name needs, so a table fits a 600 px
+/// column; the others (amounts, counts, dates) never wrap.
+const TD: &str = "border-bottom:1px solid #eee;padding:4px 6px;overflow-wrap:anywhere";
+const TD_NUM: &str = "border-bottom:1px solid #eee;padding:4px 6px;white-space:nowrap";
 
 fn table(head: &[&str], rows: &[Vec<String>]) -> String {
     figures_table(None, head, rows)
@@ -38,8 +40,9 @@ fn figures_table(figures: Option<Section>, head: &[&str], rows: &[Vec<String>]) 
     }
     for r in rows {
         s.push_str("<tr>");
-        for c in r {
-            s.push_str(&format!("<td style=\"{TD}\">{}</td>", esc(c)));
+        for (i, c) in r.iter().enumerate() {
+            let style = if i == 0 { TD } else { TD_NUM };
+            s.push_str(&format!("<td style=\"{style}\">{}</td>", esc(c)));
         }
         s.push_str("</tr>");
     }
@@ -58,6 +61,13 @@ fn pairs(section: Section, figures: &[Figure]) -> String {
         })
         .collect();
     figures_table(Some(section), &["Figure", "Value"], &rows)
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_lowercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// Organizations beyond this many in one report get their figures without a chart, so a
@@ -85,7 +95,7 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
                         &o.org_name,
                         &o.gifts_per_day
                     ),
-                    esc(&format::period(&o.period)),
+                    esc(&lower_first(&format::period(&o.period))),
                     esc(&money(highest))
                 ));
             } else {
