@@ -428,7 +428,13 @@ async fn scheduled_report_arrives_by_smtp_and_slack_once_with_correct_figures() 
         assert!(text.contains(&shown), "text lacks {shown}");
     }
     // The report's own chart (the SVG the PNG is drawn from): one bar per day.
-    let report = reports::render(String::new(), &Section::ALL, std::slice::from_ref(&s), 0);
+    let report = reports::render(
+        String::new(),
+        &[Section::Headline],
+        std::slice::from_ref(&s),
+        &[],
+        0,
+    );
     let bars = report.html.matches("class=\"bar\"").count();
     assert_eq!(bars, s.gifts_per_day.len());
     let charted: i64 = s.gifts_per_day.iter().map(|d| d.gross_cents).sum();
@@ -466,7 +472,11 @@ fn assert_inline_png_chart(mail: &Value) {
     let img = &images[0];
     assert_eq!(img["content_type"], "image/png");
     assert_eq!(img["disposition"], "inline");
-    assert_eq!(img["size"], serde_json::json!([1280, 440]), "640x220 drawn at 2x");
+    assert_eq!(
+        img["size"],
+        serde_json::json!([1280, 440]),
+        "640x220 drawn at 2x"
+    );
     let cid = img["content_id"].as_str().unwrap();
     assert!(
         html.contains(&format!("<img src=\"cid:{cid}\"")),
@@ -496,7 +506,11 @@ fn email_figures(html: &str, section: &str) -> Vec<(String, String)> {
 
 /// The `(label, value)` fields of the Slack post's headline block (`*label*\nvalue`).
 fn slack_headline(payload: &Value) -> Vec<(String, String)> {
-    let unescape = |s: &str| s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
+    let unescape = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
     payload["blocks"]
         .as_array()
         .unwrap()
@@ -573,7 +587,9 @@ async fn scheduled_report_arrives_through_ses_on_moto() {
         .await
         .unwrap();
     // SES v2 Raw content: moto keeps the whole MIME message, parsed here by Python's email.
-    let sent = data["ses"]["RawMessage"].as_array().expect("SES raw messages");
+    let sent = data["ses"]["RawMessage"]
+        .as_array()
+        .expect("SES raw messages");
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0]["source"], FROM);
     let mail = parse_mime(sent[0]["raw_data"].as_str().unwrap().as_bytes());
@@ -628,10 +644,14 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
     let sums = reports::summaries(&e.data(), ReportScope::Org(env.org), "90d", now)
         .await
         .unwrap();
+    let fep = reports::fep_reports(&e.data(), &Section::ALL, &sums, now)
+        .await
+        .unwrap();
     let r = reports::render(
         reports::title_for(None, &sums),
         &Section::ALL,
         &sums,
+        &fep,
         now.unix(),
     );
 
@@ -757,10 +777,15 @@ async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_
     let sums = reports::summaries(&e.data(), ReportScope::Org(env.org), "90d", now)
         .await
         .unwrap();
+    let fep = reports::fep_reports(&e.data(), &Section::ALL, &sums, now)
+        .await
+        .unwrap();
+    assert_eq!(fep.len(), 1);
     let r = reports::render(
         reports::title_for(Some("weekly"), &sums),
         &Section::ALL,
         &sums,
+        &fep,
         now.unix(),
     );
     let def = definition(env.org, vec!["board@example.org".into()], vec![], 0);
@@ -834,14 +859,23 @@ async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_
     let probe: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json:?}"));
     eprintln!("600 px layout: {probe}");
     assert_eq!(probe["client"], 600, "{probe}");
-    assert!(probe["scroll"].as_u64().unwrap() <= 600, "horizontal overflow: {probe}");
-    assert!(probe["right"].as_u64().unwrap() <= 600, "an element sticks out: {probe}");
+    assert!(
+        probe["scroll"].as_u64().unwrap() <= 600,
+        "horizontal overflow: {probe}"
+    );
+    assert!(
+        probe["right"].as_u64().unwrap() <= 600,
+        "an element sticks out: {probe}"
+    );
     let images = probe["images"].as_array().unwrap();
     assert_eq!(images.len(), 1, "{probe}");
     assert_eq!(images[0][0], true, "the PNG did not load: {probe}");
     assert_eq!(images[0][1], 1280, "{probe}");
     let shown = images[0][2].as_u64().unwrap();
-    assert!((300..=568).contains(&shown), "chart shown {shown} px wide: {probe}");
+    assert!(
+        (300..=568).contains(&shown),
+        "chart shown {shown} px wide: {probe}"
+    );
 
     let shot = artifacts.join("report-600px.png");
     let _ = std::fs::remove_file(&shot);
@@ -852,6 +886,130 @@ async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_
     let png = std::fs::read(&shot).expect("screenshot written");
     assert_eq!(png_size(&png), (600, 2400));
     eprintln!("600 px screenshot kept at {}", shot.display());
+}
+
+/// The `weekly` preset as a definition (Mondays 08:00, the last 7 days, with the FEP section):
+/// the email and the Slack post show the FEP figures the engine computes for the last 12 months
+/// (`Datastore::fep_report`, itself checked against the sandbox's records in tests/fep.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_weekly_preset_sends_the_fep_figures_by_email_and_slack() {
+    use classy_sync_core::domain::analytics::fep::FepOptions;
+    use classy_sync_core::domain::report::{figures, preset};
+    let env = setup().await;
+    let e = &env.root;
+    let sink = MailSink::start();
+    let (slack_url, slack_got) = slack_receiver().await;
+    add_channel(
+        e.store.as_ref(),
+        e.secrets.as_ref(),
+        &ChannelConfig {
+            name: "board-slack".into(),
+            kind: ChannelKind::Slack,
+            to: vec![],
+            allow_http_loopback: true,
+        },
+        &ChannelSecrets {
+            url: Some(slack_url),
+            ..ChannelSecrets::default()
+        },
+    )
+    .await
+    .unwrap();
+    let weekly = preset("weekly").unwrap();
+    let def = ReportDefinition {
+        id: "board-weekly".into(),
+        scope: ReportScope::Org(env.org),
+        sections: weekly.sections.to_vec(),
+        period: weekly.period.into(),
+        schedule: weekly.schedule.into(),
+        timezone: "UTC".into(),
+        recipients: Recipients {
+            emails: vec!["board@example.org".into()],
+            slack_channels: vec!["board-slack".into()],
+        },
+        created_at: env.clock_unix(),
+    };
+    e.report_definitions().add(&def).await.unwrap();
+    let settings = NotifySettings {
+        email_from: Some(FROM.into()),
+        allow_dev_urls: true,
+        ..NotifySettings::default()
+    }
+    .with_email(Arc::new(
+        classy_sync_local::SmtpMailer::parse(&format!("smtp://127.0.0.1:{}", sink.port)).unwrap(),
+    ));
+    let notifier = NotificationService::new(
+        e.store.clone(),
+        e.secrets.clone(),
+        e.clock.clone(),
+        settings,
+    );
+    let reports = ReportService::new(e.data(), Arc::new(notifier));
+    // 2026-11-01 is a Sunday: the first run is Monday 08:00 UTC.
+    env.clock.set(
+        DateTime::parse_from_rfc3339("2026-11-02T08:05:00Z")
+            .unwrap()
+            .to_utc(),
+    );
+    let sent = reports.send_due(None).await.unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].occurrence, ts("2026-11-02T08:00:00Z"));
+    assert!(sent[0].complete, "{:?}", sent[0].deliveries);
+
+    let now = Timestamp::parse("2026-11-02T08:05:00Z").unwrap();
+    let expected = e
+        .data()
+        .fep_report(
+            env.org,
+            &reports::FEP_PERIOD.parse::<Period>().unwrap(),
+            now,
+            &FepOptions {
+                limit: 0,
+                ..FepOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        expected.retention.donors_previous > 0 && expected.lapsed.lybunt.donors > 0,
+        "the sandbox must give the FEP figures something to count: {expected:?}"
+    );
+    let want: Vec<(String, String)> = figures::fep(&expected)
+        .into_iter()
+        .map(|f| (f.label.clone(), f.value().to_owned()))
+        .collect();
+    assert!(want.iter().any(|(k, _)| k.starts_with("LYBUNT")));
+
+    let mails = sink.wait_for(1);
+    assert_eq!(mails.len(), 1);
+    let html = mails[0]["parts"]["text/html"].as_str().unwrap();
+    assert_eq!(email_figures(html, "fep"), want, "the email's FEP figures");
+    assert!(html.contains(&format!(
+        "{} donors, {} at risk",
+        format::count(expected.lapsed.lybunt.donors),
+        format::money(expected.lapsed.lybunt.dollars_at_risk_cents)
+    )));
+    let text = mails[0]["parts"]["text/plain"].as_str().unwrap();
+    assert!(text.contains("Fundraising effectiveness (FEP)"));
+    assert_inline_png_chart(&mails[0]);
+
+    let got = slack_got.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    let fep_block = got[0]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"]["text"].as_str())
+        .find(|t| t.starts_with("*Fundraising effectiveness (FEP)*"))
+        .expect("a FEP block in Slack")
+        .to_owned();
+    for (k, v) in &want {
+        assert!(
+            fep_block.contains(&format!("• {k}: *{v}*")),
+            "Slack lacks {k}: {v}\n{fep_block}"
+        );
+    }
+    assert_eq!(slack_headline(&got[0]), email_figures(html, "headline"));
 }
 
 // ---------- delivery records, retries, a failing definition (issue 12, items 3 and 4) ----------
@@ -1033,10 +1191,14 @@ async fn a_12_month_report_over_every_organization_keeps_a_small_delivery_record
         .unwrap();
     assert_eq!(sums.len(), 16);
     assert!(sums.iter().all(|s| s.gifts_per_day.len() >= 365));
+    let fep = reports::fep_reports(&root.data(), &year.sections, &sums, as_of)
+        .await
+        .unwrap();
     let rendered = reports::render(
         reports::title_for(Some("year-all"), &sums),
         &year.sections,
         &sums,
+        &fep,
         as_of.unix(),
     );
     let whole = reports::message(message_id.clone(), &year, &rendered);

@@ -5,7 +5,9 @@
 use crate::runtime;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use classy_sync_core::domain::report::{Recipients, ReportDefinition, ReportScope, Section};
+use classy_sync_core::domain::report::{
+    self as report, Recipients, ReportDefinition, ReportScope, Section,
+};
 use classy_sync_core::domain::Timestamp;
 use classy_sync_core::engine::reports;
 use classy_sync_core::ports::DeliveryStatus;
@@ -42,16 +44,21 @@ pub struct AddArgs {
     /// An organization id, or `all`.
     #[arg(long)]
     pub org: String,
+    /// A ready-made report: `weekly` (Mondays 08:00, the last 7 days, with the FEP figures).
+    /// --sections, --period and --schedule override its own.
+    #[arg(long)]
+    pub preset: Option<String>,
     /// Comma-separated: headline, donors, campaigns, recurring, trends, prospects, at_risk,
-    /// quality (default: all).
+    /// quality, fep (default: the preset's, else all).
     #[arg(long)]
     pub sections: Option<String>,
-    /// Analytics period: 7d, 30d, 12m, ytd, ...
-    #[arg(long, default_value = "7d")]
-    pub period: String,
-    /// Cron (5 fields: min hour day month weekday), read in --timezone.
+    /// Analytics period: 7d, 30d, 12m, ytd, ... (default: the preset's, else 7d).
     #[arg(long)]
-    pub schedule: String,
+    pub period: Option<String>,
+    /// Cron (5 fields: min hour day month weekday), read in --timezone (required without
+    /// --preset).
+    #[arg(long)]
+    pub schedule: Option<String>,
     /// IANA time zone.
     #[arg(long, default_value = "UTC")]
     pub timezone: String,
@@ -153,12 +160,28 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
     let clock = &definitions.data.clock;
     match cmd {
         ReportCommand::Add(a) => {
+            let preset = a
+                .preset
+                .as_deref()
+                .map(report::preset)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--preset: {}", e.reason))?;
+            let sections = match (&a.sections, preset) {
+                (None, Some(p)) => p.sections.to_vec(),
+                (s, _) => parse_sections(s.as_deref())?,
+            };
+            let Some(schedule) = a.schedule.or(preset.map(|p| p.schedule.to_owned())) else {
+                bail!("--schedule is required without --preset (e.g. --schedule \"0 9 * * MON\")");
+            };
             let def = ReportDefinition {
                 id: a.id,
                 scope: parse_scope(&a.org)?,
-                sections: parse_sections(a.sections.as_deref())?,
-                period: a.period,
-                schedule: a.schedule,
+                sections,
+                period: a
+                    .period
+                    .or(preset.map(|p| p.period.to_owned()))
+                    .unwrap_or_else(|| "7d".into()),
+                schedule,
                 timezone: a.timezone,
                 recipients: Recipients {
                     emails: a.emails,
@@ -226,10 +249,12 @@ pub async fn run(target: &runtime::Target, cmd: ReportCommand) -> Result<ExitCod
             let sections = parse_sections(a.sections.as_deref())?;
             let now = Timestamp(clock.now());
             let sums = reports::summaries(&definitions.data, scope, &a.period, now).await?;
+            let fep = reports::fep_reports(&definitions.data, &sections, &sums, now).await?;
             let r = reports::render(
                 reports::title_for(None, &sums),
                 &sections,
                 &sums,
+                &fep,
                 now.unix(),
             );
             let body = match a.format {

@@ -8,6 +8,7 @@
 
 use super::{Datastore, EngineError};
 use crate::channels::{self as channel, ChannelConfig, ChannelError, ChannelKind, ChannelSecrets};
+use crate::domain::analytics::fep::{FepOptions, FepReport};
 use crate::domain::analytics::{OrgSummary, Period};
 use crate::domain::report::{self, ReportDefinition, ReportScope, ReportView};
 use crate::domain::usage::Operation;
@@ -170,16 +171,20 @@ pub fn title_for(def_id: Option<&str>, summaries: &[OrgSummary]) -> String {
     }
 }
 
+/// Renders a report; `fep` holds the FEP figures of the organizations when the `fep` section
+/// is shown ([`fep_reports`]).
 pub fn render(
     title: String,
     sections: &[report::Section],
     summaries: &[OrgSummary],
+    fep: &[FepReport],
     now: i64,
 ) -> RenderedReport {
     let view = ReportView {
         title: title.clone(),
         sections,
         summaries,
+        fep,
         generated_at: now,
     };
     RenderedReport {
@@ -257,6 +262,34 @@ pub async fn summaries(
     summaries_of(data, &orgs, period, now).await
 }
 
+/// The period of the `fep` section, whatever the report's own: FEP retention compares a year
+/// with the year before (the last 12 months with the 12 before).
+pub const FEP_PERIOD: &str = "12m";
+
+/// The FEP figures of each organization of `summaries` as of `now` over [`FEP_PERIOD`], when
+/// `sections` shows them (otherwise none: the pass reads every gift of the organization).
+pub async fn fep_reports(
+    data: &Datastore,
+    sections: &[report::Section],
+    summaries: &[OrgSummary],
+    now: Timestamp,
+) -> Result<Vec<FepReport>, EngineError> {
+    if !sections.contains(&report::Section::Fep) {
+        return Ok(Vec::new());
+    }
+    let period = Period::from_str(FEP_PERIOD).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    // Counts and dollars only: the report lists no LYBUNT/SYBUNT donor by name.
+    let options = FepOptions {
+        limit: 0,
+        ..FepOptions::default()
+    };
+    let mut out = Vec::with_capacity(summaries.len());
+    for s in summaries {
+        out.push(data.fep_report(s.org_id, &period, now, &options).await?);
+    }
+    Ok(out)
+}
+
 /// The organizations a report over `scope` covers.
 async fn scope_orgs(data: &Datastore, scope: ReportScope) -> Result<Vec<OrgId>, EngineError> {
     Ok(match scope {
@@ -304,10 +337,12 @@ impl ReportService {
         let orgs = scope_orgs(&self.data, def.scope).await?;
         let result = async {
             let sums = summaries_of(&self.data, &orgs, &def.period, now).await?;
+            let fep = fep_reports(&self.data, &def.sections, &sums, now).await?;
             let rendered = render(
                 title_for(Some(&def.id), &sums),
                 &def.sections,
                 &sums,
+                &fep,
                 now.unix(),
             );
             let m = message(message_id, def, &rendered);

@@ -21,10 +21,13 @@ pub enum Section {
     Prospects,
     AtRisk,
     Quality,
+    /// The Fundraising Effectiveness Project figures over the last 12 months against the 12
+    /// before: donor and dollar retention, gain/loss, LYBUNT/SYBUNT, recurring revenue.
+    Fep,
 }
 
 impl Section {
-    pub const ALL: [Section; 8] = [
+    pub const ALL: [Section; 9] = [
         Section::Headline,
         Section::Donors,
         Section::Campaigns,
@@ -33,6 +36,7 @@ impl Section {
         Section::Prospects,
         Section::AtRisk,
         Section::Quality,
+        Section::Fep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +49,7 @@ impl Section {
             Section::Prospects => "prospects",
             Section::AtRisk => "at_risk",
             Section::Quality => "quality",
+            Section::Fep => "fep",
         }
     }
 
@@ -58,6 +63,7 @@ impl Section {
             Section::Prospects => "Top prospects",
             Section::AtRisk => "Donors at risk",
             Section::Quality => "Data quality",
+            Section::Fep => "Fundraising effectiveness (FEP)",
         }
     }
 }
@@ -74,6 +80,47 @@ impl FromStr for Section {
                 format!("unknown section {s:?} (one of {})", names.join(", "))
             })
     }
+}
+
+/// A ready-made kind of report: its sections, period and schedule, so `report add ID --preset
+/// weekly --org 7 --email board@example.org` is a whole definition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub sections: &'static [Section],
+    pub period: &'static str,
+    pub schedule: &'static str,
+}
+
+/// Every preset.
+pub const PRESETS: [Preset; 1] = [Preset {
+    name: "weekly",
+    description: "every Monday at 08:00: the last 7 days' headline with its chart, the FEP \
+                  figures of the last 12 months, donors, recurring giving, trends and the \
+                  donors at risk",
+    sections: &[
+        Section::Headline,
+        Section::Fep,
+        Section::Donors,
+        Section::Recurring,
+        Section::Trends,
+        Section::AtRisk,
+    ],
+    period: "7d",
+    schedule: "0 8 * * MON",
+}];
+
+/// The preset called `name`.
+pub fn preset(name: &str) -> Result<&'static Preset, DefinitionError> {
+    let n = name.trim().to_ascii_lowercase();
+    PRESETS.iter().find(|p| p.name == n).ok_or_else(|| {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+        invalid(
+            "preset",
+            format!("unknown preset {name:?} (one of {})", names.join(", ")),
+        )
+    })
 }
 
 /// Which organizations a report covers.
@@ -342,6 +389,26 @@ mod tests {
             assert_eq!(e.field, field, "{e}");
             assert!(e.to_string().contains(field));
         }
+    }
+
+    #[test]
+    fn the_weekly_preset_makes_a_valid_definition_with_the_fep_section() {
+        let p = preset("Weekly").unwrap();
+        let mut d = def();
+        d.sections = p.sections.to_vec();
+        d.period = p.period.into();
+        d.schedule = p.schedule.into();
+        assert!(d.validate().is_ok());
+        assert!(d.sections.contains(&Section::Fep));
+        assert_eq!("fep".parse::<Section>().unwrap(), Section::Fep);
+        // Mondays 08:00 in the zone.
+        assert_eq!(
+            d.next_run_after(ts("2026-03-03T00:00:00Z")).unwrap(),
+            Some(ts("2026-03-09T12:00:00Z"))
+        );
+        let e = preset("monthly").unwrap_err();
+        assert_eq!(e.field, "preset");
+        assert!(e.reason.contains("weekly"), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::format::{self, money};
 use crate::domain::analytics::donors::RiskReason;
+use crate::domain::analytics::fep::{FepReport, Flow, LapsedGroup};
 use crate::domain::analytics::trends::Trend;
 use crate::domain::analytics::OrgSummary;
 
@@ -142,4 +143,122 @@ pub fn risk_reasons(rs: &[RiskReason]) -> String {
         .map(|r| risk_reason(*r))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The FEP section's figures when there are none (an organization the pass did not cover).
+pub fn fep_missing() -> Vec<Figure> {
+    vec![Figure::new("FEP figures", "not computed".into())]
+}
+
+/// What the FEP figures compare: `Last 12 months (2025-11-01 to 2026-10-31) compared with the
+/// 12 months before (2024-11-01 to 2025-10-31)`.
+pub fn fep_windows(r: &FepReport) -> String {
+    let span = |w: &crate::domain::analytics::Window| {
+        format!("{} to {}", format::date(w.start), format::date(w.end - 1))
+    };
+    format!(
+        "{} ({}) compared with the period before ({})",
+        format::period_words(&r.period),
+        span(&r.current),
+        span(&r.previous)
+    )
+}
+
+fn signed_count(n: i64) -> String {
+    if n < 0 {
+        format!("-{}", format::count(n.unsigned_abs()))
+    } else {
+        format::count(n as u64)
+    }
+}
+
+fn flow(f: &Flow) -> String {
+    format!("{} donors, {}", signed_count(f.donors), money(f.cents))
+}
+
+fn lapsed(g: &LapsedGroup) -> String {
+    format!(
+        "{} donors, {} at risk, {} reachable in Mailchimp",
+        format::count(g.donors),
+        money(g.dollars_at_risk_cents),
+        format::count(g.mailchimp_consented)
+    )
+}
+
+/// The FEP figures a report shows: retention (overall, new, repeat, dollars), the gain/loss
+/// attribution, LYBUNT and SYBUNT with the dollars at risk, monthly recurring revenue.
+pub fn fep(r: &FepReport) -> Vec<Figure> {
+    let x = &r.retention;
+    let share = |rate: Option<f64>, part: u64, whole: u64| {
+        format!(
+            "{} ({} of {} donors)",
+            format::ratio(rate),
+            format::count(part),
+            format::count(whole)
+        )
+    };
+    let g = &r.gain_loss;
+    let l = &r.lapsed;
+    let p = &r.recurring;
+    vec![
+        Figure::new(
+            "Donor retention",
+            share(x.rate, x.retained, x.donors_previous),
+        ),
+        Figure::new(
+            "New-donor retention",
+            share(
+                x.new_donor_rate,
+                x.new_donors_retained,
+                x.new_donors_previous,
+            ),
+        ),
+        Figure::new(
+            "Repeat-donor retention",
+            share(
+                x.repeat_donor_rate,
+                x.repeat_donors_retained,
+                x.repeat_donors_previous,
+            ),
+        ),
+        Figure::new(
+            "Dollar retention",
+            format!(
+                "{} ({} of {})",
+                format::ratio(x.dollar_rate),
+                money(x.dollars_retained_cents),
+                money(x.dollars_previous_cents)
+            ),
+        ),
+        Figure::new("Gained: new donors", flow(&g.new)),
+        Figure::new("Gained: recaptured donors", flow(&g.recaptured)),
+        Figure::new("Gained: upgraded donors", flow(&g.upgraded)),
+        Figure::new("Same amount", flow(&g.same)),
+        Figure::new("Lost: downgraded donors", flow(&g.downgraded)),
+        Figure::new("Lost: lapsed donors", flow(&g.lapsed)),
+        Figure::new("Net change", flow(&g.net)),
+        Figure::new(
+            format!(
+                "LYBUNT (gave in {}, not yet in {})",
+                l.last_year, l.this_year
+            ),
+            lapsed(&l.lybunt),
+        ),
+        Figure::new(
+            format!(
+                "SYBUNT (gave before {}, not in {} or {})",
+                l.last_year, l.last_year, l.this_year
+            ),
+            lapsed(&l.sybunt),
+        ),
+        Figure::new("Monthly recurring revenue", money(p.mrr_cents)),
+        Figure::new(
+            "Recurring revenue churn",
+            format!(
+                "{} ({} canceled)",
+                format::ratio(p.mrr_churn_rate),
+                money(p.churned_mrr_cents)
+            ),
+        ),
+    ]
 }

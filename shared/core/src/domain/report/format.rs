@@ -112,6 +112,9 @@ mod tests {
         assert_eq!(period_words("90d"), "Last 90 days");
         assert_eq!(period_words("12m"), "Last 12 months");
         assert_eq!(period_words("ytd"), "Year to date");
-        assert_eq!(period_words("2025-01-01..2025-03-31"), "2025-01-01 to 2025-03-31");
+        assert_eq!(
+            period_words("2025-01-01..2025-03-31"),
+            "2025-01-01 to 2025-03-31"
+        );
     }
 }

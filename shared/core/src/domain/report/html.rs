@@ -7,6 +7,7 @@ use super::chart::{bucket, gifts_per_day_svg};
 use super::figures::{self, Figure};
 use super::format::{self, money};
 use super::{ReportView, Section};
+use crate::domain::analytics::fep::FepReport;
 use crate::domain::analytics::OrgSummary;
 use html_escape::encode_text as esc;
 
@@ -74,7 +75,7 @@ fn lower_first(s: &str) -> String {
 /// report over every organization stays a bounded email.
 pub const MAX_CHARTS: usize = 20;
 
-fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
+fn section(s: Section, o: &OrgSummary, chart: bool, fep: Option<&FepReport>) -> String {
     let body = match s {
         Section::Headline => {
             let mut b = pairs(s, &figures::headline(o));
@@ -204,6 +205,14 @@ fn section(s: Section, o: &OrgSummary, chart: bool) -> String {
             t
         }
         Section::Quality => pairs(s, &figures::quality(o)),
+        Section::Fep => match fep {
+            Some(r) => format!(
+                "<p style=\"color:#555;font-size:12px;margin:2px 0\">{}</p>{}",
+                esc(&figures::fep_windows(r)),
+                pairs(s, &figures::fep(r))
+            ),
+            None => pairs(s, &figures::fep_missing()),
+        },
     };
     format!(
         "<h3 style=\"margin:14px 0 4px 0;font-size:16px\" data-section=\"{}\">{}</h3>{body}",
@@ -236,7 +245,7 @@ pub fn render(v: &ReportView<'_>) -> String {
             esc(&format::period(&o.period))
         ));
         for sec in v.sections {
-            s.push_str(&section(*sec, o, i < MAX_CHARTS));
+            s.push_str(&section(*sec, o, i < MAX_CHARTS, v.fep_of(o.org_id)));
         }
         s.push_str("</div>");
     }

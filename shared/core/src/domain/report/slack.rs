@@ -6,6 +6,7 @@
 use super::figures;
 use super::format::{self, money};
 use super::{ReportView, Section};
+use crate::domain::analytics::fep::FepReport;
 use crate::domain::analytics::OrgSummary;
 use serde_json::{json, Value};
 
@@ -58,7 +59,7 @@ fn figure_lines(fs: &[figures::Figure]) -> String {
     lines(&rows)
 }
 
-fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
+fn org_blocks(o: &OrgSummary, sections: &[Section], fep: Option<&FepReport>) -> Vec<Value> {
     let mut out = vec![
         json!({"type": "divider"}),
         mrkdwn_section(&format!(
@@ -70,10 +71,9 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
     ];
     for s in sections {
         let title = format!("*{}*\n", s.title());
-        let block =
-            match s {
-                Section::Headline => {
-                    let fields: Vec<Value> = figures::headline(o)
+        let block = match s {
+            Section::Headline => {
+                let fields: Vec<Value> = figures::headline(o)
                         .iter()
                         .take(MAX_FIELDS)
                         .map(|f| {
@@ -82,80 +82,84 @@ fn org_blocks(o: &OrgSummary, sections: &[Section]) -> Vec<Value> {
                                 MAX_FIELD_TEXT)})
                         })
                         .collect();
-                    json!({"type": "section",
+                json!({"type": "section",
                     "text": {"type": "mrkdwn", "text": format!("*{}*", s.title())},
                     "fields": fields})
-                }
-                Section::Donors => mrkdwn_section(&(title + &figure_lines(&figures::donors(o)))),
-                Section::Campaigns => {
-                    let rows: Vec<(String, String)> = o
-                        .top_campaigns
-                        .iter()
-                        .map(|c| {
-                            (
-                                format::name_or_id(&c.name, c.campaign_id),
-                                format!(
-                                    "{} raised in all, {} in the period",
-                                    money(c.raised_gross_cents),
-                                    money(c.window_gross_cents)
-                                ),
-                            )
-                        })
-                        .collect();
-                    mrkdwn_section(&(title + &or_none(lines(&rows))))
-                }
-                Section::Recurring => {
-                    mrkdwn_section(&(title + &figure_lines(&figures::recurring(o))))
-                }
-                Section::Trends => {
-                    let rows: Vec<(String, String)> = figures::trends(o)
-                        .iter()
-                        .map(|f| (f.label.clone(), super::text::trend_value(f)))
-                        .collect();
-                    mrkdwn_section(&(title + &or_none(lines(&rows))))
-                }
-                Section::Prospects => {
-                    let rows: Vec<(String, String)> = o
-                        .top_prospects
-                        .iter()
-                        .map(|p| {
-                            (
-                                format::name_or_id(&p.name, p.supporter_id),
-                                format!("{} given in all", money(p.lifetime_gross_cents)),
-                            )
-                        })
-                        .collect();
-                    mrkdwn_section(&format!(
-                        "{title}{}\n_{} prospects in total_",
-                        or_none(lines(&rows)),
-                        o.prospects_total
-                    ))
-                }
-                Section::AtRisk => {
-                    let rows: Vec<(String, String)> = o
-                        .at_risk
-                        .iter()
-                        .map(|a| {
-                            (
-                                format::name_or_id(&a.name, a.supporter_id),
-                                format!(
-                                    "{}; {} given in all",
-                                    figures::risk_reasons(&a.reasons),
-                                    money(a.lifetime_gross_cents)
-                                ),
-                            )
-                        })
-                        .collect();
-                    mrkdwn_section(&format!(
-                        "{title}{}\n_{} at risk in total_",
-                        or_none(lines(&rows)),
-                        o.at_risk_total
-                    ))
-                }
-                Section::Quality => {
-                    mrkdwn_section(&(title + &figure_lines(&figures::quality(o))))
-                }
-            };
+            }
+            Section::Donors => mrkdwn_section(&(title + &figure_lines(&figures::donors(o)))),
+            Section::Campaigns => {
+                let rows: Vec<(String, String)> = o
+                    .top_campaigns
+                    .iter()
+                    .map(|c| {
+                        (
+                            format::name_or_id(&c.name, c.campaign_id),
+                            format!(
+                                "{} raised in all, {} in the period",
+                                money(c.raised_gross_cents),
+                                money(c.window_gross_cents)
+                            ),
+                        )
+                    })
+                    .collect();
+                mrkdwn_section(&(title + &or_none(lines(&rows))))
+            }
+            Section::Recurring => mrkdwn_section(&(title + &figure_lines(&figures::recurring(o)))),
+            Section::Trends => {
+                let rows: Vec<(String, String)> = figures::trends(o)
+                    .iter()
+                    .map(|f| (f.label.clone(), super::text::trend_value(f)))
+                    .collect();
+                mrkdwn_section(&(title + &or_none(lines(&rows))))
+            }
+            Section::Prospects => {
+                let rows: Vec<(String, String)> = o
+                    .top_prospects
+                    .iter()
+                    .map(|p| {
+                        (
+                            format::name_or_id(&p.name, p.supporter_id),
+                            format!("{} given in all", money(p.lifetime_gross_cents)),
+                        )
+                    })
+                    .collect();
+                mrkdwn_section(&format!(
+                    "{title}{}\n_{} prospects in total_",
+                    or_none(lines(&rows)),
+                    o.prospects_total
+                ))
+            }
+            Section::AtRisk => {
+                let rows: Vec<(String, String)> = o
+                    .at_risk
+                    .iter()
+                    .map(|a| {
+                        (
+                            format::name_or_id(&a.name, a.supporter_id),
+                            format!(
+                                "{}; {} given in all",
+                                figures::risk_reasons(&a.reasons),
+                                money(a.lifetime_gross_cents)
+                            ),
+                        )
+                    })
+                    .collect();
+                mrkdwn_section(&format!(
+                    "{title}{}\n_{} at risk in total_",
+                    or_none(lines(&rows)),
+                    o.at_risk_total
+                ))
+            }
+            Section::Quality => mrkdwn_section(&(title + &figure_lines(&figures::quality(o)))),
+            Section::Fep => match fep {
+                Some(r) => mrkdwn_section(&format!(
+                    "{title}_{}_\n{}",
+                    escape(&figures::fep_windows(r)),
+                    figure_lines(&figures::fep(r))
+                )),
+                None => mrkdwn_section(&(title + &figure_lines(&figures::fep_missing()))),
+            },
+        };
         out.push(block);
     }
     out
@@ -174,7 +178,7 @@ pub fn render(v: &ReportView<'_>) -> Value {
     let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text",
         "text": truncate(&v.title, MAX_HEADER_TEXT)}})];
     for o in v.summaries {
-        blocks.extend(org_blocks(o, v.sections));
+        blocks.extend(org_blocks(o, v.sections, v.fep_of(o.org_id)));
     }
     if blocks.len() > MAX_BLOCKS {
         let cut = blocks.len() - (MAX_BLOCKS - 1);

@@ -3,9 +3,13 @@
 
 use super::{html, slack, text, ReportView, Section};
 use crate::domain::analytics::donors::{AtRisk, DayPoint, DonorTotals, Lifecycle, RiskReason};
+use crate::domain::analytics::fep::{
+    FepReport, Flow, GainLoss, GiftFigures, LapsedGroup, LapsedReport, PlanHealth, Refunds,
+    Retention,
+};
 use crate::domain::analytics::recurring::Recurring;
 use crate::domain::analytics::trends::{Figures, Trends};
-use crate::domain::analytics::{OrgSummary, PeriodInfo};
+use crate::domain::analytics::{OrgSummary, PeriodInfo, Window};
 use crate::domain::quality::score::QualityScore;
 
 const DAY: i64 = 86_400;
@@ -16,10 +20,13 @@ pub(crate) fn sample() -> OrgSummary {
         org_id: 7,
         org_name: "Friends of the Park".into(),
         as_of: end,
-        period: PeriodInfo::new("90d".into(), crate::domain::analytics::Window {
-            start: end - 90 * DAY,
-            end,
-        }),
+        period: PeriodInfo::new(
+            "90d".into(),
+            Window {
+                start: end - 90 * DAY,
+                end,
+            },
+        ),
         totals: DonorTotals {
             gross_cents: 1_234_567,
             net_cents: 1_200_000,
@@ -102,11 +109,87 @@ pub(crate) fn sample() -> OrgSummary {
     }
 }
 
-fn view(s: &[OrgSummary]) -> ReportView<'_> {
+pub(crate) fn sample_fep() -> FepReport {
+    let end = 1_793_577_600;
+    FepReport {
+        org_id: 7,
+        as_of: end,
+        period: "12m".into(),
+        previous: Window {
+            start: end - 730 * DAY,
+            end: end - 365 * DAY,
+        },
+        current: Window {
+            start: end - 365 * DAY,
+            end,
+        },
+        retention: Retention {
+            donors_previous: 200,
+            donors_current: 180,
+            retained: 86,
+            rate: Some(0.43),
+            new_donors_previous: 80,
+            new_donors_retained: 16,
+            new_donor_rate: Some(0.2),
+            repeat_donors_previous: 120,
+            repeat_donors_retained: 70,
+            repeat_donor_rate: Some(70.0 / 120.0),
+            dollars_previous_cents: 5_000_000,
+            dollars_current_cents: 4_500_000,
+            dollars_retained_cents: 2_750_000,
+            dollar_rate: Some(0.55),
+        },
+        gain_loss: GainLoss {
+            new: Flow {
+                donors: 60,
+                cents: 900_000,
+            },
+            lapsed: Flow {
+                donors: 114,
+                cents: 2_250_000,
+            },
+            net: Flow {
+                donors: -20,
+                cents: -500_000,
+            },
+            ..GainLoss::default()
+        },
+        lapsed: LapsedReport {
+            fiscal_year_start_month: 1,
+            this_year: 2026,
+            last_year: 2025,
+            lybunt: LapsedGroup {
+                donors: 41,
+                dollars_at_risk_cents: 1_234_500,
+                mailchimp_consented: 30,
+                list: vec![],
+            },
+            sybunt: LapsedGroup {
+                donors: 77,
+                dollars_at_risk_cents: 987_600,
+                mailchimp_consented: 50,
+                list: vec![],
+            },
+        },
+        recurring: PlanHealth {
+            active: 25,
+            mrr_cents: 98_765,
+            churned_mrr_cents: 4_321,
+            mrr_churn_rate: Some(0.04),
+            ..PlanHealth::default()
+        },
+        refunds: Refunds::default(),
+        gifts: GiftFigures::default(),
+        bands: vec![],
+    }
+}
+
+fn view<'a>(s: &'a [OrgSummary], fep: &'a [FepReport]) -> ReportView<'a> {
     ReportView {
         title: "Fundraising report".into(),
         sections: &Section::ALL,
         summaries: s,
+        fep,
         generated_at: 1_793_577_600,
     }
 }
@@ -175,7 +258,8 @@ fn leaks(s: &str) -> Vec<String> {
 #[test]
 fn readers_see_words_and_dollars_not_field_names() {
     let s = [sample()];
-    let v = view(&s);
+    let f = [sample_fep()];
+    let v = view(&s, &f);
     let html = visible_html(&html::render(&v));
     let text = text::render(&v);
     let slack = visible_slack(&slack::render(&v));
@@ -190,13 +274,33 @@ fn readers_see_words_and_dollars_not_field_names() {
             "{what} lacks the worded trend label"
         );
         // The trend in dollars, not in cents.
-        assert!(body.contains("$2,500.75"), "{what} lacks the trend in dollars");
+        assert!(
+            body.contains("$2,500.75"),
+            "{what} lacks the trend in dollars"
+        );
         assert!(!body.contains("250075"), "{what} shows raw cents");
-        assert!(body.contains("Last 90 days"), "{what} lacks the period in words");
+        assert!(
+            body.contains("Last 90 days"),
+            "{what} lacks the period in words"
+        );
         assert!(
             body.contains("Recurring plan failing"),
             "{what} lacks the at-risk reason in words"
         );
+        for fep in [
+            "Donor retention",
+            "43.0% (86 of 200 donors)",
+            "Dollar retention",
+            "55.0% ($27,500.00 of $50,000.00)",
+            "LYBUNT (gave in 2025, not yet in 2026)",
+            "41 donors, $12,345.00 at risk, 30 reachable in Mailchimp",
+            "SYBUNT (gave before 2025, not in 2025 or 2026)",
+            "Net change",
+            "-20 donors, -$5,000.00",
+            "Recurring revenue churn",
+        ] {
+            assert!(body.contains(fep), "{what} lacks the FEP figure {fep}");
+        }
     }
 }
 
@@ -231,11 +335,19 @@ fn html_figures(doc: &str) -> Vec<(String, String, String)> {
 #[test]
 fn slack_carries_every_figure_of_the_email() {
     let s = [sample()];
-    let v = view(&s);
+    let f = [sample_fep()];
+    let v = view(&s, &f);
     let figures = html_figures(&html::render(&v));
     let sections: std::collections::BTreeSet<&str> =
         figures.iter().map(|(s, _, _)| s.as_str()).collect();
-    for want in ["headline", "donors", "recurring", "trends", "quality"] {
+    for want in [
+        "headline",
+        "donors",
+        "recurring",
+        "trends",
+        "quality",
+        "fep",
+    ] {
         assert!(sections.contains(want), "no {want} figures in the email");
     }
     let blocks = slack::render(&v);
@@ -246,10 +358,20 @@ fn slack_carries_every_figure_of_the_email() {
         let found = slack.lines().enumerate().any(|(i, l)| {
             let l = l.replace('*', "");
             let next = slack.lines().nth(i + 1).unwrap_or("");
-            (l.trim_start_matches("• ").starts_with(&format!("{label}: "))
+            (l.trim_start_matches("• ")
+                .starts_with(&format!("{label}: "))
                 && words.iter().all(|w| l.contains(w)))
                 || (l == *label && words.iter().all(|w| next.contains(w)))
         });
         assert!(found, "Slack lacks {sec} figure {label}: {value}\n{slack}");
     }
+}
+
+#[test]
+fn an_organization_without_fep_figures_says_so() {
+    let s = [sample()];
+    let v = view(&s, &[]);
+    assert!(html::render(&v).contains("not computed"));
+    assert!(text::render(&v).contains("not computed"));
+    assert!(slack::render(&v).to_string().contains("not computed"));
 }

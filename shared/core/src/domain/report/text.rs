@@ -3,10 +3,11 @@
 use super::figures;
 use super::format::{self, money};
 use super::{ReportView, Section};
+use crate::domain::analytics::fep::FepReport;
 use crate::domain::analytics::OrgSummary;
 use std::fmt::Write;
 
-fn section(out: &mut String, s: Section, o: &OrgSummary) {
+fn section(out: &mut String, s: Section, o: &OrgSummary, fep: Option<&FepReport>) {
     let _ = writeln!(out, "\n{}\n{}", s.title(), "-".repeat(s.title().len()));
     let mut kv = |k: &str, v: String| {
         let _ = writeln!(out, "  {k:<32} {v}");
@@ -76,6 +77,13 @@ fn section(out: &mut String, s: Section, o: &OrgSummary) {
             kv("At risk in total", format::count(o.at_risk_total));
         }
         Section::Quality => figs(&mut kv, figures::quality(o)),
+        Section::Fep => match fep {
+            Some(r) => {
+                kv("Compared", figures::fep_windows(r));
+                figs(&mut kv, figures::fep(r));
+            }
+            None => figs(&mut kv, figures::fep_missing()),
+        },
     }
 }
 
@@ -102,7 +110,7 @@ pub fn render(v: &ReportView<'_>) -> String {
             format::period(&o.period)
         );
         for s in v.sections {
-            section(&mut out, *s, o);
+            section(&mut out, *s, o, v.fep_of(o.org_id));
         }
     }
     if v.summaries.is_empty() {
