@@ -161,7 +161,10 @@ pub fn envelope(mail: &Email) -> Result<Envelope, SendError> {
     let to = mail
         .to
         .iter()
-        .map(|a| a.parse::<Address>().map_err(|_| bad_address("recipient", a)))
+        .map(|a| {
+            a.parse::<Address>()
+                .map_err(|_| bad_address("recipient", a))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Envelope::new(Some(from), to)
         .map_err(|e| SendError::permanent(format!("cannot address the email: {e}")))
@@ -196,7 +199,10 @@ mod tests {
             raw: b"Subject: Hi\r\n\r\ntext".to_vec(),
         };
         let e = envelope(&mail).unwrap();
-        assert_eq!(e.from().map(|a| a.to_string()).as_deref(), Some("ops@example.org"));
+        assert_eq!(
+            e.from().map(|a| a.to_string()).as_deref(),
+            Some("ops@example.org")
+        );
         assert_eq!(e.to().len(), 2);
         mail.from = "not an address".into();
         assert!(envelope(&mail).is_err());

@@ -107,7 +107,10 @@ pub fn inline_charts(html: &str) -> (String, Vec<InlineImage>) {
         let Some(tag_end) = rest[start..].find('>').map(|i| start + i + 1) else {
             break;
         };
-        let Some(end) = rest[start..].find("</svg>").map(|i| start + i + "</svg>".len()) else {
+        let Some(end) = rest[start..]
+            .find("</svg>")
+            .map(|i| start + i + "</svg>".len())
+        else {
             break;
         };
         let tag = &rest[start..tag_end];
@@ -202,13 +205,20 @@ mod tests {
         assert_eq!(img.content_id, "gifts-per-day-7-1@classy-sync");
         assert!(!out.contains("<svg"), "{out}");
         assert!(out.contains(&format!("<img src=\"cid:{}\"", img.content_id)));
-        assert!(out.contains("alt=\"Gifts per day, A &amp; &lt;B&gt;\""), "{out}");
+        assert!(
+            out.contains("alt=\"Gifts per day, A &amp; &lt;B&gt;\""),
+            "{out}"
+        );
         assert!(out.starts_with("<p>before</p><div>") && out.ends_with("<p>after &lt;svg&gt;</p>"));
         assert!(out.contains("width=\"568\" height=\"195\""), "{out}");
         // 640x220 at twice the size; the bars are drawn (a blank image has no blue).
         let p = tiny_skia::Pixmap::decode_png(&img.data).unwrap();
         assert_eq!((p.width(), p.height()), (1280, 440));
-        assert!(blue_pixels(&img.data) > 10_000, "{} blue pixels", blue_pixels(&img.data));
+        assert!(
+            blue_pixels(&img.data) > 10_000,
+            "{} blue pixels",
+            blue_pixels(&img.data)
+        );
     }
 
     #[test]

@@ -89,8 +89,9 @@ pub fn mime(
         for img in images {
             let ct = ContentType::parse(img.content_type)
                 .map_err(|e| SendError::permanent(format!("image type: {e}")))?;
-            related = related
-                .singlepart(Attachment::new_inline(img.content_id.clone()).body(img.data.clone(), ct));
+            related = related.singlepart(
+                Attachment::new_inline(img.content_id.clone()).body(img.data.clone(), ct),
+            );
         }
         alternative.multipart(related)
     };
@@ -140,7 +141,10 @@ mod tests {
         let mail = render("ops@example.org", &["a@example.org".into()], &m).unwrap();
         let raw = String::from_utf8(mail.raw.clone()).unwrap();
         assert!(raw.contains("multipart/alternative"));
-        assert!(!raw.contains("multipart/related"), "no images, no related part");
+        assert!(
+            !raw.contains("multipart/related"),
+            "no images, no related part"
+        );
         assert!(raw.contains("Subject: "));
         assert!(raw.contains("k&: <v>"));
         assert!(raw.contains("&lt;v&gt;"));
@@ -186,7 +190,10 @@ mod tests {
         assert!(raw.contains("Content-ID: <gifts-per-day-3-1@classy-sync>"));
         assert!(raw.contains("Content-Disposition: inline"));
         assert!(raw.contains("cid:gifts-per-day-3-1@classy-sync"));
-        assert!(!raw.contains("<svg"), "the email shows the PNG, not the SVG");
+        assert!(
+            !raw.contains("<svg"),
+            "the email shows the PNG, not the SVG"
+        );
         // The recorded message is untouched: the PNG exists only in the email.
         assert!(m.html.as_deref().unwrap().contains("<svg"));
     }
