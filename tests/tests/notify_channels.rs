@@ -353,26 +353,35 @@ async fn email_through_ses_v2_on_moto() {
         .unwrap();
     assert_eq!(r[0].status, DeliveryStatus::Sent, "{r:?}");
 
-    // Read what moto stored: its model data lists the messages SES accepted. SES v2 Simple
-    // content: SES builds the multipart/alternative itself; moto keeps the subject and the
-    // HTML part (it drops the text part, so that is checked on the SMTP path above).
+    // Read what moto stored: its model data lists the messages SES accepted. SES v2 Raw
+    // content: the notifier's whole MIME message, kept as sent.
     let data: Value = reqwest::get(format!("{}/moto-api/data.json", moto.endpoint()))
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let sent = data["ses"]["Message"].as_array().expect("ses messages");
+    let sent = data["ses"]["RawMessage"].as_array().expect("ses raw messages");
     assert_eq!(sent.len(), 1, "{sent:?}");
     let m = &sent[0];
     assert_eq!(m["source"], "alerts@example.org");
-    assert_eq!(
-        m["destinations"]["ToAddresses"],
-        json!(["board@example.org"])
+    // moto adds the message's To: header to the Destination given: the same address.
+    let to: std::collections::BTreeSet<&str> = m["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(to, ["board@example.org"].into());
+    let raw = m["raw_data"].as_str().unwrap();
+    assert!(
+        raw.contains("Subject: Sync failing for <Org & Co>"),
+        "{raw}"
     );
-    assert_eq!(m["subject"], "Sync failing for <Org & Co>");
-    let html = m["body"].as_str().unwrap();
-    assert!(html.contains("&lt;Org &amp; Co&gt;"), "{html}");
+    assert!(raw.contains("multipart/alternative"), "{raw}");
+    // The HTML part is quoted-printable: its soft line breaks removed, the name is escaped.
+    let unfolded = raw.replace("=\r\n", "");
+    assert!(unfolded.contains("&lt;Org &amp; Co&gt;"), "{raw}");
 
     // An unverified sender is rejected by SES: a permanent failure, not retried.
     let settings = NotifySettings::from_lookup(|k| match k {
