@@ -361,7 +361,9 @@ async fn email_through_ses_v2_on_moto() {
         .json()
         .await
         .unwrap();
-    let sent = data["ses"]["RawMessage"].as_array().expect("ses raw messages");
+    let sent = data["ses"]["RawMessage"]
+        .as_array()
+        .expect("ses raw messages");
     assert_eq!(sent.len(), 1, "{sent:?}");
     let m = &sent[0];
     assert_eq!(m["source"], "alerts@example.org");
