@@ -761,7 +761,7 @@ async fn html_report_renders_in_headless_chromium_with_a_visible_chart() {
 /// chart as an inline PNG), opened in headless Chromium in a 600 px window, the usual email
 /// column: nothing is wider than the window (a script records the page's scroll width and the
 /// right edge of every element), the PNG loads and is shown within the column, and a screenshot
-/// is kept as `target/test-artifacts/report-600px.png`.
+/// of the whole page is kept as `target/test-artifacts/report-600px.png`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_chart() {
     let Some(bin) = chromium() else {
@@ -812,14 +812,15 @@ async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_
             &name,
         );
     }
-    let probe = "<pre id=\"probe\"></pre><script>window.addEventListener('load', function () {\
+    let probe = "<pre id=\"probe\" style=\"display:none\"></pre><script>window.addEventListener('load', function () {\
         var d = document.documentElement, right = 0;\
         document.querySelectorAll('body *').forEach(function (el) {\
           if (el.id !== 'probe') right = Math.max(right, Math.ceil(el.getBoundingClientRect().right)); });\
         var imgs = Array.prototype.map.call(document.images, function (i) {\
           return [i.complete && i.naturalWidth > 0, i.naturalWidth, Math.round(i.getBoundingClientRect().width)]; });\
         document.getElementById('probe').textContent = JSON.stringify(\
-          {scroll: d.scrollWidth, client: d.clientWidth, right: right, images: imgs}); });</script>";
+          {scroll: d.scrollWidth, client: d.clientWidth, height: d.scrollHeight, right: right,\
+           images: imgs}); });</script>";
     let probed = html.replace("</body>", &format!("{probe}</body>"));
     assert_ne!(probed, html, "the email HTML has a body");
     let page = artifacts.join("report-600px.html");
@@ -853,7 +854,8 @@ async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_
         out
     };
     let dom = String::from_utf8(run(&["--window-size=600,2400", "--dump-dom"]).stdout).unwrap();
-    let at = dom.find("<pre id=\"probe\">").expect("probe in the DOM") + "<pre id=\"probe\">".len();
+    let open = "<pre id=\"probe\" style=\"display:none\">";
+    let at = dom.find(open).expect("probe in the DOM") + open.len();
     let json = html_escape::decode_html_entities(&dom[at..at + dom[at..].find("</pre>").unwrap()])
         .into_owned();
     let probe: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json:?}"));
@@ -877,15 +879,20 @@ async fn the_report_email_fits_a_600px_column_in_headless_chromium_with_its_png_
         "chart shown {shown} px wide: {probe}"
     );
 
+    // The whole page, 600 px wide.
+    let height = probe["height"].as_u64().unwrap().clamp(600, 12_000) as u32;
     let shot = artifacts.join("report-600px.png");
     let _ = std::fs::remove_file(&shot);
     run(&[
-        "--window-size=600,2400",
+        &format!("--window-size=600,{height}"),
         &format!("--screenshot={}", shot.display()),
     ]);
     let png = std::fs::read(&shot).expect("screenshot written");
-    assert_eq!(png_size(&png), (600, 2400));
-    eprintln!("600 px screenshot kept at {}", shot.display());
+    assert_eq!(png_size(&png), (600, height));
+    eprintln!(
+        "600 px screenshot kept at {}",
+        shot.canonicalize().unwrap().display()
+    );
 }
 
 /// The `weekly` preset as a definition (Mondays 08:00, the last 7 days, with the FEP section):
