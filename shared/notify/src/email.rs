@@ -2,13 +2,14 @@
 //! a text part and an HTML part (the message's own HTML, or one rendered from text and fields).
 //! When the HTML has charts, they become inline PNGs ([`crate::chart_png`]) and the HTML part
 //! is a multipart/related with them (each with its Content-ID), so the transports send the
-//! bytes as they are.
+//! bytes as they are. Built with `mail-builder` (a MIME builder, no transport: the Lambda
+//! functions link no SMTP library).
 
 use crate::chart_png::{self, InlineImage};
 use classy_sync_core::ports::{Email, Message, SendError};
 use html_escape::encode_text;
-use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use mail_builder::mime::MimePart;
+use mail_builder::MessageBuilder;
 
 /// A simple HTML body from the plain text and the fields, everything escaped.
 pub fn render_html(m: &Message) -> String {
@@ -53,12 +54,15 @@ pub fn render_text(m: &Message) -> String {
     t
 }
 
-fn bad_address(what: &str, addr: &str) -> SendError {
-    SendError::permanent(format!("{what} {addr:?} is not a valid email address"))
+fn checked<'a>(what: &str, addr: &'a str) -> Result<&'a str, SendError> {
+    classy_sync_core::channels::validate_email(addr)
+        .map(|()| addr)
+        .map_err(|_| SendError::permanent(format!("{what} {addr:?} is not a valid email address")))
 }
 
 /// The MIME message: multipart/alternative of the text and the HTML; with images, the HTML
-/// part is a multipart/related of the HTML and the images (inline, by Content-ID).
+/// part is a multipart/related of the HTML and the images (inline, by Content-ID). Addresses
+/// are checked (no header can be smuggled in through one); the subject is one line.
 pub fn mime(
     from: &str,
     to: &[String],
@@ -67,36 +71,38 @@ pub fn mime(
     html: &str,
     images: &[InlineImage],
 ) -> Result<Vec<u8>, SendError> {
-    let sender: Mailbox = from.parse().map_err(|_| bad_address("sender", from))?;
-    let mut b = lettre::Message::builder()
-        .from(sender)
-        .subject(subject.replace(['\r', '\n'], " "))
-        .message_id(None);
-    for addr in to {
-        b = b.to(addr.parse().map_err(|_| bad_address("recipient", addr))?);
+    let sender = checked("sender", from)?;
+    if to.is_empty() {
+        return Err(SendError::permanent("an email needs a recipient"));
     }
-    let text_part = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .body(text.to_owned());
-    let html_part = SinglePart::builder()
-        .header(ContentType::TEXT_HTML)
-        .body(html.to_owned());
-    let alternative = MultiPart::alternative().singlepart(text_part);
-    let body = if images.is_empty() {
-        alternative.singlepart(html_part)
+    let recipients = to
+        .iter()
+        .map(|a| checked("recipient", a))
+        .collect::<Result<Vec<&str>, _>>()?;
+    let text_part = MimePart::new("text/plain", text);
+    let html_part = MimePart::new("text/html", html);
+    let html_part = if images.is_empty() {
+        html_part
     } else {
-        let mut related = MultiPart::related().singlepart(html_part);
+        let mut related = vec![html_part];
         for img in images {
-            let ct = ContentType::parse(img.content_type)
-                .map_err(|e| SendError::permanent(format!("image type: {e}")))?;
-            related = related.singlepart(
-                Attachment::new_inline(img.content_id.clone()).body(img.data.clone(), ct),
+            related.push(
+                MimePart::new(img.content_type, img.data.as_slice())
+                    .inline()
+                    .cid(img.content_id.as_str()),
             );
         }
-        alternative.multipart(related)
+        MimePart::new("multipart/related", related)
     };
-    b.multipart(body)
-        .map(|m| m.formatted())
+    MessageBuilder::new()
+        .from(sender)
+        .to(recipients)
+        .subject(subject.replace(['\r', '\n'], " "))
+        .body(MimePart::new(
+            "multipart/alternative",
+            vec![text_part, html_part],
+        ))
+        .write_to_vec()
         .map_err(|e| SendError::permanent(format!("cannot build the email: {e}")))
 }
 
