@@ -44,15 +44,26 @@ impl FaultRates {
 pub enum Answer {
     Ok,
     Status(u16),
+    /// 403 with an HTML page (`"403-html"`), as the network in front of Mailchimp answers
+    /// under load: throttling, not a permission error.
+    ForbiddenHtml,
+    /// 403 with a problem document titled "Forbidden" (`"403-problem"`): a real permission
+    /// error.
+    ForbiddenProblem,
 }
 
-/// One scripted entry: `"ok"` or an HTTP error status (400..=599).
+/// One scripted entry: `"ok"`, `"403-html"`, `"403-problem"` or an HTTP error status
+/// (400..=599; 403 has an empty body).
 pub fn parse_script(items: &[Value]) -> Result<Vec<Answer>, String> {
     items
         .iter()
         .enumerate()
         .map(|(i, v)| match v {
             Value::String(s) if s.eq_ignore_ascii_case("ok") => Ok(Answer::Ok),
+            Value::String(s) if s.eq_ignore_ascii_case("403-html") => Ok(Answer::ForbiddenHtml),
+            Value::String(s) if s.eq_ignore_ascii_case("403-problem") => {
+                Ok(Answer::ForbiddenProblem)
+            }
             Value::Number(n) => match n.as_u64() {
                 Some(200) => Ok(Answer::Ok),
                 Some(code @ 400..=599) => Ok(Answer::Status(code as u16)),
@@ -61,7 +72,7 @@ pub fn parse_script(items: &[Value]) -> Result<Vec<Answer>, String> {
                 )),
             },
             other => Err(format!(
-                "responses[{i}]: {other} is neither \"ok\" nor a status"
+                "responses[{i}]: {other} is neither \"ok\", \"403-html\", \"403-problem\" nor a status"
             )),
         })
         .collect()
@@ -165,6 +176,10 @@ mod tests {
         assert!((15..45).contains(&n), "{n}");
         assert!(parse_script(&[json!(302)]).is_err());
         assert!(parse_script(&[json!("nope")]).is_err());
+        assert_eq!(
+            parse_script(&[json!("403-html"), json!("403-problem")]).unwrap(),
+            vec![Answer::ForbiddenHtml, Answer::ForbiddenProblem]
+        );
         assert!(FaultRates {
             rate_429: 0.7,
             rate_500: 0.7,

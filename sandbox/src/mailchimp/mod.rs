@@ -82,6 +82,8 @@ async fn guard(State(state): State<McShared>, req: Request, next: Next) -> Respo
     let resp = match state.faults.next() {
         faults::Answer::Ok => next.run(req).await,
         faults::Answer::Status(code) => problem::injected(code),
+        faults::Answer::ForbiddenHtml => problem::forbidden_html(),
+        faults::Answer::ForbiddenProblem => problem::forbidden(),
     };
     drop(slot);
     resp

@@ -112,6 +112,31 @@ pub fn too_many_requests(limit: usize) -> Response {
     )
 }
 
+/// A 403 with an HTML page, as the network in front of Mailchimp answers a key over its
+/// limit: no problem document.
+pub fn forbidden_html() -> Response {
+    let mut r = Response::new(Body::from(
+        "<HTML><HEAD><TITLE>Access Denied</TITLE></HEAD><BODY><H1>Access Denied</H1>\
+         You don't have permission to access this server.</BODY></HTML>\n",
+    ));
+    *r.status_mut() = StatusCode::FORBIDDEN;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html"),
+    );
+    r
+}
+
+/// A real permission error: a problem document titled "Forbidden".
+pub fn forbidden() -> Response {
+    problem(
+        403,
+        "Forbidden",
+        "You don't have permission to access this resource.",
+        None,
+    )
+}
+
 /// An injected error status: 403 comes with an empty body (seen in production), the rest as
 /// problem documents.
 pub fn injected(status: u16) -> Response {

@@ -11,7 +11,8 @@ use classy_sync_core::engine::{
     Datastore, PluginService, ReportDefinitions, ReportService, SyncService,
 };
 use classy_sync_core::ports::{
-    ClassySource, Clock, EventBus, ExpiryOnly, JobQueue, SecretStore, Store, SystemClock,
+    ClassySource, Clock, ConcurrencyLimit, EventBus, ExpiryOnly, JobQueue, SecretStore, Store,
+    SystemClock,
 };
 use classy_sync_notify::NotificationService;
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AwsRoot {
     pub clock: Arc<dyn Clock>,
     pub queue: Arc<SqsQueue>,
     pub bus: Arc<dyn EventBus>,
+    /// Shared concurrency limits in the table (every container of the stack).
+    pub concurrency: Arc<dyn ConcurrencyLimit>,
 }
 
 impl AwsRoot {
@@ -39,10 +42,13 @@ impl AwsRoot {
     /// The root over an SDK configuration and settings already at hand (an endpoint such as
     /// moto's in tests, or a caller that configured the SDK itself).
     pub fn from_sdk(sdk: aws_config::SdkConfig, settings: AwsSettings) -> Self {
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::from_settings(&sdk, &settings));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         AwsRoot {
-            store: Arc::new(DynamoStore::from_settings(&sdk, &settings)),
+            concurrency: crate::concurrency(store.clone(), clock.clone()),
+            store,
             secrets: Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
-            clock: Arc::new(SystemClock),
+            clock,
             queue: Arc::new(SqsQueue::from_settings(&sdk, &settings)),
             bus: Arc::new(EventBridgeBus::from_settings(&sdk, &settings)),
             settings,
@@ -81,6 +87,7 @@ impl AwsRoot {
             self.secrets.clone(),
             Arc::new(EventBridgeConnector::new(&self.sdk)),
             Arc::new(ExpiryOnly),
+            self.concurrency.clone(),
         )
     }
 

@@ -19,9 +19,10 @@ pub mod local;
 use classy_sync_classy::{ClassyClient, ClassyConfig};
 use classy_sync_core::domain::budget::BudgetSpec;
 use classy_sync_core::engine::budget::StoreBudget;
+use classy_sync_core::engine::semaphore::StoreSemaphore;
 use classy_sync_core::engine::{Datastore, PluginService};
 use classy_sync_core::ports::{
-    Clock, EventBusConnector, HolderLiveness, MailTransport, SecretStore, Store,
+    Clock, ConcurrencyLimit, EventBusConnector, HolderLiveness, MailTransport, SecretStore, Store,
 };
 use classy_sync_notify::{NotificationService, NotifySettings};
 use std::sync::Arc;
@@ -65,16 +66,25 @@ pub fn classy_client_sharing(
     ClassyClient::with_budget(config, budget).map_err(|e| RootError::Open(e.to_string()))
 }
 
+/// The shared concurrency limits on `store` (a Mailchimp key's requests in flight, counted
+/// across every process and worker on that store), one per root so that this process's
+/// waiters queue locally. See docs/plugins.md (Mailchimp concurrency).
+pub(crate) fn concurrency(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<dyn ConcurrencyLimit> {
+    Arc::new(StoreSemaphore::new(store, clock))
+}
+
 /// The plugin service with every destination plugin this build knows.
 pub(crate) fn plugin_service(
     data: Datastore,
     secrets: Arc<dyn SecretStore>,
     buses: Arc<dyn EventBusConnector>,
     liveness: Arc<dyn HolderLiveness>,
+    concurrency: Arc<dyn ConcurrencyLimit>,
 ) -> PluginService {
     PluginService::new(data, secrets, classy_sync_destinations::registry())
         .with_buses(buses)
         .with_liveness(liveness)
+        .with_concurrency(concurrency)
 }
 
 /// The notification service over a backend's store and secrets, email through `mail`

@@ -9,7 +9,8 @@ use classy_sync_core::engine::{
     Datastore, PluginService, ReportDefinitions, ReportService, SyncService,
 };
 use classy_sync_core::ports::{
-    ClassySource, Clock, JobQueue, MailTransport, SecretStore, Store, SystemClock,
+    ClassySource, Clock, ConcurrencyLimit, JobQueue, MailTransport, SecretStore, Store,
+    SystemClock,
 };
 use classy_sync_local::{
     LocalQueue, ProcLiveness, QueueOptions, SecretsFile, SmtpMailer, SqliteStore, ENV_SMTP_URL,
@@ -24,6 +25,8 @@ pub struct LocalRoot {
     pub store: Arc<dyn Store>,
     pub secrets: Arc<dyn SecretStore>,
     pub clock: Arc<dyn Clock>,
+    /// Shared concurrency limits in `store.db` (every process on this data directory).
+    pub concurrency: Arc<dyn ConcurrencyLimit>,
 }
 
 fn open_err(what: &str, path: &Path, e: impl std::fmt::Display) -> RootError {
@@ -54,15 +57,18 @@ impl LocalRoot {
         ensure_data_dir(data_dir)?;
         let store_path = data_dir.join("store.db");
         let secrets_path = data_dir.join("secrets.json");
+        let store: Arc<dyn Store> = Arc::new(
+            SqliteStore::open(&store_path).map_err(|e| open_err("store", &store_path, e))?,
+        );
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(LocalRoot {
-            store: Arc::new(
-                SqliteStore::open(&store_path).map_err(|e| open_err("store", &store_path, e))?,
-            ),
+            concurrency: crate::concurrency(store.clone(), clock.clone()),
+            store,
             secrets: Arc::new(
                 SecretsFile::open(&secrets_path)
                     .map_err(|e| open_err("secrets file", &secrets_path, e))?,
             ),
-            clock: Arc::new(SystemClock),
+            clock,
             data_dir: data_dir.to_path_buf(),
         })
     }
@@ -110,6 +116,7 @@ impl LocalRoot {
             self.secrets.clone(),
             Arc::new(EventBridgeConnector::from_env_on_first_use()),
             Arc::new(ProcLiveness::new()),
+            self.concurrency.clone(),
         )
     }
 

@@ -3,3 +3,4 @@
 //! here is linked into a function or the CLI.
 
 pub mod conformance;
+pub mod semaphore;

@@ -32,6 +32,8 @@ pub const TEMPLATES_PK: &str = "TEMPLATES";
 pub const AUDIT_PK: &str = "AUDIT";
 /// The shared Classy request budgets: one token bucket per application.
 pub const BUDGET_PK: &str = "BUDGET";
+/// Shared concurrency limits: one counting semaphore per limited thing (a Mailchimp API key).
+pub const SEMAPHORE_PK: &str = "SEMAPHORE";
 
 pub fn pad(id: u64) -> String {
     format!("{id:020}")
@@ -381,6 +383,14 @@ pub fn budget_sk(client_id: &str) -> String {
     format!("APP#{client_id}")
 }
 
+// ---------- shared concurrency limits ----------
+
+/// The semaphore of one Mailchimp API key, named by its digest (the first 16 hex digits of
+/// the SHA-256 of the key): the key itself is never stored.
+pub fn mailchimp_semaphore_sk(key_digest: &str) -> String {
+    format!("MAILCHIMP#{key_digest}")
+}
+
 // ---------- tenant templates ----------
 
 pub const TEMPLATE_PREFIX: &str = "TEMPLATE#";
@@ -474,6 +484,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("audit head", "AUDIT", "HEAD"),
     kind("audit entry", "AUDIT", "ENTRY#<seq>"),
     kind("request budget", "BUDGET", "APP#<client id>"),
+    kind("concurrency semaphore", "SEMAPHORE", "MAILCHIMP#<key digest>"),
 ];
 
 const fn kind(name: &'static str, pk: &'static str, sk: &'static str) -> KeyKind {
@@ -693,6 +704,11 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("audit head", AUDIT_PK, AUDIT_HEAD_SK.to_owned());
     add("audit entry", AUDIT_PK, audit_entry_sk(42));
     add("request budget", BUDGET_PK, budget_sk("app-client-1"));
+    add(
+        "concurrency semaphore",
+        SEMAPHORE_PK,
+        mailchimp_semaphore_sk("0123456789abcdef"),
+    );
     out
 }
 
@@ -715,6 +731,7 @@ mod tests {
                 TEMPLATES_PK => "TEMPLATES",
                 AUDIT_PK => "AUDIT",
                 BUDGET_PK => "BUDGET",
+                SEMAPHORE_PK => "SEMAPHORE",
                 other => panic!("undocumented partition {other}"),
             }
         }

@@ -17,6 +17,7 @@ pub mod quarantine;
 pub mod report;
 pub mod schedule;
 pub mod segments;
+pub mod semaphore;
 pub mod severity;
 pub mod template;
 pub mod tenant_rows;

@@ -29,6 +29,7 @@ pub mod recovery;
 pub mod reports;
 pub mod runs;
 pub mod scheduler;
+pub mod semaphore;
 pub mod sorter;
 pub mod state;
 pub mod status;

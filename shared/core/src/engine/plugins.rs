@@ -15,7 +15,7 @@ use crate::domain::usage::{push_mailchimp_calls, Operation};
 use crate::domain::{Entity, OrgId, Supporter, Transaction};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange};
 use crate::ports::{
-    ChangeSet, Destination, DestinationContext, EventBusConnector, ExpiryOnly, HolderLiveness,
+    ChangeSet, ConcurrencyLimit, Destination, DestinationContext, EventBusConnector, ExpiryOnly, HolderLiveness,
     PluginConfig, PluginError, PluginRegistry, PluginSpec, PushReport, SecretStore, SupporterView,
 };
 use serde::{Deserialize, Serialize};
@@ -86,6 +86,8 @@ pub struct PluginService {
     pub buses: Option<Arc<dyn EventBusConnector>>,
     /// Whether a plugin lease's holder is gone; by default leases simply expire.
     pub liveness: Arc<dyn HolderLiveness>,
+    /// Shared concurrency limits handed to the plugins (none: each client limits itself).
+    pub concurrency: Option<Arc<dyn ConcurrencyLimit>>,
 }
 
 impl PluginService {
@@ -96,6 +98,7 @@ impl PluginService {
             plugins,
             buses: None,
             liveness: Arc::new(ExpiryOnly),
+            concurrency: None,
         }
     }
 
@@ -106,6 +109,13 @@ impl PluginService {
 
     pub fn with_liveness(mut self, liveness: Arc<dyn HolderLiveness>) -> Self {
         self.liveness = liveness;
+        self
+    }
+
+    /// Plugins limit their requests in flight through `limit`, shared by every process on
+    /// the same store (the roots pass the engine's `StoreSemaphore`).
+    pub fn with_concurrency(mut self, limit: Arc<dyn ConcurrencyLimit>) -> Self {
+        self.concurrency = Some(limit);
         self
     }
 }
@@ -130,6 +140,7 @@ impl PluginService {
             )),
             clock: self.data.clock.clone(),
             buses: self.buses.clone(),
+            concurrency: self.concurrency.clone(),
             dry_run,
         }
     }

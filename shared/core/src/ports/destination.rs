@@ -18,7 +18,9 @@
 
 use crate::domain::aggregates::SupporterAggregates;
 use crate::domain::{OrgId, Supporter, Transaction};
-use crate::ports::{Clock, EventBusConnector, SecretError, SecretStore, Store, StoreError};
+use crate::ports::{
+    Clock, ConcurrencyLimit, EventBusConnector, SecretError, SecretStore, Store, StoreError,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -119,6 +121,9 @@ pub struct DestinationContext {
     pub clock: Arc<dyn Clock>,
     /// Opens the event buses a plugin targets (none: such targets fail to prepare).
     pub buses: Option<Arc<dyn EventBusConnector>>,
+    /// Shared concurrency limits (a Mailchimp key's requests in flight across every process
+    /// sharing the store); none: each client limits only itself.
+    pub concurrency: Option<Arc<dyn ConcurrencyLimit>>,
     /// Compute and report what would change; write nothing anywhere.
     pub dry_run: bool,
 }

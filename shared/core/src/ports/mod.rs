@@ -3,6 +3,7 @@
 
 pub mod budget;
 pub mod clock;
+pub mod concurrency;
 pub mod destination;
 pub mod events;
 pub mod liveness;
@@ -14,6 +15,7 @@ pub mod store;
 
 pub use budget::{BudgetError, RateBudget};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use concurrency::{within, ConcurrencyLimit, LimitError, Permit};
 pub use destination::{
     ChangeSet, Destination, DestinationContext, DestinationHealth, PluginConfig, PluginError,
     PluginRegistry, PluginSpec, PushReport, SupporterView, Wants,

@@ -91,6 +91,8 @@ pub struct MailchimpDestination {
     client_options: ClientOptions,
     pending: Pending,
     segments: tags::SegmentIds,
+    /// Requests in flight per key (settings, environment or 4), set by `prepare`.
+    max_in_flight: usize,
 }
 
 fn dest_err(e: MailchimpError) -> PluginError {
@@ -108,6 +110,7 @@ impl MailchimpDestination {
             client_options: ClientOptions::default(),
             pending: Pending::default(),
             segments: tags::SegmentIds::default(),
+            max_in_flight: settings::DEFAULT_MAX_IN_FLIGHT as usize,
         })
     }
 
@@ -257,7 +260,7 @@ impl MailchimpDestination {
             };
             futs.push(async move { (i, client.batch_upsert(list, &req).await) });
         }
-        let mut results = futures::stream::iter(futs).buffer_unordered(client_concurrency());
+        let mut results = futures::stream::iter(futs).buffer_unordered(self.max_in_flight.max(1));
         let mut states = Vec::new();
         let mut tag_ids = BTreeMap::new();
         let mut failure = None;
@@ -440,10 +443,6 @@ impl MailchimpDestination {
     }
 }
 
-fn client_concurrency() -> usize {
-    ClientOptions::default().max_in_flight
-}
-
 #[async_trait]
 impl Destination for MailchimpDestination {
     fn name(&self) -> &'static str {
@@ -463,14 +462,25 @@ impl Destination for MailchimpDestination {
                 message: e.to_string(),
             })?;
         let base = self.settings.base_url_override()?;
-        self.client = Some(
-            MailchimpClient::new(key, base.as_deref(), self.client_options.clone()).map_err(
-                |e| PluginError::Credentials {
-                    plugin: NAME.into(),
-                    message: e.to_string(),
-                },
-            )?,
-        );
+        let limit = self.settings.max_in_flight()?;
+        self.max_in_flight = limit as usize;
+        let options = ClientOptions {
+            max_in_flight: limit as usize,
+            ..self.client_options.clone()
+        };
+        let mut client = MailchimpClient::new(key, base.as_deref(), options).map_err(|e| {
+            PluginError::Credentials {
+                plugin: NAME.into(),
+                message: e.to_string(),
+            }
+        })?;
+        // At most `limit` requests in flight for this key across every worker and process
+        // on the store (its semaphore is named by the key's digest, never the key).
+        if let Some(limiter) = &ctx.concurrency {
+            let name = keys::mailchimp_semaphore_sk(&client.key_digest());
+            client = client.with_shared_limit(limiter.clone(), name, limit);
+        }
+        self.client = Some(client);
         self.ensure_merge_fields(ctx).await
     }
 
@@ -480,6 +490,7 @@ impl Destination for MailchimpDestination {
         changes: &ChangeSet,
     ) -> Result<PushReport, PluginError> {
         let calls_before = self.client()?.calls();
+        let throttled_before = self.client()?.throttled();
         let mut report = PushReport::default();
         let now = Timestamp(ctx.clock.now());
         let wanted = self.wanted(changes, now, &mut report);
@@ -548,6 +559,7 @@ impl Destination for MailchimpDestination {
         }
         let outcome = self.send_held(ctx, &mut report, false).await;
         report.count("api_calls", self.client()?.calls() - calls_before);
+        report.count("throttled", self.client()?.throttled() - throttled_before);
         outcome.map(|()| report)
     }
 
@@ -557,8 +569,10 @@ impl Destination for MailchimpDestination {
             return Ok(report);
         }
         let calls_before = self.client()?.calls();
+        let throttled_before = self.client()?.throttled();
         let outcome = self.send_held(ctx, &mut report, true).await;
         report.count("api_calls", self.client()?.calls() - calls_before);
+        report.count("throttled", self.client()?.throttled() - throttled_before);
         outcome.map(|()| report)
     }
 

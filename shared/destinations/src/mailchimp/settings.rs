@@ -12,6 +12,17 @@ pub const MAX_BATCH: usize = 500;
 /// deployment setting, never an organization's.
 pub const BASE_URL_ENV: &str = "MAILCHIMP_API_BASE_URL";
 
+/// The deployment's default for requests in flight per Mailchimp API key (every worker and
+/// process together); an organization's `max_in_flight` wins.
+pub const MAX_IN_FLIGHT_ENV: &str = "CLASSY_SYNC_MAILCHIMP_MAX_IN_FLIGHT";
+
+/// Requests in flight per key when nothing says otherwise: 4 of Mailchimp's 10, so the
+/// nonprofit's other integrations keep headroom.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
+
+/// Mailchimp's own limit: simultaneous connections per API key.
+pub const MAILCHIMP_MAX_IN_FLIGHT: u32 = 10;
+
 /// Why a per-organization `api_base_url` is refused (the value is not echoed: it could carry
 /// credentials).
 const BASE_URL_RULE: &str = "api_base_url must be https://<dc>.api.mailchimp.com (optionally \
@@ -33,6 +44,12 @@ pub struct MailchimpSettings {
     /// Members per batch call (at most 500).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_size: Option<usize>,
+    /// Requests in flight for this organization's API key, across every worker and process
+    /// (1 to 10); `CLASSY_SYNC_MAILCHIMP_MAX_IN_FLIGHT`, else 4, when absent. Organizations
+    /// sharing a key share its places: a request goes out only while fewer than its own
+    /// organization's limit are in flight for the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
 }
 
 impl MailchimpSettings {
@@ -63,6 +80,11 @@ impl MailchimpSettings {
                 return bad(BASE_URL_RULE);
             }
         }
+        if let Some(n) = self.max_in_flight {
+            if n == 0 || n > MAILCHIMP_MAX_IN_FLIGHT {
+                return bad("max_in_flight must be between 1 and 10 (Mailchimp's limit per key)");
+            }
+        }
         if let Some(n) = self.batch_size {
             if n == 0 || n > MAX_BATCH {
                 return bad("batch_size must be between 1 and 500");
@@ -77,6 +99,15 @@ impl MailchimpSettings {
 
     pub fn batch_size(&self) -> usize {
         self.batch_size.unwrap_or(MAX_BATCH)
+    }
+
+    /// Requests in flight per key: the organization's `max_in_flight`, else
+    /// `CLASSY_SYNC_MAILCHIMP_MAX_IN_FLIGHT`, else 4.
+    pub fn max_in_flight(&self) -> Result<u32, PluginError> {
+        match self.max_in_flight {
+            Some(n) => Ok(n),
+            None => env_max_in_flight(std::env::var(MAX_IN_FLIGHT_ENV).ok()),
+        }
     }
 
     /// The organization's data center (`https://<dc>.api.mailchimp.com/3.0`) first, then
@@ -107,6 +138,23 @@ pub fn mailchimp_base(raw: &str) -> Option<String> {
         && !dc.is_empty()
         && dc.chars().all(|c| c.is_ascii_alphanumeric());
     ok.then(|| format!("https://{dc}.api.mailchimp.com/3.0"))
+}
+
+/// The deployment's default in flight per key: unset or blank is 4; otherwise 1 to 10.
+fn env_max_in_flight(value: Option<String>) -> Result<u32, PluginError> {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(DEFAULT_MAX_IN_FLIGHT);
+    };
+    match v.parse::<u32>() {
+        Ok(n) if (1..=MAILCHIMP_MAX_IN_FLIGHT).contains(&n) => Ok(n),
+        _ => Err(PluginError::config(
+            "mailchimp",
+            format!("{MAX_IN_FLIGHT_ENV} must be a whole number from 1 to 10, not {v:?}"),
+        )),
+    }
 }
 
 /// The deployment's override (the sandbox, a test): any http(s) URL; unset or blank is none.
@@ -194,6 +242,25 @@ mod tests {
             assert!(e.contains("api_base_url"), "{bad}: {e}");
             assert!(e.contains("MAILCHIMP_API_BASE_URL"), "{bad}: {e}");
             assert!(!e.contains("secret") && !e.contains("evil"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn in_flight_per_key_defaults_to_four_of_mailchimps_ten() {
+        assert_eq!(env_max_in_flight(None).unwrap(), 4);
+        assert_eq!(env_max_in_flight(Some(" ".into())).unwrap(), 4);
+        assert_eq!(env_max_in_flight(Some(" 7 ".into())).unwrap(), 7);
+        for bad in ["0", "11", "four", "-1"] {
+            let e = env_max_in_flight(Some(bad.into())).unwrap_err().to_string();
+            assert!(e.contains(MAX_IN_FLIGHT_ENV), "{bad}: {e}");
+        }
+        let s = MailchimpSettings::parse(&json!({"list_id": "a", "max_in_flight": 2})).unwrap();
+        assert_eq!(s.max_in_flight().unwrap(), 2);
+        for bad in [0, 11] {
+            let e = MailchimpSettings::parse(&json!({"list_id": "a", "max_in_flight": bad}))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("max_in_flight"), "{bad}: {e}");
         }
     }
 

@@ -2,8 +2,10 @@
 //! flight, bounded retries.
 
 use super::types::*;
+use classy_sync_core::ports::{within, ConcurrencyLimit};
 use classy_sync_core::retry::Backoff;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -16,6 +18,23 @@ use tokio::sync::Semaphore;
 /// The member id Mailchimp uses: MD5 of the lower-cased address.
 pub fn subscriber_hash(email: &str) -> String {
     hex::encode(Md5::digest(email.trim().to_lowercase().as_bytes()))
+}
+
+/// How a key is named where it must be told apart from others (its shared semaphore): the
+/// first 16 hex digits of its SHA-256. The key cannot be recovered from it.
+pub fn key_digest(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))[..16].to_string()
+}
+
+/// Whether a 403 is throttling rather than a refusal: Mailchimp (or the network in front of
+/// it) answers a key over its connection limit with a 403 that has no body, or a body that
+/// is not a problem document naming an error (an HTML page). A problem document with a
+/// title or detail is a real permission error.
+pub fn is_bare_403(body: &str) -> bool {
+    match serde_json::from_str::<Problem>(body) {
+        Ok(p) => p.title.trim().is_empty() && p.detail.trim().is_empty(),
+        Err(_) => true,
+    }
 }
 
 /// `https://<dc>.api.mailchimp.com/3.0`, `<dc>` being the key's suffix after the last dash.
@@ -34,10 +53,11 @@ pub fn base_url_for_key(key: &str) -> Result<String, MailchimpError> {
 
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
-    /// Mailchimp allows 10 connections per key.
+    /// Requests in flight from this client (Mailchimp allows 10 connections per key; the
+    /// destination sets its per-key limit here and in the shared semaphore).
     pub max_in_flight: usize,
     pub timeout: Duration,
-    /// Retries after the first attempt on 429, 5xx and empty 403.
+    /// Retries after the first attempt on 429, 5xx and bare 403.
     pub max_retries: u32,
     pub retry_base: Duration,
     pub retry_cap: Duration,
@@ -63,6 +83,15 @@ pub struct MailchimpClient {
     opts: ClientOptions,
     calls: AtomicU64,
     retries: AtomicU64,
+    throttled: AtomicU64,
+    shared: Option<SharedLimit>,
+}
+
+/// The key's places across every process: a semaphore in the store.
+struct SharedLimit {
+    limiter: Arc<dyn ConcurrencyLimit>,
+    name: String,
+    limit: u32,
 }
 
 impl std::fmt::Debug for MailchimpClient {
@@ -106,7 +135,35 @@ impl MailchimpClient {
             opts,
             calls: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+            throttled: AtomicU64::new(0),
+            shared: None,
         })
+    }
+
+    /// Every request also holds a place of semaphore `name` (at most `limit` in flight for
+    /// the key across every process sharing `limiter`'s store).
+    pub fn with_shared_limit(
+        mut self,
+        limiter: Arc<dyn ConcurrencyLimit>,
+        name: String,
+        limit: u32,
+    ) -> Self {
+        self.shared = Some(SharedLimit {
+            limiter,
+            name,
+            limit: limit.max(1),
+        });
+        self
+    }
+
+    /// The digest that names this client's key ([`key_digest`]).
+    pub fn key_digest(&self) -> String {
+        key_digest(self.key.expose_secret())
+    }
+
+    /// Answers that were throttling (429, bare 403), each retried.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
     }
 
     pub fn base_url(&self) -> &str {
@@ -255,32 +312,14 @@ impl MailchimpClient {
         body: Option<&B>,
     ) -> Result<Attempt<T>, MailchimpError> {
         let _slot = self.slots.acquire().await.expect("semaphore never closed");
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .basic_auth("classy-sync", Some(self.key.expose_secret()));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = match req.send().await {
-            Ok(r) => r,
-            // Connection trouble and timeouts are worth another try; the URL holds no secret.
-            Err(e) => {
-                return Ok(Attempt::Retry(MailchimpError::Transport(
-                    e.without_url().to_string(),
-                )))
-            }
+        let exchange = self.exchange(method, path, body);
+        let answer = match &self.shared {
+            Some(s) => within(&s.limiter, &s.name, s.limit, exchange).await,
+            None => exchange.await,
         };
-        let status = resp.status();
-        // A page of 1,000 members is a few MB; more than this is refused, not buffered.
-        const MAX_BODY: usize = 16 * 1024 * 1024;
-        let text = match classy_sync_http::read_capped_text(resp, MAX_BODY).await {
-            Ok(t) => t,
-            Err(e @ classy_sync_http::BodyError::TooLarge { .. }) => {
-                return Err(MailchimpError::Decode(format!("{path}: {e}")))
-            }
-            Err(e) => return Ok(Attempt::Retry(MailchimpError::Transport(e.to_string()))),
+        let (status, text) = match answer? {
+            Ok(a) => a,
+            Err(e) => return Ok(Attempt::Retry(e)),
         };
         if status.is_success() {
             let text = if text.trim().is_empty() {
@@ -302,13 +341,50 @@ impl MailchimpClient {
             },
             detail: problem.detail,
         };
-        let retryable = status == StatusCode::TOO_MANY_REQUESTS
-            || status.is_server_error()
-            || (status == StatusCode::FORBIDDEN && text.trim().is_empty());
-        if retryable {
+        let throttled = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN && is_bare_403(&text));
+        if throttled {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+        }
+        if throttled || status.is_server_error() {
             Ok(Attempt::Retry(err))
         } else {
             Err(err)
+        }
+    }
+}
+
+impl MailchimpClient {
+    /// One request and its body: the status and text; `Ok(Err(_))` for trouble worth another
+    /// try (connection, timeout, a body cut short).
+    async fn exchange<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Result<(StatusCode, String), MailchimpError>, MailchimpError> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let mut req = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .basic_auth("classy-sync", Some(self.key.expose_secret()));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            // Connection trouble and timeouts are worth another try; the URL holds no secret.
+            Err(e) => return Ok(Err(MailchimpError::Transport(e.without_url().to_string()))),
+        };
+        let status = resp.status();
+        // A page of 1,000 members is a few MB; more than this is refused, not buffered.
+        const MAX_BODY: usize = 16 * 1024 * 1024;
+        match classy_sync_http::read_capped_text(resp, MAX_BODY).await {
+            Ok(t) => Ok(Ok((status, t))),
+            Err(e @ classy_sync_http::BodyError::TooLarge { .. }) => {
+                Err(MailchimpError::Decode(format!("{path}: {e}")))
+            }
+            Err(e) => Ok(Err(MailchimpError::Transport(e.to_string()))),
         }
     }
 }
@@ -321,6 +397,28 @@ fn seg(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_403_is_throttling_unless_a_problem_document_names_the_error() {
+        assert!(is_bare_403(""));
+        assert!(is_bare_403("  \n"));
+        assert!(is_bare_403("<html><head><title>Access Denied</title></head></html>"));
+        assert!(is_bare_403("{}"));
+        assert!(is_bare_403(r#"{"type":"x","status":403}"#));
+        assert!(!is_bare_403(
+            r#"{"type":"https://mailchimp.com/developer/marketing/docs/errors/","title":"Forbidden","status":403,"detail":"You don't have permission to access this resource.","instance":"1"}"#
+        ));
+        assert!(!is_bare_403(r#"{"title":"User Disabled","status":403}"#));
+    }
+
+    #[test]
+    fn a_key_is_named_by_a_digest_that_does_not_show_it() {
+        let d = key_digest("0123456789abcdef0123456789abcdef-us1");
+        assert_eq!(d.len(), 16);
+        assert!(d.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(d, key_digest("0123456789abcdef0123456789abcdef-us2"));
+        assert!(!"0123456789abcdef0123456789abcdef-us1".contains(&d));
+    }
 
     #[test]
     fn hash_is_md5_of_the_lowercased_address() {
