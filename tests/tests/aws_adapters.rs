@@ -113,6 +113,18 @@ async fn dynamo_store_holds_the_shared_classy_budget() {
     );
 }
 
+/// The shared Mailchimp concurrency limit on DynamoDB: two semaphores on two clients of one
+/// table (two Lambda containers) never hold more places than the limit, a dead holder's
+/// place expires, a long request renews its own (the same checks as on SQLite).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_store_holds_the_shared_concurrency_limit() {
+    use std::sync::Arc;
+    let moto = MotoServer::start();
+    let a: Arc<dyn Store> = Arc::new(store(&moto).await);
+    let b: Arc<dyn Store> = Arc::new(DynamoStore::new(moto.dynamodb().await, TABLE));
+    classy_sync_testkit::semaphore::semaphore_conformance(a, b).await;
+}
+
 /// The table the SAM template must declare: keys, GSI and TTL attribute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamo_table_layout_matches_the_template() {

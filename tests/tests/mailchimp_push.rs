@@ -1184,3 +1184,135 @@ async fn a_mailchimp_redirect_is_not_followed() {
         "the redirect was followed"
     );
 }
+
+/// Issue 15: three processes (three local roots on one data directory, each its own
+/// semaphore instance) push three organizations that share one Mailchimp key, at once. The
+/// key never has more than 4 requests in flight at the sandbox (the default of Mailchimp's
+/// 10), none is refused, and every audience is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushers_sharing_a_key_never_exceed_its_in_flight_limit() {
+    use classy_sandbox::mailchimp::counters::key_fingerprint;
+    let h = Harness::start(SandboxConfig {
+        orgs: 3,
+        ..config(400, 600, 17)
+    })
+    .await;
+    let _mc = h.use_mailchimp_sandbox().await;
+    let orgs = h.orgs.clone();
+    assert_eq!(orgs.len(), 3);
+    for (i, org) in orgs.iter().enumerate() {
+        sync(&h, *org, SyncMode::Full).await;
+        let list = format!("shared{i}");
+        h.mc_list(&list, &list).await;
+        // Small batches: each push has many requests to overlap.
+        h.configure_mailchimp(*org, &list, json!({"batch_size": 20}))
+            .await;
+    }
+    // Slow answers, so requests overlap as they do against the real API.
+    h.mc_put("/faults", json!({"delay_ms": 40})).await;
+    h.mc_reset_counters().await;
+    let processes = [
+        h.plugins.clone(),
+        Harness::plugins_on(h.dir.path()),
+        Harness::plugins_on(h.dir.path()),
+    ];
+    let opts = PushOptions::default();
+    let pushes = processes
+        .iter()
+        .zip(&orgs)
+        .map(|(p, org)| p.push_org(*org, &opts));
+    let runs = futures::future::join_all(pushes).await;
+    let c = h.mc_counters().await;
+    let key = &c["by_key"][key_fingerprint(&h.sandbox.mailchimp_api_key())];
+    let peak = key["max_in_flight"].as_u64().unwrap();
+    println!("peak in flight for the key: {peak}; {c}");
+    assert!(peak <= 4, "{peak} requests in flight for one key: {c}");
+    assert!(peak >= 2, "the pushes overlapped: {c}");
+    assert_eq!(key["rejected_concurrency"], json!(0), "{c}");
+    for (i, (org, r)) in orgs.iter().zip(runs).enumerate() {
+        let r = r.unwrap();
+        let report = r[0].result.clone().unwrap();
+        assert_eq!(report.failed, 0, "{report:?}");
+        assert!(report.get("api_calls") >= 5, "{report:?}");
+        let t = truth(&h, *org).await;
+        let mut model = ConsentModel::default();
+        model.push(&t);
+        assert_audience(&h, &format!("shared{i}"), &t, &model).await;
+    }
+    // Every place came back.
+    use classy_sync_core::domain::keys::{mailchimp_semaphore_sk, SEMAPHORE_PK};
+    use classy_sync_destinations::mailchimp_api::key_digest;
+    let sk = mailchimp_semaphore_sk(&key_digest(&h.sandbox.mailchimp_api_key()));
+    let item = h.data.store.get(SEMAPHORE_PK, &sk).await.unwrap().unwrap();
+    let holders: classy_sync_core::domain::semaphore::Holders = item.parse().unwrap();
+    assert!(holders.holders.is_empty(), "{holders:?}");
+    assert!(!item.data.contains(&h.sandbox.mailchimp_api_key()));
+    h.mc_put("/faults", json!({})).await;
+}
+
+/// Issue 15: a 429, an empty 403 and a 403 whose body is an HTML page (the network in front
+/// of Mailchimp under load) are throttling: retried with backoff, and the push completes. A
+/// 403 problem document (a real permission error) fails the push at once.
+#[tokio::test]
+async fn throttling_answers_are_retried_and_a_real_403_is_not() {
+    let (h, org, _mc) = setup(config(200, 300, 23)).await;
+    first_push(&h, org).await;
+    let t = truth(&h, org).await;
+    let changed: Vec<u64> = t
+        .values()
+        .filter(|w| w.opt_in)
+        .take(3)
+        .map(|w| w.supporter)
+        .collect();
+    for (i, sup) in changed.iter().enumerate() {
+        h.patch(
+            org,
+            Entity::Supporters,
+            *sup,
+            json!({"first_name": format!("Throttled{i}")}),
+        )
+        .await;
+    }
+    sync(&h, org, SyncMode::Incremental).await;
+    h.mc_reset_counters().await;
+    h.mc_post(
+        "/faults/script",
+        json!({"responses": ["403-html", 429, 403, "403-html"]}),
+    )
+    .await;
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.failed, 0, "{report:?}");
+    assert_eq!(report.sent, 3, "{report:?}");
+    assert_eq!(report.get("throttled"), 4, "{report:?}");
+    // One batch, answered the fifth time.
+    assert_eq!(h.mc_counters().await["requests"], json!(5));
+    let t = truth(&h, org).await;
+    let mut model = ConsentModel::default();
+    model.push(&t);
+    assert_audience(&h, LIST, &t, &model).await;
+
+    // A real permission error is not retried: one call, and the push fails naming it.
+    let sup = t.values().find(|w| w.opt_in).unwrap().supporter;
+    h.patch(
+        org,
+        Entity::Supporters,
+        sup,
+        json!({"first_name": "Denied"}),
+    )
+    .await;
+    sync(&h, org, SyncMode::Incremental).await;
+    h.mc_post("/faults/script", json!({"responses": ["403-problem"]}))
+        .await;
+    h.mc_reset_counters().await;
+    let runs = h
+        .plugins
+        .push_org(org, &PushOptions::default())
+        .await
+        .unwrap();
+    let err = runs[0].result.clone().unwrap_err();
+    assert!(err.contains("403") && err.contains("Forbidden"), "{err}");
+    assert_eq!(h.mc_counters().await["requests"], json!(1));
+    // The change was not lost.
+    let report = push(&h, org, PushOptions::default()).await;
+    assert_eq!(report.sent, 1, "{report:?}");
+}

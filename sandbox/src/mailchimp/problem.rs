@@ -120,10 +120,8 @@ pub fn forbidden_html() -> Response {
          You don't have permission to access this server.</BODY></HTML>\n",
     ));
     *r.status_mut() = StatusCode::FORBIDDEN;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html"),
-    );
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
     r
 }
 

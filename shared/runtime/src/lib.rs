@@ -69,7 +69,10 @@ pub fn classy_client_sharing(
 /// The shared concurrency limits on `store` (a Mailchimp key's requests in flight, counted
 /// across every process and worker on that store), one per root so that this process's
 /// waiters queue locally. See docs/plugins.md (Mailchimp concurrency).
-pub(crate) fn concurrency(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Arc<dyn ConcurrencyLimit> {
+pub(crate) fn concurrency(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+) -> Arc<dyn ConcurrencyLimit> {
     Arc::new(StoreSemaphore::new(store, clock))
 }
 

@@ -9,8 +9,7 @@ use classy_sync_core::engine::{
     Datastore, PluginService, ReportDefinitions, ReportService, SyncService,
 };
 use classy_sync_core::ports::{
-    ClassySource, Clock, ConcurrencyLimit, JobQueue, MailTransport, SecretStore, Store,
-    SystemClock,
+    ClassySource, Clock, ConcurrencyLimit, JobQueue, MailTransport, SecretStore, Store, SystemClock,
 };
 use classy_sync_local::{
     LocalQueue, ProcLiveness, QueueOptions, SecretsFile, SmtpMailer, SqliteStore, ENV_SMTP_URL,

@@ -57,7 +57,11 @@ pub async fn semaphore_conformance(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     assert_eq!(done.load(Ordering::SeqCst), 64);
     assert!(peak <= LIMIT as usize, "{peak} in flight, limit {LIMIT}");
     assert!(peak >= 2, "the tasks overlapped: peak {peak}");
-    assert_eq!(sems[0].held(&name).await.unwrap(), 0, "every place came back");
+    assert_eq!(
+        sems[0].held(&name).await.unwrap(),
+        0,
+        "every place came back"
+    );
     let writes = sems[0].store_writes() + sems[1].store_writes();
     // One write to take and one to give back per request, plus lost races.
     assert!((128..512).contains(&writes), "{writes} writes");
@@ -98,12 +102,19 @@ pub async fn semaphore_conformance(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     let p = y.acquire(&long_name, 1).await.unwrap();
     let got = Instant::now();
     let long_done = long.await.unwrap();
-    assert!(got >= long_done, "the long request lost its place to another");
+    assert!(
+        got >= long_done,
+        "the long request lost its place to another"
+    );
     // A release frees the place at once.
     y.release(p).await.unwrap();
     let started = Instant::now();
     let p = x.acquire(&long_name, 1).await.unwrap();
-    assert!(started.elapsed() < Duration::from_millis(250), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
     x.release(p).await.unwrap();
     assert_eq!(x.held(&long_name).await.unwrap(), 0);
 }

@@ -484,7 +484,11 @@ pub const KINDS: &[KeyKind] = &[
     kind("audit head", "AUDIT", "HEAD"),
     kind("audit entry", "AUDIT", "ENTRY#<seq>"),
     kind("request budget", "BUDGET", "APP#<client id>"),
-    kind("concurrency semaphore", "SEMAPHORE", "MAILCHIMP#<key digest>"),
+    kind(
+        "concurrency semaphore",
+        "SEMAPHORE",
+        "MAILCHIMP#<key digest>",
+    ),
 ];
 
 const fn kind(name: &'static str, pk: &'static str, sk: &'static str) -> KeyKind {

@@ -73,7 +73,13 @@ impl Holders {
     /// When the item may be swept (unix seconds): an hour after its last place expires, so
     /// an idle semaphore does not stay in the table forever.
     pub fn item_expiry_s(&self, now_ms: i64) -> i64 {
-        let last = self.holders.values().copied().max().unwrap_or(now_ms).max(now_ms);
+        let last = self
+            .holders
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(now_ms)
+            .max(now_ms);
         last / 1000 + 3600
     }
 }
@@ -85,15 +91,32 @@ mod tests {
     #[test]
     fn grants_up_to_the_limit_then_says_when_a_place_expires() {
         let mut h = Holders::default();
-        assert_eq!(h.take("a", 2, 1_000, 500), Take::Granted { until_ms: 1_500 });
-        assert_eq!(h.take("b", 2, 1_100, 500), Take::Granted { until_ms: 1_600 });
-        assert_eq!(h.take("c", 2, 1_200, 500), Take::Full { next_expiry_ms: 1_500 });
+        assert_eq!(
+            h.take("a", 2, 1_000, 500),
+            Take::Granted { until_ms: 1_500 }
+        );
+        assert_eq!(
+            h.take("b", 2, 1_100, 500),
+            Take::Granted { until_ms: 1_600 }
+        );
+        assert_eq!(
+            h.take("c", 2, 1_200, 500),
+            Take::Full {
+                next_expiry_ms: 1_500
+            }
+        );
         assert_eq!(h.live(1_200), 2);
         // A holder asking again keeps its place.
-        assert_eq!(h.take("a", 2, 1_300, 500), Take::Granted { until_ms: 1_800 });
+        assert_eq!(
+            h.take("a", 2, 1_300, 500),
+            Take::Granted { until_ms: 1_800 }
+        );
         assert!(h.give("b"));
         assert!(!h.give("b"));
-        assert_eq!(h.take("c", 2, 1_400, 500), Take::Granted { until_ms: 1_900 });
+        assert_eq!(
+            h.take("c", 2, 1_400, 500),
+            Take::Granted { until_ms: 1_900 }
+        );
     }
 
     #[test]

@@ -15,8 +15,9 @@ use crate::domain::usage::{push_mailchimp_calls, Operation};
 use crate::domain::{Entity, OrgId, Supporter, Transaction};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange};
 use crate::ports::{
-    ChangeSet, ConcurrencyLimit, Destination, DestinationContext, EventBusConnector, ExpiryOnly, HolderLiveness,
-    PluginConfig, PluginError, PluginRegistry, PluginSpec, PushReport, SecretStore, SupporterView,
+    ChangeSet, ConcurrencyLimit, Destination, DestinationContext, EventBusConnector, ExpiryOnly,
+    HolderLiveness, PluginConfig, PluginError, PluginRegistry, PluginSpec, PushReport, SecretStore,
+    SupporterView,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, HashSet};

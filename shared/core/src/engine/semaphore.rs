@@ -93,10 +93,17 @@ impl StoreSemaphore {
     /// The places of `name` held now, as the store has them (expired ones left out).
     pub async fn held(&self, name: &str) -> Result<usize, LimitError> {
         let now = self.now_ms();
-        Ok(match self.store.get(SEMAPHORE_PK, name).await.map_err(unavailable)? {
-            Some(item) => item.parse::<Holders>().map_or(0, |h| h.live(now)),
-            None => 0,
-        })
+        Ok(
+            match self
+                .store
+                .get(SEMAPHORE_PK, name)
+                .await
+                .map_err(unavailable)?
+            {
+                Some(item) => item.parse::<Holders>().map_or(0, |h| h.live(now)),
+                None => 0,
+            },
+        )
     }
 
     fn now_ms(&self) -> i64 {
@@ -129,7 +136,11 @@ impl StoreSemaphore {
     ) -> Result<T, LimitError> {
         loop {
             let now = self.now_ms();
-            let existing = self.store.get(SEMAPHORE_PK, name).await.map_err(unavailable)?;
+            let existing = self
+                .store
+                .get(SEMAPHORE_PK, name)
+                .await
+                .map_err(unavailable)?;
             let (mut holders, cond, version) = match &existing {
                 None => (Holders::default(), Condition::NotExists, 1),
                 Some(item) => (

@@ -231,9 +231,9 @@ impl MailchimpDestination {
         Ok(out)
     }
 
-    /// Sends the batches (up to 10 in flight); returns the states to remember, the tags'
-    /// segment ids seen in the answers and the error of the first batch that failed
-    /// outright, if any.
+    /// Sends the batches (up to `max_in_flight` at once, and never more for the key across
+    /// processes); returns the states to remember, the tags' segment ids seen in the answers
+    /// and the error of the first batch that failed outright, if any.
     async fn send(
         &self,
         changes: &[MemberChange],

@@ -5,11 +5,11 @@ use super::types::*;
 use classy_sync_core::ports::{within, ConcurrencyLimit};
 use classy_sync_core::retry::Backoff;
 use md5::{Digest, Md5};
-use sha2::Sha256;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sha2::Sha256;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -402,7 +402,9 @@ mod tests {
     fn a_403_is_throttling_unless_a_problem_document_names_the_error() {
         assert!(is_bare_403(""));
         assert!(is_bare_403("  \n"));
-        assert!(is_bare_403("<html><head><title>Access Denied</title></head></html>"));
+        assert!(is_bare_403(
+            "<html><head><title>Access Denied</title></head></html>"
+        ));
         assert!(is_bare_403("{}"));
         assert!(is_bare_403(r#"{"type":"x","status":403}"#));
         assert!(!is_bare_403(
