@@ -160,7 +160,12 @@ impl StoreSemaphore {
                 .with_expiry(holders.item_expiry_s(now));
             match self.store.put(item, cond).await {
                 Ok(()) => return Ok(out),
-                Err(e) if e.is_condition_failed() => continue,
+                // Lost a race: another holder wrote between our read and write. A short
+                // random pause, so that the racers do not collide again at once.
+                Err(e) if e.is_condition_failed() => {
+                    tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=10))).await;
+                    continue;
+                }
                 Err(e) => return Err(unavailable(e)),
             }
         }
