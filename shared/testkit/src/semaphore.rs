@@ -87,7 +87,7 @@ pub async fn semaphore_conformance(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 
     // A request longer than the expiry renews its place: the other process waits for it.
     let long_name = mailchimp_semaphore_sk("00000000000000cc");
-    let (x, y) = (semaphore(a, 300), semaphore(b, 300));
+    let (x, y) = (semaphore(a.clone(), 300), semaphore(b, 300));
     let limiter: Arc<dyn ConcurrencyLimit> = x.clone();
     let long = tokio::spawn({
         let long_name = long_name.clone();
@@ -118,4 +118,35 @@ pub async fn semaphore_conformance(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     );
     x.release(p).await.unwrap();
     assert_eq!(x.held(&long_name).await.unwrap(), 0);
+
+    // A request cancelled while it holds a place gives it back at once (from a task), not
+    // when it expires.
+    let slow = semaphore(a, 10_000);
+    let limiter: Arc<dyn ConcurrencyLimit> = slow.clone();
+    let cancelled = tokio::spawn({
+        let long_name = long_name.clone();
+        async move {
+            within(&limiter, &long_name, 1, async {
+                tokio::time::sleep(Duration::from_secs(30)).await
+            })
+            .await
+        }
+    });
+    let started = Instant::now();
+    while slow.held(&long_name).await.unwrap() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never took the place"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cancelled.abort();
+    let started = Instant::now();
+    while slow.held(&long_name).await.unwrap() > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a cancelled request kept its place"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
