@@ -45,7 +45,7 @@ impl AwsRoot {
         let store: Arc<dyn Store> = Arc::new(DynamoStore::from_settings(&sdk, &settings));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         AwsRoot {
-            concurrency: crate::concurrency(store.clone(), clock.clone()),
+            concurrency: crate::concurrency(store.clone(), clock.clone(), Arc::new(ExpiryOnly)),
             store,
             secrets: Arc::new(SecretsManagerStore::from_settings(&sdk, &settings)),
             clock,

@@ -68,12 +68,14 @@ pub fn classy_client_sharing(
 
 /// The shared concurrency limits on `store` (a Mailchimp key's requests in flight, counted
 /// across every process and worker on that store), one per root so that this process's
-/// waiters queue locally. See docs/plugins.md (Mailchimp concurrency).
+/// waiters queue locally; places of a process `liveness` knows has ended come back at once.
+/// See docs/plugins.md (Mailchimp concurrency).
 pub(crate) fn concurrency(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    liveness: Arc<dyn HolderLiveness>,
 ) -> Arc<dyn ConcurrencyLimit> {
-    Arc::new(StoreSemaphore::new(store, clock))
+    Arc::new(StoreSemaphore::new(store, clock).with_liveness(liveness))
 }
 
 /// The plugin service with every destination plugin this build knows.

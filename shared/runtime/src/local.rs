@@ -61,7 +61,11 @@ impl LocalRoot {
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(LocalRoot {
-            concurrency: crate::concurrency(store.clone(), clock.clone()),
+            concurrency: crate::concurrency(
+                store.clone(),
+                clock.clone(),
+                Arc::new(ProcLiveness::new()),
+            ),
             store,
             secrets: Arc::new(
                 SecretsFile::open(&secrets_path)

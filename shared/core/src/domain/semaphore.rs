@@ -31,6 +31,14 @@ impl Holders {
         before - self.holders.len()
     }
 
+    /// Forgets the holders `gone` says have ended (a local process known to be dead); how
+    /// many went.
+    pub fn drop_gone(&mut self, gone: impl Fn(&str) -> bool) -> usize {
+        let before = self.holders.len();
+        self.holders.retain(|id, _| !gone(id));
+        before - self.holders.len()
+    }
+
     /// Places held and not expired at `now_ms`.
     pub fn live(&self, now_ms: i64) -> usize {
         self.holders.values().filter(|u| **u >= now_ms).count()
@@ -130,6 +138,15 @@ mod tests {
         assert!(!h.renew("dead", 1_002, 1_000));
         assert!(h.renew("x", 1_500, 1_000));
         assert_eq!(h.holders["x"], 2_500);
+    }
+
+    #[test]
+    fn holders_known_to_be_gone_are_dropped() {
+        let mut h = Holders::default();
+        h.take("host:1:a-0", 2, 0, 1_000);
+        h.take("host:2:b-0", 2, 0, 1_000);
+        assert_eq!(h.drop_gone(|id| id.starts_with("host:1:")), 1);
+        assert_eq!(h.holders.keys().collect::<Vec<_>>(), vec!["host:2:b-0"]);
     }
 
     #[test]

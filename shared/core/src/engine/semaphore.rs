@@ -2,14 +2,15 @@
 //! (`SEMAPHORE` / `MAILCHIMP#<key digest>`), its holders and their expiries in one item,
 //! changed with conditional writes (`VersionIs`): one write to take a place, one to give it
 //! back, one per renewal of a long request. A place whose holder died expires (after
-//! [`SemaphoreSpec::ttl`]). In front of the store, a local semaphore per name lets at most
+//! [`SemaphoreSpec::ttl`]), or is taken back at once when the holder was a local process
+//! known to have ended ([`HolderLiveness`]: holder ids carry the host and the process id). In front of the store, a local semaphore per name lets at most
 //! `limit` tasks of this process ask the store at once; the others wait in line here, not
 //! against the store. See docs/plugins.md (Mailchimp concurrency).
 
 use crate::domain::keys::SEMAPHORE_PK;
 use crate::domain::semaphore::{Holders, Take};
 use crate::ports::store::{Condition, Item, Store, StoreError};
-use crate::ports::{Clock, ConcurrencyLimit, LimitError, Permit};
+use crate::ports::{Clock, ConcurrencyLimit, ExpiryOnly, HolderLiveness, LimitError, Permit};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,6 +45,10 @@ pub struct StoreSemaphore {
     spec: SemaphoreSpec,
     /// This instance's part of every holder id.
     instance: String,
+    /// Whether another holder's process has ended; the host and process id recorded.
+    liveness: Arc<dyn HolderLiveness>,
+    host: String,
+    pid: u32,
     seq: AtomicU64,
     /// Per name: the limit it was made for and the local line.
     locals: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
@@ -75,9 +80,40 @@ impl StoreSemaphore {
             clock,
             spec,
             instance: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            liveness: Arc::new(ExpiryOnly),
+            host: String::new(),
+            pid: std::process::id(),
             seq: AtomicU64::new(0),
             locals: Mutex::new(HashMap::new()),
             writes: AtomicU64::new(0),
+        }
+    }
+
+    /// Places held by a process on this host that has ended are taken back at once, not
+    /// at their expiry (a local run killed with SIGKILL).
+    pub fn with_liveness(mut self, liveness: Arc<dyn HolderLiveness>) -> Self {
+        self.host = liveness.host();
+        self.liveness = liveness;
+        self
+    }
+
+    /// The process id recorded in this instance's places (default: this process; a test
+    /// stands in for another).
+    pub fn with_pid(mut self, pid: u32) -> Self {
+        self.pid = pid;
+        self
+    }
+
+    /// Whether the process that holds place `holder` (`<host>:<pid>:<instance>-<seq>`) is
+    /// known to have ended.
+    fn holder_gone(&self, holder: &str) -> bool {
+        let mut parts = holder.rsplitn(3, ':');
+        let (_, Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        match pid.parse::<u32>() {
+            Ok(pid) => !host.is_empty() && self.liveness.is_gone(host, pid),
+            Err(_) => false,
         }
     }
 
@@ -182,7 +218,9 @@ impl ConcurrencyLimit for StoreSemaphore {
             .await
             .expect("local semaphores are never closed");
         let holder = format!(
-            "{}-{}",
+            "{}:{}:{}-{}",
+            self.host,
+            self.pid,
             self.instance,
             self.seq.fetch_add(1, Ordering::Relaxed)
         );
@@ -191,6 +229,9 @@ impl ConcurrencyLimit for StoreSemaphore {
         loop {
             let take = self
                 .update(name, |h, now| {
+                    if h.live(now) >= limit as usize {
+                        h.drop_gone(|id| self.holder_gone(id));
+                    }
                     let t = h.take(&holder, limit, now, ttl);
                     (t, matches!(t, Take::Granted { .. }))
                 })
