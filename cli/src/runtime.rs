@@ -93,13 +93,17 @@ impl Root {
         })
     }
 
-    /// Syncs from Classy (configures the Classy client).
+    /// Syncs from Classy (configures the Classy client, and the full sync's slices from
+    /// `CLASSY_SYNC_FULL_SYNC_SLICES`).
     pub fn sync(&self) -> Result<SyncService> {
+        let options = classy_sync_runtime::engine_options_from(|n| std::env::var(n).ok())?;
         let source = Arc::new(self.classy()?);
-        Ok(match self {
+        let mut sync = match self {
             Root::Local(r) => r.sync(source),
             Root::Aws(r) => r.sync(source),
-        })
+        };
+        sync.data.options = options;
+        Ok(sync)
     }
 
     /// The destination plugins.

@@ -37,6 +37,30 @@ pub enum RootError {
     Open(String),
 }
 
+/// Id slices a large full sync is split into, walked at once (`1`: one walker).
+pub const ENV_FULL_SYNC_SLICES: &str = "CLASSY_SYNC_FULL_SYNC_SLICES";
+
+/// The engine's options, with `CLASSY_SYNC_FULL_SYNC_SLICES` read through `var` (a value that
+/// is not a number from 1 to 64 is refused).
+pub fn engine_options_from(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<classy_sync_core::engine::context::EngineOptions, RootError> {
+    let mut options = classy_sync_core::engine::context::EngineOptions::default();
+    if let Some(v) = var(ENV_FULL_SYNC_SLICES).filter(|v| !v.trim().is_empty()) {
+        options.full_sync_slices = v
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| (1..=64).contains(n))
+            .ok_or_else(|| {
+                RootError::Settings(format!(
+                    "{ENV_FULL_SYNC_SLICES} must be a number from 1 to 64, not {v:?}"
+                ))
+            })?;
+    }
+    Ok(options)
+}
+
 /// The Classy API client from `CLASSY_*` (base URLs, rate limit, retries).
 pub fn classy_client() -> Result<ClassyClient, RootError> {
     classy_client_from(|n| std::env::var(n).ok())

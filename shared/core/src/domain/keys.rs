@@ -116,6 +116,15 @@ pub fn quarantine_sk(entity: Entity, id: &str) -> String {
     format!("{}{id}", quarantine_prefix(entity))
 }
 
+/// One id slice of a sliced full sync: its range and where its walk stands.
+pub fn slice_prefix(entity: Entity) -> String {
+    format!("SLICE#{}#", entity.name())
+}
+
+pub fn slice_sk(entity: Entity, index: u32) -> String {
+    format!("{}{index:04}", slice_prefix(entity))
+}
+
 pub fn fail_sk(entity: Entity) -> String {
     format!("FAIL#{}", entity.name())
 }
@@ -452,6 +461,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("webhook delivery", "ORG#<id>", "WEBHOOK#<svix-id>"),
     kind("failure streak", "ORG#<id>", "FAIL#<entity>"),
     kind("quarantined record", "ORG#<id>", "QUARANTINE#<entity>#<id>"),
+    kind("full sync slice", "ORG#<id>", "SLICE#<entity>#<index>"),
     kind("run", "ORG#<id>", "RUN#<entity>#<start ms>#<run>"),
     kind("last run", "ORG#<id>", "LASTRUN#<entity>"),
     kind("operation", "ORG#<id>", "OP#<operation>#<start ms>#<id>"),
@@ -582,6 +592,12 @@ pub const SCANS: &[Scan] = &[
         &["quarantined record"],
         Extent::ToTheEnd,
     ),
+    scan(
+        "ORG#<id>",
+        "SLICE#<entity>#",
+        &["full sync slice"],
+        Extent::ToTheEnd,
+    ),
     scan("ORG#<id>", "CHG#", &["change"], Extent::ToTheEnd),
     scan("ALERTS", "STATE#", &["alert state"], Extent::ToTheEnd),
     scan("ALERTS", "SILENCE#", &["silence"], Extent::ToTheEnd),
@@ -628,6 +644,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
         add("follow-up marker", &org, rerun_sk(e));
         add("failure streak", &org, fail_sk(e));
         add("quarantined record", &org, quarantine_sk(e, "12"));
+        add("full sync slice", &org, slice_sk(e, 3));
         add("run", &org, run_sk(e, 1_700_000_000_000, "r1"));
         add("last run", &org, last_run_sk(e));
         add("change", &org, change_sk(1_700_000_000_000, e, 12));

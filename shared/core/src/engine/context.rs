@@ -24,6 +24,11 @@ pub struct EngineOptions {
     pub max_consecutive_failures: u32,
     /// How long audit entries are kept (`expires_at`; DynamoDB's TTL deletes them on AWS).
     pub audit_retention: Duration,
+    /// Id slices a large full sync is split into, walked at once (1: one walker).
+    pub full_sync_slices: u32,
+    /// Pages each slice should have at least: a full sync needing fewer than two slices'
+    /// worth of pages stays one walker.
+    pub pages_per_slice: u64,
 }
 
 impl Default for EngineOptions {
@@ -39,6 +44,8 @@ impl Default for EngineOptions {
             audit_retention: Duration::from_secs(
                 crate::domain::audit::DEFAULT_RETENTION_DAYS * 24 * 3600,
             ),
+            full_sync_slices: 4,
+            pages_per_slice: 50,
         }
     }
 }

@@ -30,6 +30,7 @@ pub mod reports;
 pub mod runs;
 pub mod scheduler;
 pub mod semaphore;
+pub mod slices;
 pub mod sorter;
 pub mod state;
 pub mod status;

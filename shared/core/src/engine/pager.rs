@@ -39,6 +39,7 @@ pub struct Quarantined {
 /// One decoded record of a page, or the reason it is set aside.
 type Decoded<T> = Result<T, Quarantined>;
 
+#[derive(Clone)]
 pub struct Pager {
     pub source: Arc<dyn ClassySource>,
     pub creds: AppCredentials,
@@ -64,6 +65,19 @@ fn max_pages(total: u64, per_page: u32) -> u32 {
 #[derive(Deserialize)]
 struct Stamp {
     updated_at: String,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: u64,
+}
+
+/// An entity's records right now: how many, and the lowest and highest id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub total: u64,
+    pub first: u64,
+    pub last: u64,
 }
 
 impl Pager {
@@ -98,8 +112,9 @@ impl Pager {
         }
     }
 
-    /// The newest `updated_at` right now (one call), the start of the cursor after a full sync.
-    pub async fn high_water(&self) -> Result<i64, EngineError> {
+    /// The newest `updated_at` right now (one call), the start of the cursor after a full
+    /// sync, and how many records the entity holds.
+    pub async fn high_water(&self) -> Result<(i64, u64), EngineError> {
         let q = ListQuery {
             filter: None,
             sort: Some(Sort::desc("updated_at")),
@@ -107,8 +122,8 @@ impl Pager {
             per_page: 1,
         };
         let page = self.fetch(q).await?;
-        match page.records.first() {
-            None => Ok(0),
+        let newest = match page.records.first() {
+            None => 0,
             Some(r) => {
                 let s: Stamp =
                     serde_json::from_str(r.get()).map_err(|e| EngineError::BadRecord {
@@ -124,8 +139,60 @@ impl Pager {
                         entity: self.entity,
                         id: "newest".into(),
                         message: e.to_string(),
-                    })
+                    })?
             }
+        };
+        Ok((newest, page.total))
+    }
+
+    /// The id range of the entity (two one-record calls: lowest id with the total, highest
+    /// id), to split a large full sync into slices. `None` when it is empty.
+    pub async fn id_range(&self) -> Result<Option<IdRange>, EngineError> {
+        let one = |dir: fn(&'static str) -> Sort| ListQuery {
+            filter: None,
+            sort: Some(dir("id")),
+            page: 1,
+            per_page: 1,
+        };
+        let low = self.fetch(one(Sort::asc)).await?;
+        let Some(first) = low.records.first() else {
+            return Ok(None);
+        };
+        let high = self.fetch(one(Sort::desc)).await?;
+        let id = |raw: &RawValue| {
+            serde_json::from_str::<IdOnly>(raw.get())
+                .map(|r| r.id)
+                .map_err(|e| EngineError::BadRecord {
+                    org: self.org,
+                    entity: self.entity,
+                    id: "id range".into(),
+                    message: e.to_string(),
+                })
+        };
+        let first = id(first)?;
+        let last = match high.records.first() {
+            Some(r) => id(r)?,
+            None => first,
+        };
+        Ok(Some(IdRange {
+            total: low.total,
+            first,
+            last: last.max(first),
+        }))
+    }
+
+    /// Walks one id slice: from `after_id` upwards until the entity is exhausted or a record
+    /// above `until` (inclusive bound; `None`: no bound) shows up, whose page is cut there.
+    pub async fn run_slice<T: Record>(
+        self,
+        run_id: String,
+        after_id: u64,
+        until: Option<u64>,
+        then: Position,
+        tx: mpsc::Sender<Result<FetchedPage<T>, EngineError>>,
+    ) {
+        if let Err(e) = self.walk_ids(&run_id, after_id, then, until, &tx).await {
+            let _ = tx.send(Err(e)).await;
         }
     }
 
@@ -141,7 +208,8 @@ impl Pager {
                 run_id,
                 after_id,
                 then,
-            } => self.walk_ids(&run_id, after_id, then, &tx).await,
+                ..
+            } => self.walk_ids(&run_id, after_id, then, None, &tx).await,
             Checkpoint::Incremental { run_id, at } => self.walk_updates(&run_id, at, &tx).await,
         };
         if let Err(e) = result {
@@ -154,8 +222,10 @@ impl Pager {
         run_id: &str,
         mut after_id: u64,
         then: Position,
+        until: Option<u64>,
         tx: &mpsc::Sender<Result<FetchedPage<T>, EngineError>>,
     ) -> Result<(), EngineError> {
+        let within = |id: u64| until.is_none_or(|hi| id <= hi);
         loop {
             let q = self.query(
                 Filter::new("id", FilterOp::Gt, after_id.to_string()),
@@ -163,11 +233,12 @@ impl Pager {
                 1,
             );
             let page = self.fetch(q).await?;
-            let (records, quarantined) = split(Self::decoded::<T>(&page.records));
+            let (mut records, mut quarantined) = split(Self::decoded::<T>(&page.records));
             let ids = records
                 .iter()
                 .map(|r| r.id())
                 .chain(quarantined.iter().filter_map(|q| q.failure.id));
+            let mut beyond = false;
             if let Some(max) = ids.max() {
                 if max <= after_id {
                     return Err(EngineError::Source(crate::ports::SourceError::Decode(
@@ -177,13 +248,25 @@ impl Pager {
                         ),
                     )));
                 }
-                after_id = max;
+                // A slice ends at its bound: the rest of the page belongs to the next slice.
+                if !within(max) {
+                    beyond = true;
+                    records.retain(|r| within(r.id()));
+                    quarantined.retain(|q| q.failure.id.is_none_or(within));
+                }
+                let kept = records
+                    .iter()
+                    .map(|r| r.id())
+                    .chain(quarantined.iter().filter_map(|q| q.failure.id))
+                    .max();
+                after_id = kept.unwrap_or(after_id).max(after_id);
             }
-            let more = page.has_next && !page.records.is_empty();
+            let more = page.has_next && !page.records.is_empty() && !beyond;
             let checkpoint = Checkpoint::Full {
                 run_id: run_id.to_string(),
                 after_id,
                 then: then.clone(),
+                slices: 0,
             };
             if tx
                 .send(Ok(FetchedPage {

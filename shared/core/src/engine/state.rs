@@ -79,15 +79,24 @@ pub enum Checkpoint {
     /// Full sync walks ids upwards. `then` is where incremental runs start once it is done,
     /// fixed before it began from the newest `updated_at` at that time: anything changed
     /// during the walk is stamped later, so it is read again afterwards.
+    ///
+    /// A sliced full sync (`slices` > 0) walks several id ranges at once; where each stands
+    /// is kept in its own item (`SLICE#<entity>#<index>`) and `after_id` is unused.
     Full {
         run_id: String,
         after_id: u64,
         then: Position,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        slices: u32,
     },
     Incremental {
         run_id: String,
         at: Position,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Checkpoint {

@@ -29,6 +29,7 @@ fn describe(cursor: &Cursor) -> (Option<String>, Option<String>) {
         .as_ref()
         .map(|p| Timestamp::from_unix(p.ts).to_classy());
     let resumable = cursor.in_progress.as_ref().map(|c| match c {
+        Checkpoint::Full { slices, .. } if *slices > 0 => format!("full in {slices} slices"),
         Checkpoint::Full { after_id, .. } => format!("full after id {after_id}"),
         Checkpoint::Incremental { at, .. } => {
             format!("incremental at {}", Timestamp::from_unix(at.ts).to_classy())

@@ -125,12 +125,12 @@ impl SyncService {
     }
 }
 
-struct RunState {
-    counts: PageCounts,
-    pages: u64,
-    resumed: bool,
-    full: bool,
-    quarantined: u64,
+pub(crate) struct RunState {
+    pub(crate) counts: PageCounts,
+    pub(crate) pages: u64,
+    pub(crate) resumed: bool,
+    pub(crate) full: bool,
+    pub(crate) quarantined: u64,
 }
 
 impl SyncService {
@@ -297,14 +297,17 @@ impl SyncService {
                 cp
             }
             _ if want_full => {
-                let high_water = pager.high_water().await?;
+                let (high_water, total) = pager.high_water().await?;
                 if has_aggregates(entity) {
                     self.data.mark_all_dirty(org, entity).await?;
                 }
+                // A large entity is split into id slices walked at once.
+                let slices = self.plan_full(&pager, org, entity, run_id, total).await?;
                 Checkpoint::Full {
                     run_id: run_id.to_string(),
                     after_id: 0,
                     then: Position::committed_after(high_water, self.data.clock.unix()),
+                    slices: slices.len() as u32,
                 }
             }
             _ => Checkpoint::Incremental {
@@ -316,31 +319,43 @@ impl SyncService {
         cursor.in_progress = Some(start.clone());
         version = self.data.save_cursor(org, entity, &cursor, version).await?;
 
-        let completed = match entity {
-            Entity::Supporters => {
-                self.pump::<Supporter>(pager, start, lease, &mut cursor, &mut version, state, ctl)
-                    .await?
+        let sliced = matches!(start, Checkpoint::Full { slices, .. } if slices > 0);
+        let completed = if sliced {
+            let (done, held) = match entity {
+                Entity::Supporters => {
+                    self.pump_slices::<Supporter>(pager, &start, lease, state, ctl)
+                        .await?
+                }
+                Entity::Campaigns => {
+                    self.pump_slices::<Campaign>(pager, &start, lease, state, ctl)
+                        .await?
+                }
+                Entity::Transactions => {
+                    self.pump_slices::<Transaction>(pager, &start, lease, state, ctl)
+                        .await?
+                }
+                Entity::RecurringPlans => {
+                    self.pump_slices::<RecurringPlan>(pager, &start, lease, state, ctl)
+                        .await?
+                }
+            };
+            cursor.quarantined = held;
+            if !done {
+                self.data.save_cursor(org, entity, &cursor, version).await?;
             }
-            Entity::Campaigns => {
-                self.pump::<Campaign>(pager, start, lease, &mut cursor, &mut version, state, ctl)
-                    .await?
-            }
-            Entity::Transactions => {
-                self.pump::<Transaction>(pager, start, lease, &mut cursor, &mut version, state, ctl)
-                    .await?
-            }
-            Entity::RecurringPlans => {
-                self.pump::<RecurringPlan>(
-                    pager,
-                    start,
-                    lease,
-                    &mut cursor,
-                    &mut version,
-                    state,
-                    ctl,
-                )
-                .await?
-            }
+            done
+        } else {
+            self.pump_one(
+                entity,
+                pager,
+                start,
+                lease,
+                &mut cursor,
+                &mut version,
+                state,
+                ctl,
+            )
+            .await?
         };
         if !completed {
             return Ok((false, AggregateReport::default()));
@@ -362,7 +377,43 @@ impl SyncService {
         });
         cursor.last_success_at = Some(now);
         self.data.save_cursor(org, entity, &cursor, version).await?;
+        if sliced {
+            self.data.clear_slices(org, entity).await?;
+        }
         Ok((true, aggregates))
+    }
+
+    /// One walker (an incremental walk, or a full sync not split into slices).
+    #[allow(clippy::too_many_arguments)]
+    async fn pump_one(
+        &self,
+        entity: Entity,
+        pager: Pager,
+        start: Checkpoint,
+        lease: &mut Lease,
+        cursor: &mut Cursor,
+        version: &mut u64,
+        state: &mut RunState,
+        ctl: &RunControl,
+    ) -> Result<bool, EngineError> {
+        Ok(match entity {
+            Entity::Supporters => {
+                self.pump::<Supporter>(pager, start, lease, cursor, version, state, ctl)
+                    .await?
+            }
+            Entity::Campaigns => {
+                self.pump::<Campaign>(pager, start, lease, cursor, version, state, ctl)
+                    .await?
+            }
+            Entity::Transactions => {
+                self.pump::<Transaction>(pager, start, lease, cursor, version, state, ctl)
+                    .await?
+            }
+            Entity::RecurringPlans => {
+                self.pump::<RecurringPlan>(pager, start, lease, cursor, version, state, ctl)
+                    .await?
+            }
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -440,6 +491,6 @@ impl SyncService {
 }
 
 /// Entities whose records feed computed aggregates.
-fn has_aggregates(entity: Entity) -> bool {
+pub(crate) fn has_aggregates(entity: Entity) -> bool {
     matches!(entity, Entity::Transactions | Entity::RecurringPlans)
 }
