@@ -131,3 +131,42 @@ pub(crate) fn notifier(
     }
     Ok(NotificationService::new(store, secrets, clock, settings))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(value: Option<&'static str>) -> impl Fn(&str) -> Option<String> {
+        move |n| {
+            (n == ENV_FULL_SYNC_SLICES)
+                .then(|| value.map(str::to_string))
+                .flatten()
+        }
+    }
+
+    #[test]
+    fn full_sync_slices_come_from_the_environment() {
+        assert_eq!(
+            engine_options_from(lookup(None)).unwrap().full_sync_slices,
+            4
+        );
+        assert_eq!(
+            engine_options_from(lookup(Some("1")))
+                .unwrap()
+                .full_sync_slices,
+            1
+        );
+        assert_eq!(
+            engine_options_from(lookup(Some(" 8 ")))
+                .unwrap()
+                .full_sync_slices,
+            8
+        );
+        for bad in ["0", "65", "four", "-1"] {
+            let e = engine_options_from(lookup(Some(bad)))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(ENV_FULL_SYNC_SLICES), "{bad}: {e}");
+        }
+    }
+}
