@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup build run test test-rust lint fmt contract bench bench-health bench-webhooks bench-tenants clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
+.PHONY: help setup build run test test-rust lint fmt contract bench bench-health bench-webhooks bench-tenants bench-budget clean lint-infra build-cli deploy lambda-metrics test-lambda build-times
 
 help:
 	@echo "make run    - build, start the Classy sandbox, onboard 3 demo organizations, full + incremental sync, a webhook-triggered sync"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench-health - classy-sync health over 100 sandbox organizations (<= 2 s)"
 	@echo "make bench-webhooks - webhook -> stored latency, a 1,000-event burst, receiver p99"
 	@echo "make bench-tenants - org import of 1,000 organizations, with and without verification"
+	@echo "make bench-budget - share of the Classy budget used against the limited sandbox (4 processes, 1 large org in slices, 20 orgs)"
 	@echo "make build [ARCH=--x86-64] / deploy / lint-infra / lambda-metrics / build-times - the AWS stack (docs/deploy.md)"
 
 # Python tools in a project-local virtual environment.
@@ -78,6 +79,7 @@ bench: setup build-cli
 	$(PY) scripts/bench_health.py
 	$(PY) scripts/bench_webhooks.py
 	$(PY) scripts/bench_tenants.py
+	$(PY) scripts/bench_budget.py
 
 # Webhooks: change -> stored p50/p95, a burst of 1,000 events, the receiver's p99.
 bench-webhooks: setup
@@ -89,6 +91,11 @@ bench-tenants: setup build-cli
 
 bench-health: setup
 	$(PY) scripts/bench_health.py
+
+# The Classy budget: calls made / allowed and 429s against the sandbox's enforced limit with
+# latency (a: 4 processes on one org's 4 entities, b: one large org in slices, c: 20 orgs).
+bench-budget: setup build-cli
+	$(PY) scripts/bench_budget.py
 
 clean:
 	$(CARGO) clean
