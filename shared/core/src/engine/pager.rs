@@ -517,6 +517,86 @@ mod tests {
         }
     }
 
+    /// Ids 1..=`n`, served `id>X&sort=id:asc` a page at a time.
+    struct Ids {
+        n: u64,
+        calls: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl ClassySource for Ids {
+        async fn list_page(
+            &self,
+            _creds: &AppCredentials,
+            _org: OrgId,
+            _entity: Entity,
+            query: &ListQuery,
+        ) -> Result<SourcePage, SourceError> {
+            *self.calls.lock().unwrap() += 1;
+            let f = query.filter.as_ref().expect("keyset filter");
+            assert_eq!((f.field.as_str(), f.op), ("id", FilterOp::Gt));
+            let after: u64 = f.value.parse().unwrap();
+            let ids: Vec<u64> = (after + 1..=self.n).take(query.per_page as usize).collect();
+            let stamp = Timestamp::from_unix(1_700_000_000).to_classy();
+            let records = ids
+                .iter()
+                .map(|id| {
+                    RawValue::from_string(format!(
+                        r#"{{"id":{id},"updated_at":"{stamp}","created_at":"{stamp}"}}"#
+                    ))
+                    .unwrap()
+                })
+                .collect();
+            Ok(SourcePage {
+                records,
+                current_page: 1,
+                last_page: 1,
+                total: self.n - after,
+                has_next: ids.last().is_some_and(|l| *l < self.n),
+                requests: 1,
+            })
+        }
+
+        fn calls_made(&self) -> u64 {
+            u64::from(*self.calls.lock().unwrap())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slice_stops_at_its_bound_and_drops_the_rest_of_the_page() {
+        let source = Arc::new(Ids {
+            n: 1_000,
+            calls: Mutex::new(0),
+        });
+        let pager = Pager {
+            source: source.clone(),
+            creds: AppCredentials {
+                client_id: "c".into(),
+                client_secret: "s".to_string().into(),
+            },
+            org: 1,
+            entity: Entity::Supporters,
+            per_page: 100,
+            now: 1_700_001_000,
+            requests: Arc::new(AtomicU64::new(0)),
+        };
+        let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<Supporter>, EngineError>>(64);
+        tokio::spawn(pager.run_slice("r".into(), 250, Some(520), Position::default(), tx));
+        let mut ids = Vec::new();
+        let mut last = None;
+        while let Some(page) = rx.recv().await {
+            let page = page.unwrap();
+            ids.extend(page.records.iter().map(|r| r.id));
+            last = Some((page.last, page.checkpoint));
+        }
+        assert_eq!(ids, (251..=520).collect::<Vec<_>>());
+        let (is_last, checkpoint) = last.unwrap();
+        assert!(is_last);
+        assert!(matches!(checkpoint, Checkpoint::Full { after_id: 520, .. }));
+        // 251–350, 351–450, 451–550 (cut at 520): no page past the bound.
+        assert_eq!(source.calls_made(), 3);
+    }
+
     #[tokio::test]
     async fn a_busy_second_that_never_ends_is_read_a_bounded_number_of_pages() {
         let source = Arc::new(EndlessSecond {
