@@ -237,6 +237,17 @@ pub fn dirty_all_sk(entity: Entity) -> String {
     format!("{DIRTY_PREFIX}ALL#{}", entity.name())
 }
 
+/// Per-organization rollups (see `domain::analytics::rollup`): `ROLLUP#D#<bucket>` packs the
+/// successful gifts of a bucket of donors; `ROLLUP#READY` says the rollups were built once
+/// and are kept current since (readers also require that no dirty marker is pending).
+pub const ROLLUP_PREFIX: &str = "ROLLUP#";
+pub const DONOR_ROLLUP_PREFIX: &str = "ROLLUP#D#";
+pub const ROLLUP_READY_SK: &str = "ROLLUP#READY";
+
+pub fn donor_rollup_sk(bucket: u64) -> String {
+    format!("{DONOR_ROLLUP_PREFIX}{}", pad(bucket))
+}
+
 /// The change log: `CHG#<unix ms>#<entity>#<id>`.
 pub const CHANGE_PREFIX: &str = "CHG#";
 
@@ -454,6 +465,8 @@ pub const KINDS: &[KeyKind] = &[
         "ORG#<id>",
         "DIRTY#S#<id> / DIRTY#C#<id> / DIRTY#ALL#<entity>",
     ),
+    kind("donor rollup", "ORG#<id>", "ROLLUP#D#<bucket>"),
+    kind("rollup ready marker", "ORG#<id>", "ROLLUP#READY"),
     kind("cursor", "ORG#<id>", "CURSOR#<entity>"),
     kind("lease", "ORG#<id>", "LEASE#<entity>"),
     kind("queued marker", "ORG#<id>", "QUEUED#<entity>"),
@@ -571,6 +584,7 @@ pub const SCANS: &[Scan] = &[
         &["campaign index"],
         Extent::ToTheEnd,
     ),
+    scan("ORG#<id>", "ROLLUP#D#", &["donor rollup"], Extent::ToTheEnd),
     scan("ORG#<id>", "DIRTY#S#", &["dirty marker"], Extent::ToTheEnd),
     scan("ORG#<id>", "DIRTY#C#", &["dirty marker"], Extent::ToTheEnd),
     scan(
@@ -657,6 +671,8 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("campaign index", &org, campaign_gift_sk(12, 34, 56));
     add("dirty marker", &org, dirty_supporter_sk(12));
     add("dirty marker", &org, dirty_campaign_sk(12));
+    add("donor rollup", &org, donor_rollup_sk(3));
+    add("rollup ready marker", &org, ROLLUP_READY_SK.to_owned());
     add("credential", &org, CREDENTIAL_SK.to_owned());
     for op in ["push", "report", "health", "webhook"] {
         add("operation", &org, op_sk(op, 1_700_000_000_000, "o1"));

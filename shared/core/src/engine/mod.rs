@@ -27,6 +27,7 @@ pub mod quality;
 pub mod quarantine;
 pub mod recovery;
 pub mod reports;
+pub mod rollup;
 pub mod runs;
 pub mod scheduler;
 pub mod semaphore;
