@@ -1,10 +1,12 @@
-//! The donor rollup (`ROLLUP#D#…`) under random sequences of syncs from the sandbox over
+//! The donor rollup (`ROLLUP#D#…`) and the quality facts (`ROLLUP#Q#…`) under random sequences of syncs from the sandbox over
 //! real sockets: new supporters, gifts (successful and failed), refunds, changed amounts and
 //! dates, gifts moved between supporters, changed supporters; incremental and full syncs,
 //! syncs stopped halfway, and a store whose rollup is gone (as before the rollup existed).
 //! After every round the rollup equals a full recompute (from the sandbox's own records, from
 //! the gift index, and a rebuild that finds nothing to write), and every donor report folded
-//! from it equals the one folded from the gift index, for several windows. A seeded loop:
+//! from it equals the one folded from the gift index, for several windows; likewise the
+//! facts equal a rebuild from the records, and quality reports from them equal reports
+//! from the records (several times and listing limits). A seeded loop:
 //! `ROLLUP_SEEDS=1,2,3` picks the seeds.
 
 use classy_sandbox::SandboxConfig;
@@ -13,6 +15,7 @@ use classy_sync_core::domain::analytics::rollup::DonorGifts;
 use classy_sync_core::domain::analytics::{AnalyticsConfig, Gift, Period};
 use classy_sync_core::domain::keys::{self, org_pk};
 use classy_sync_core::domain::{Entity, Timestamp};
+use classy_sync_core::engine::quality_rollup::QUALITY_ENTITIES;
 use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
 use classy_sync_core::ports::store::{Condition, SkRange};
 use classy_sync_tests::Harness;
@@ -127,6 +130,41 @@ async fn check(h: &Harness, org: u64, round: &str) {
         "{round}: a full rebuild finds nothing to change"
     );
     check_reports(h, org, round).await;
+    assert!(
+        h.data.quality_rollup_current(org).await.unwrap(),
+        "{round}: the quality facts are current after a completed sync"
+    );
+    for e in QUALITY_ENTITIES {
+        let before = h.data.quality_facts(org, e).await.unwrap();
+        assert_eq!(
+            h.data.rebuild_quality_rollup(org, e).await.unwrap(),
+            0,
+            "{round}: a full rebuild of {e:?} facts finds nothing to change"
+        );
+        assert_eq!(
+            before.len() as u64,
+            h.truth(org, e).await.len() as u64,
+            "{round}: one fact per {e:?} record"
+        );
+    }
+    check_quality(h, org, round).await;
+}
+
+/// Quality reports from the facts equal those from the records, at several times and
+/// listing limits.
+async fn check_quality(h: &Harness, org: u64, round: &str) {
+    for now in ["2026-11-01T00:00:00Z", "2024-06-01T00:00:00Z"] {
+        let now = Timestamp::parse(now).unwrap().unix();
+        for limit in [0, 2, 1000] {
+            let fast = h.data.quality_report(&[org], now, limit).await.unwrap();
+            let full = h
+                .data
+                .quality_report_from_records(&[org], now, limit)
+                .await
+                .unwrap();
+            assert_eq!(fast, full, "{round}: quality as of {now}, limit {limit}");
+        }
+    }
 }
 
 /// Equal donor lists; on a difference, names the first donors that differ.
@@ -189,7 +227,7 @@ impl World {
     /// One random change in the sandbox; returns what it was.
     async fn mutate(&mut self, h: &Harness, org: u64) -> String {
         let base = format!("/orgs/{org}");
-        match self.rng.u8(0..8) {
+        match self.rng.u8(0..12) {
             0 => {
                 let s = h
                     .post(
@@ -251,7 +289,7 @@ impl World {
                     .await;
                 format!("succeed {t}")
             }
-            _ => {
+            7 => {
                 let s = self.pick(&self.supporters.clone());
                 h.patch(
                     org,
@@ -261,6 +299,53 @@ impl World {
                 )
                 .await;
                 format!("change supporter {s}")
+            }
+            8 => {
+                // Quality defects: a bad or shared email, a duplicate name and postal code.
+                let s = self.pick(&self.supporters.clone());
+                let body = match self.rng.u8(0..4) {
+                    0 => json!({"email_address": "broken@@example"}),
+                    1 => json!({"email_address": ""}),
+                    2 => json!({"email_address": "Shared@Example.org "}),
+                    _ => {
+                        json!({"first_name": "Pat", "last_name": "Lee", "postal_code": "12345-6789"})
+                    }
+                };
+                h.patch(org, Entity::Supporters, s, body.clone()).await;
+                format!("supporter {s}: {body}")
+            }
+            9 => {
+                let t = self.pick(&self.txns.clone());
+                let body = match self.rng.u8(0..4) {
+                    0 => json!({"currency_code": "EUR"}),
+                    1 => json!({"campaign_id": 999_999}),
+                    2 => json!({"purchased_at": "2030-01-01T00:00:00+0000"}),
+                    _ => json!({"fees_amount": 99999.0}),
+                };
+                h.patch(org, Entity::Transactions, t, body.clone()).await;
+                format!("transaction {t}: {body}")
+            }
+            10 => {
+                let t = self.pick(&self.txns.clone());
+                h.patch(
+                    org,
+                    Entity::Transactions,
+                    t,
+                    json!({"supporter_id": 999_999_999}),
+                )
+                .await;
+                format!("transaction {t} to an unknown supporter")
+            }
+            _ => {
+                let s = self.pick(&self.supporters.clone());
+                h.patch(
+                    org,
+                    Entity::Supporters,
+                    s,
+                    json!({"created_at": "2031-05-05T00:00:00+0000"}),
+                )
+                .await;
+                format!("supporter {s} created in the future")
             }
         }
     }
@@ -314,7 +399,9 @@ async fn run_seed(seed: u64, rounds: usize) {
                     !h.data.donor_rollup_current(org).await.unwrap(),
                     "{label}: a sync died halfway"
                 );
+                assert!(!h.data.quality_rollup_current(org).await.unwrap());
                 check_reports(&h, org, &label).await;
+                check_quality(&h, org, &label).await;
                 sync(&h, org, SyncMode::Auto).await;
             }
             3 => {
@@ -330,8 +417,21 @@ async fn run_seed(seed: u64, rounds: usize) {
                     .delete(&pk, keys::ROLLUP_READY_SK, Condition::Always)
                     .await
                     .unwrap();
+                let e = QUALITY_ENTITIES[w.rng.usize(..3)];
+                h.data
+                    .store
+                    .delete_range(&pk, &SkRange::prefix(keys::quality_rollup_prefix(e)))
+                    .await
+                    .unwrap();
+                h.data
+                    .store
+                    .delete(&pk, &keys::quality_ready_sk(e), Condition::Always)
+                    .await
+                    .unwrap();
                 assert!(!h.data.donor_rollup_current(org).await.unwrap());
+                assert!(!h.data.quality_rollup_current(org).await.unwrap());
                 check_reports(&h, org, &label).await;
+                check_quality(&h, org, &label).await;
                 sync(&h, org, SyncMode::Auto).await;
             }
             _ => sync(&h, org, SyncMode::Auto).await,

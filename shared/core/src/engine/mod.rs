@@ -24,6 +24,7 @@ pub mod plugin_health;
 pub mod plugin_jobs;
 pub mod plugins;
 pub mod quality;
+pub mod quality_rollup;
 pub mod quarantine;
 pub mod recovery;
 pub mod reports;

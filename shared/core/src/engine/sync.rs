@@ -301,6 +301,7 @@ impl SyncService {
                 if has_aggregates(entity) {
                     self.data.mark_all_dirty(org, entity).await?;
                 }
+                self.data.mark_quality_all(org, entity).await?;
                 // A large entity is split into id slices walked at once.
                 let slices = self.plan_full(&pager, org, entity, run_id, total).await?;
                 Checkpoint::Full {
@@ -360,11 +361,12 @@ impl SyncService {
         if !completed {
             return Ok((false, AggregateReport::default()));
         }
-        let aggregates = if has_aggregates(entity) {
+        let mut aggregates = if has_aggregates(entity) {
             self.data.refresh_aggregates(org).await?
         } else {
             AggregateReport::default()
         };
+        aggregates.written += self.data.refresh_quality_rollup(org, entity).await?;
         let now = self.data.clock.unix();
         let finished = cursor.in_progress.take();
         cursor.committed = Some(match finished {

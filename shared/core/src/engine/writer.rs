@@ -4,6 +4,7 @@
 //! markers with (or before) the records, so a crash at any point leaves a state the next
 //! run repairs: the record is re-fetched as changed, or the marker is still there.
 
+use super::quality_rollup::{facts_bucket, QUALITY_ENTITIES};
 use super::EngineError;
 use crate::domain::aggregates::{GiftRef, PlanRef};
 use crate::domain::changes::{change_sk, ChangeNote, CHANGE_RETENTION_SECS};
@@ -204,6 +205,10 @@ pub async fn write_page<T: Synced>(
                     .into_iter()
                     .map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))),
             );
+        }
+        if QUALITY_ENTITIES.contains(&T::ENTITY) {
+            // Its quality facts' bucket, recomputed when the sync completes.
+            markers.insert(keys::quality_dirty_sk(T::ENTITY, facts_bucket(record.id())));
         }
         let mut item = Item::new(pk.clone(), sk, data);
         item.gsi1 = record.gsi1();
