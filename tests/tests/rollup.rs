@@ -16,6 +16,7 @@ use classy_sync_core::domain::analytics::{AnalyticsConfig, Gift, Period};
 use classy_sync_core::domain::keys::{self, org_pk};
 use classy_sync_core::domain::{Entity, Timestamp};
 use classy_sync_core::engine::quality_rollup::QUALITY_ENTITIES;
+use classy_sync_core::engine::tenants::item_kind;
 use classy_sync_core::engine::{RunControl, SyncMode, SyncOutcome};
 use classy_sync_core::ports::store::{Condition, SkRange};
 use classy_sync_tests::Harness;
@@ -437,6 +438,13 @@ async fn run_seed(seed: u64, rounds: usize) {
             _ => sync(&h, org, SyncMode::Auto).await,
         }
         check(&h, org, &label).await;
+    }
+    // A purge's dry run names them.
+    for sk in [
+        keys::donor_rollup_sk(1),
+        keys::quality_rollup_sk(Entity::Supporters, 1),
+    ] {
+        assert_eq!(item_kind(&sk), "rollups");
     }
 }
 
