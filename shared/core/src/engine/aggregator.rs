@@ -8,6 +8,7 @@
 //! marked supporter's bucket recomputed before the marker goes. Everything here is
 //! idempotent: a crash only means the work is done again.
 
+use super::quality_rollup::FactsWriter;
 use super::sorter::ExternalSorter;
 use super::writer::Synced;
 use super::{Datastore, EngineError};
@@ -335,11 +336,21 @@ impl Datastore {
         )
     }
 
-    /// Every index entry the stored records of `T` imply, in key order.
+    /// Every index entry the stored records of `T` imply, in key order. When the entity's
+    /// quality facts are marked for a rebuild too (a full sync marks both), they are rebuilt
+    /// in the same pass over the records.
     async fn sorted_entries<T: Synced>(
         &self,
         org: OrgId,
     ) -> Result<super::sorter::Sorted, EngineError> {
+        let pk = org_pk(org);
+        let all = self
+            .store
+            .get(&pk, &keys::quality_all_sk(T::ENTITY))
+            .await?;
+        let mut facts = all
+            .as_ref()
+            .map(|_| FactsWriter::new(self.store.as_ref(), &pk, T::ENTITY, self.options.scan_page));
         let mut sorter = ExternalSorter::new(self.options.sort_chunk);
         let io = |e: std::io::Error| StoreError::Unavailable(format!("sorting index entries: {e}"));
         let range = SkRange::prefix(T::ENTITY.sk_prefix());
@@ -359,11 +370,18 @@ impl Datastore {
                 for (sk, data) in record.index_entries() {
                     sorter.push(sk, data).map_err(io)?;
                 }
+                if let (Some(w), Some(f)) = (facts.as_mut(), record.quality_facts()) {
+                    w.push(f).await?;
+                }
             }
             match page.next {
                 Some(n) => after = Some(n),
                 None => break,
             }
+        }
+        if let (Some(w), Some(all)) = (facts, all) {
+            w.finish().await?;
+            self.delete_marker(&pk, &all).await?;
         }
         Ok(sorter.finish().map_err(io)?)
     }
@@ -385,8 +403,8 @@ fn store_err(e: EngineError) -> StoreError {
 /// are no longer wanted deleted. Items the range holds but this diff does not own are
 /// handed back, in order, so the caller can fold them too. Writes go out in batches.
 pub(super) struct RangeDiff<'a> {
-    store: &'a dyn Store,
-    pk: &'a str,
+    pub(super) store: &'a dyn Store,
+    pub(super) pk: &'a str,
     range: SkRange,
     page: usize,
     owned: Box<dyn Fn(&str) -> bool + Send + Sync + 'a>,

@@ -2,7 +2,8 @@
 //! transaction and plan, [`FACTS_PER_ROLLUP`] records to an item. The writer marks the bucket
 //! of each record it creates or changes (`ROLLUP#QD#…`, written with the dirty markers,
 //! before the records); a full sync marks the whole entity (`ROLLUP#QALL#…`) before its
-//! first page. When an entity's sync completes, its marked buckets are recomputed from their
+//! first page (transactions and plans then rebuild their facts in the aggregator's pass over
+//! their records that rebuilds the indexes). When an entity's sync completes, its marked buckets are recomputed from their
 //! stretch of records (or the whole entity in one ordered pass) and only then are the
 //! markers removed (each only if it is still the version read). The quality report reads
 //! the facts only while every marker is gone and every entity's facts were built
@@ -43,6 +44,55 @@ fn facts_of(entity: Entity, item: &Item) -> Result<Facts, StoreError> {
 
 fn encode(facts: &[Facts]) -> String {
     serde_json::to_string(facts).expect("facts serialize")
+}
+
+/// Makes an entity's stored facts equal to facts offered in record order (writing only the
+/// buckets that differ, deleting the ones no longer wanted).
+pub(super) struct FactsWriter<'a> {
+    entity: Entity,
+    diff: RangeDiff<'a>,
+    bucket: Option<(u64, Vec<Facts>)>,
+}
+
+impl<'a> FactsWriter<'a> {
+    pub(super) fn new(
+        store: &'a dyn crate::ports::store::Store,
+        pk: &'a str,
+        entity: Entity,
+        page: usize,
+    ) -> Self {
+        let prefix = keys::quality_rollup_prefix(entity);
+        FactsWriter {
+            entity,
+            diff: RangeDiff::new(store, pk, &prefix, page, |_| true),
+            bucket: None,
+        }
+    }
+
+    pub(super) async fn push(&mut self, f: Facts) -> Result<(), EngineError> {
+        let b = facts_bucket(f.id);
+        if self.bucket.as_ref().is_some_and(|(cur, _)| *cur != b) {
+            let (cur, rows) = self.bucket.take().expect("checked");
+            self.diff
+                .offer(keys::quality_rollup_sk(self.entity, cur), encode(&rows))
+                .await?;
+        }
+        self.bucket.get_or_insert_with(|| (b, Vec::new())).1.push(f);
+        Ok(())
+    }
+
+    /// Writes the rest and marks the entity's facts built; returns the items written.
+    pub(super) async fn finish(mut self) -> Result<u64, EngineError> {
+        if let Some((cur, rows)) = self.bucket.take() {
+            self.diff
+                .offer(keys::quality_rollup_sk(self.entity, cur), encode(&rows))
+                .await?;
+        }
+        self.diff.finish().await?;
+        let ready = Item::new(self.diff.pk, keys::quality_ready_sk(self.entity), "{}");
+        self.diff.store.put(ready, Condition::Always).await?;
+        Ok(self.diff.written)
+    }
 }
 
 impl Datastore {
@@ -195,7 +245,7 @@ impl Datastore {
     }
 
     /// Deletes a marker if it is still the version read (marked again meanwhile: kept).
-    async fn delete_marker(&self, pk: &str, m: &Item) -> Result<(), EngineError> {
+    pub(super) async fn delete_marker(&self, pk: &str, m: &Item) -> Result<(), EngineError> {
         match self
             .store
             .delete(pk, &m.sk, Condition::VersionIs(m.version))
@@ -244,9 +294,7 @@ impl Datastore {
     ) -> Result<u64, EngineError> {
         let pk = org_pk(org);
         let store = self.store.as_ref();
-        let prefix = keys::quality_rollup_prefix(entity);
-        let mut diff = RangeDiff::new(store, &pk, &prefix, self.options.scan_page, |_| true);
-        let mut bucket: Option<(u64, Vec<Facts>)> = None;
+        let mut out = FactsWriter::new(store, &pk, entity, self.options.scan_page);
         let range = SkRange::prefix(entity.sk_prefix());
         let mut after: Option<String> = None;
         loop {
@@ -254,31 +302,13 @@ impl Datastore {
                 .query(&pk, &range, after.as_deref(), self.options.scan_page)
                 .await?;
             for i in &page.items {
-                let f = facts_of(entity, i)?;
-                let b = facts_bucket(f.id);
-                if bucket.as_ref().is_some_and(|(cur, _)| *cur != b) {
-                    let (cur, rows) = bucket.take().expect("checked");
-                    diff.offer(keys::quality_rollup_sk(entity, cur), encode(&rows))
-                        .await?;
-                }
-                bucket.get_or_insert_with(|| (b, Vec::new())).1.push(f);
+                out.push(facts_of(entity, i)?).await?;
             }
             match page.next {
                 Some(n) => after = Some(n),
                 None => break,
             }
         }
-        if let Some((cur, rows)) = bucket.take() {
-            diff.offer(keys::quality_rollup_sk(entity, cur), encode(&rows))
-                .await?;
-        }
-        diff.finish().await?;
-        self.store
-            .put(
-                Item::new(&pk, keys::quality_ready_sk(entity), "{}"),
-                Condition::Always,
-            )
-            .await?;
-        Ok(diff.written)
+        out.finish().await
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::aggregates::{GiftRef, PlanRef};
 use crate::domain::changes::{change_sk, ChangeNote, CHANGE_RETENTION_SECS};
 use crate::domain::entities::Record;
 use crate::domain::keys::{self, org_pk};
+use crate::domain::quality::facts::Facts;
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
 use crate::ports::store::{Item, Store, WriteOp};
 use sha2::{Digest, Sha256};
@@ -38,6 +39,11 @@ pub trait Synced: Record {
     fn supporter_ref(&self) -> Option<u64> {
         None
     }
+
+    /// Its quality facts (supporters, transactions and plans).
+    fn quality_facts(&self) -> Option<Facts> {
+        None
+    }
 }
 
 /// `EMAIL#<sha256 of the trimmed, lower-cased address>`: finds one person across
@@ -49,6 +55,9 @@ pub fn email_key(email: &str) -> String {
 
 impl Synced for Supporter {
     const ENTITY: Entity = Entity::Supporters;
+    fn quality_facts(&self) -> Option<Facts> {
+        Some(Facts::of_supporter(self))
+    }
     fn gsi1(&self) -> Option<String> {
         self.email_address
             .as_deref()
@@ -63,6 +72,10 @@ impl Synced for Campaign {
 
 impl Synced for Transaction {
     const ENTITY: Entity = Entity::Transactions;
+
+    fn quality_facts(&self) -> Option<Facts> {
+        Some(Facts::of_transaction(self))
+    }
 
     fn supporter_ref(&self) -> Option<u64> {
         self.supporter_id
@@ -98,6 +111,10 @@ impl Synced for Transaction {
 
 impl Synced for RecurringPlan {
     const ENTITY: Entity = Entity::RecurringPlans;
+
+    fn quality_facts(&self) -> Option<Facts> {
+        Some(Facts::of_plan(self))
+    }
 
     fn supporter_ref(&self) -> Option<u64> {
         self.supporter_id
@@ -200,15 +217,15 @@ pub async fn write_page<T: Synced>(
                 markers.extend(o.dirty_markers());
             }
             markers.extend(record.dirty_markers());
+            if QUALITY_ENTITIES.contains(&T::ENTITY) {
+                // Its quality facts' bucket, recomputed when the sync completes.
+                markers.insert(keys::quality_dirty_sk(T::ENTITY, facts_bucket(record.id())));
+            }
             index_ops.extend(
                 new_entries
                     .into_iter()
                     .map(|(s, d)| WriteOp::Put(Item::new(pk.clone(), s, d))),
             );
-        }
-        if QUALITY_ENTITIES.contains(&T::ENTITY) {
-            // Its quality facts' bucket, recomputed when the sync completes.
-            markers.insert(keys::quality_dirty_sk(T::ENTITY, facts_bucket(record.id())));
         }
         let mut item = Item::new(pk.clone(), sk, data);
         item.gsi1 = record.gsi1();
