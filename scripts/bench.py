@@ -13,8 +13,11 @@ import json, os, subprocess, sys, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release", "classy-sync")
-SANDBOX_BIN = os.path.join(TARGET, "release", "classy-sandbox")
+# BENCH_BIN_DIR: run release binaries built earlier (copied away from a target dir that other
+# builds may overwrite mid-run) instead of building them.
+BIN_DIR = os.environ.get("BENCH_BIN_DIR") or os.path.join(TARGET, "release")
+BIN = os.path.join(BIN_DIR, "classy-sync")
+SANDBOX_BIN = os.path.join(BIN_DIR, "classy-sandbox")
 SUPPORTERS = int(os.environ.get("BENCH_SUPPORTERS", "1000000"))
 TRANSACTIONS = int(os.environ.get("BENCH_TRANSACTIONS", "2000000"))
 
@@ -95,6 +98,7 @@ def one_size(supporters, transactions):
         # Analytics and quality read the synced store (no Classy calls).
         donors_s, donors_rss, _ = run_cli(env, "analytics", "donors", org, "--period", "12m", "--json")
         campaigns_s, _, _ = run_cli(env, "analytics", "campaigns", org, "--json")
+        fep_s, fep_rss, _ = run_cli(env, "analytics", "fep", org, "--period", "12m", "--json")
         quality_s, quality_rss, _ = run_cli(env, "quality", "report", org, "--json")
         db = os.path.getsize(os.path.join(data, "store.db"))
         # Offboarding: the purge of the whole organization, then proof that nothing is left.
@@ -110,6 +114,7 @@ def one_size(supporters, transactions):
                 "idle_incremental_calls": idle_calls, "idle_incremental_calls_per_entity": idle_calls / 4,
                 "store_mb": round(db / 1e6), "analytics_donors_s": round(donors_s, 2),
                 "analytics_donors_rss_mb": round(donors_rss, 1), "analytics_campaigns_s": round(campaigns_s, 2),
+                "analytics_fep_s": round(fep_s, 2), "analytics_fep_rss_mb": round(fep_rss, 1),
                 "quality_report_s": round(quality_s, 2), "quality_report_rss_mb": round(quality_rss, 1),
                 "purge_s": round(purge_s, 1), "purge_items": purged["purged"][0]["items"],
                 "purge_rss_mb": round(purge_rss, 1), "purge_leftovers": left}
@@ -203,7 +208,8 @@ def print_mailchimp(r):
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli", "-p", "classy-sandbox"], cwd=ROOT, check=True)
+    if not os.environ.get("BENCH_BIN_DIR"):
+        subprocess.run(["cargo", "build", "--release", "--locked", "-p", "classy-sync-cli", "-p", "classy-sandbox"], cwd=ROOT, check=True)
     if os.environ.get("BENCH_ONLY") == "mailchimp":
         r = mailchimp_push()
         os.makedirs(os.path.join(ROOT, "bench-results"), exist_ok=True)
@@ -227,7 +233,8 @@ def main():
     print(f"memory growth from 1/10 to full size: {result['memory_growth_pct']} %")
     for name, r in (("1/10 size", small), ("full size", large)):
         print(f"{name}: analytics donors {r['analytics_donors_s']} s ({r['analytics_donors_rss_mb']} MB), "
-              f"campaigns {r['analytics_campaigns_s']} s, quality report {r['quality_report_s']} s "
+              f"campaigns {r['analytics_campaigns_s']} s, fep {r['analytics_fep_s']} s "
+              f"({r['analytics_fep_rss_mb']} MB), quality report {r['quality_report_s']} s "
               f"({r['quality_report_rss_mb']} MB)")
         print(f"{name}: org remove --purge {r['purge_items']:,} items in {r['purge_s']} s "
               f"({r['purge_rss_mb']} MB), left behind: {r['purge_leftovers'] or 'nothing'}")
