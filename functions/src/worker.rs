@@ -16,7 +16,7 @@ use classy_sync_core::engine::events::sync_event;
 use classy_sync_core::engine::jobs::{SliceJob, SyncJob};
 use classy_sync_core::engine::{EngineError, RunControl, SyncOutcome};
 use classy_sync_core::ports::queue::send_in_batches;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
 /// What happened to one message.
@@ -220,7 +220,8 @@ async fn fan_out(
     deadline: SystemTime,
 ) -> JobResult {
     let Some((first, others)) = slices.split_first() else {
-        return JobResult::Completed;
+        // Every unfinished slice is being worked by another invocation.
+        return JobResult::Dropped("every unfinished slice is being worked".into());
     };
     if let Err(e) = services
         .data
@@ -274,8 +275,9 @@ async fn run_slice_job(
         Ok(None) => return JobResult::Dropped("the slice's full sync is over".into()),
         Err(EngineError::LeaseHeld { .. }) => {
             // Another invocation has the slice: a duplicate, or one that died and whose
-            // lease has not expired yet. Look again later, so the slice is never left.
-            let delay = classy_sync_core::engine::webhooks::RETRY_WHILE_RUNNING;
+            // lease has not expired yet. Look again once the lease would have expired, so
+            // the slice is never left behind (SQS delays at most 15 minutes).
+            let delay = data.options.lease_ttl.min(Duration::from_secs(15 * 60));
             let mut message = job.to_message();
             message.dedup_id = Some(format!(
                 "{}:wait:{}",

@@ -893,6 +893,19 @@ async fn a_slice_job_killed_halfway_is_resumed_by_another_worker_from_its_slice_
     let _ = worker_task.await;
     let killed_at = killed_at.expect("the slice job stored pages");
     assert!(!killed_at.done && killed_at.after_id > before.after_id);
+    // While its lease lasts, a pair job that finds the full sync in progress does not queue
+    // the slice again (it is being worked, as far as anyone can tell).
+    let pair = classy_sync_core::engine::jobs::SyncJob {
+        slice: None,
+        ..job.clone()
+    };
+    let requeued = s.services.data.slice_jobs(&pair).await.unwrap().unwrap();
+    assert!(
+        requeued
+            .iter()
+            .all(|j| j.slice.as_ref().unwrap().index != index),
+        "{requeued:?}"
+    );
     // Its message comes back after the visibility timeout; while its lease lasts, the
     // worker that takes it looks again later (a delayed copy); then one resumes the slice
     // where it was.

@@ -21,7 +21,7 @@ use super::sync::{
 use super::writer::PageCounts;
 use super::writer::{write_page, Synced};
 use super::{Datastore, EngineError, SyncService};
-use crate::domain::keys::{org_pk, slice_prefix, slice_sk};
+use crate::domain::keys::{org_pk, slice_lease_sk, slice_prefix, slice_sk};
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
 use crate::ports::{SourceError, StoreError};
@@ -349,8 +349,9 @@ fn sliced_run(in_progress: Option<Checkpoint>, run: &str) -> Option<Checkpoint> 
 
 impl Datastore {
     /// The slice jobs of the pair's sliced full sync in progress, if there is one: a job
-    /// per unfinished slice, or the first slice's alone when every slice is done (that job
-    /// finds nothing to walk and commits).
+    /// per unfinished slice that no worker holds (a live slice lease is being worked), or
+    /// the first slice's alone when every slice is done (that job finds nothing to walk
+    /// and commits).
     pub async fn slice_jobs(&self, job: &SyncJob) -> Result<Option<Vec<SyncJob>>, EngineError> {
         let (cursor, _) = self.load_cursor(job.org, job.entity).await?;
         let Some(Checkpoint::Full { run_id, slices, .. }) = cursor.in_progress else {
@@ -360,8 +361,19 @@ impl Datastore {
             return Ok(None);
         }
         let stored = self.load_slices(job.org, job.entity, &run_id).await?;
-        let mut open: Vec<u32> = stored.iter().filter(|s| !s.done).map(|s| s.index).collect();
-        if open.is_empty() {
+        let mut open = Vec::new();
+        let now = self.clock.unix();
+        let pk = org_pk(job.org);
+        for s in stored.iter().filter(|s| !s.done) {
+            let lease = self
+                .store
+                .get(&pk, &slice_lease_sk(job.entity, s.index))
+                .await?;
+            if !lease.is_some_and(|l| l.expires_at.is_some_and(|t| t >= now)) {
+                open.push(s.index);
+            }
+        }
+        if stored.iter().all(|s| s.done) {
             open.push(0);
         }
         Ok(Some(
@@ -575,6 +587,9 @@ impl SyncService {
                 AggregateReport::default()
             };
             finish_cursor(&mut cursor, self.data.clock.unix());
+            cursor.quarantined = QuarantineBook::load(self.data.store.as_ref(), org, entity)
+                .await?
+                .held();
             match self.data.save_cursor(org, entity, &cursor, version).await {
                 Ok(_) => {
                     self.data.clear_slices(org, entity).await?;
