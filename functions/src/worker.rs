@@ -340,6 +340,11 @@ async fn run_slice_job(
             }
         }
         SyncOutcome::Failed => {
+            if let Some(event) = sync_event(&report, data.clock.now()) {
+                if let Err(e) = services.bus.publish(vec![event]).await {
+                    tracing::error!(error = %e, "could not publish the sync event");
+                }
+            }
             JobResult::Failed(report.error.unwrap_or_else(|| "slice sync failed".into()))
         }
     }

@@ -942,3 +942,65 @@ async fn a_slice_job_killed_halfway_is_resumed_by_another_worker_from_its_slice_
         "{resumed:?} {killed_at:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_slice_job_emits_sync_failed_and_its_retry_finishes_the_full_sync() {
+    let mut s = stack(slices::large()).await;
+    slices::sliced(&mut s.services);
+    let org = s.orgs[0];
+    let entity = Entity::Supporters;
+    dispatch::handle(&s.services, entity).await.unwrap();
+    let (n, failed) = deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+    assert_eq!((n, failed), (1, 0));
+    // Classy answers pages that do not parse for a while: the slice jobs fail.
+    let script: Vec<_> = (0..200).map(|_| json!({"malformed": true})).collect();
+    let admin = reqwest::Client::new();
+    admin
+        .post(format!("{}/admin/faults/script", s.sandbox.base_url()))
+        .json(&json!({ "next": script }))
+        .send()
+        .await
+        .unwrap();
+    let (n, failed) = deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+    assert!(n == 3 && failed >= 1, "{n} slice jobs, {failed} failed");
+    let sync_failed: Vec<Value> = events(&s)
+        .await
+        .into_iter()
+        .filter(|e| e["detail-type"] == "SyncFailed")
+        .collect();
+    assert_eq!(sync_failed.len(), failed, "{sync_failed:?}");
+    assert_eq!(sync_failed[0]["detail"]["organization_id"], org);
+    assert!(
+        s.services
+            .data
+            .load_failures(org, entity)
+            .await
+            .unwrap()
+            .consecutive_failures
+            >= 1
+    );
+    admin
+        .delete(format!("{}/admin/faults/script", s.sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    // SQS delivers the failed ones again; they finish the full sync.
+    for _ in 0..60 {
+        drain(&s, &s.services).await;
+        let (cursor, _) = s.services.data.load_cursor(org, entity).await.unwrap();
+        if cursor.in_progress.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    slices::assert_committed_once(&s, org, entity).await;
+    assert_eq!(
+        s.services
+            .data
+            .load_failures(org, entity)
+            .await
+            .unwrap()
+            .consecutive_failures,
+        0
+    );
+}
