@@ -369,7 +369,7 @@ impl Datastore {
                 .store
                 .get(&pk, &slice_lease_sk(job.entity, s.index))
                 .await?;
-            if !lease.is_some_and(|l| l.expires_at.is_some_and(|t| t >= now)) {
+            if lease.is_none_or(|l| l.expires_at.is_none_or(|t| t < now)) {
                 open.push(s.index);
             }
         }
