@@ -536,22 +536,33 @@ impl SyncService {
         }
         let pager = self.pager(org, entity, creds, requests);
         let only = Some(index);
-        let (done, _) = match entity {
+        let pumped = match entity {
             Entity::Supporters => {
                 self.pump_slices::<Supporter>(pager, &start, lease, state, ctl, only)
-                    .await?
+                    .await
             }
             Entity::Campaigns => {
                 self.pump_slices::<Campaign>(pager, &start, lease, state, ctl, only)
-                    .await?
+                    .await
             }
             Entity::Transactions => {
                 self.pump_slices::<Transaction>(pager, &start, lease, state, ctl, only)
-                    .await?
+                    .await
             }
             Entity::RecurringPlans => {
                 self.pump_slices::<RecurringPlan>(pager, &start, lease, state, ctl, only)
-                    .await?
+                    .await
+            }
+        };
+        let (done, _) = match pumped {
+            Ok(p) => p,
+            Err(e) => {
+                // Another job committed (and is deleting the slice items) meanwhile.
+                let (cursor, _) = self.data.load_cursor(org, entity).await?;
+                if sliced_run(cursor.in_progress, run).is_none() {
+                    return Ok(None);
+                }
+                return Err(e);
             }
         };
         if !done {
