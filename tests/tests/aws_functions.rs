@@ -671,7 +671,9 @@ async fn the_webhook_function_verifies_function_url_events_and_enqueues() {
 /// markers after it.
 mod slices {
     use super::*;
-    use classy_sync_core::domain::keys::{org_pk, queued_sk, slice_prefix};
+    use classy_sync_core::domain::keys::{
+        org_pk, quality_all_sk, quality_ready_sk, queued_sk, slice_prefix,
+    };
     use classy_sync_core::ports::SkRange;
 
     /// 2,500 supporters and 3,200 transactions: 25 and 32 pages of 100, four slices of at
@@ -744,6 +746,12 @@ mod slices {
         );
         assert_eq!(keys(s, org, "SLICELEASE#").await, Vec::<String>::new());
         assert_eq!(keys(s, org, &queued_sk(entity)).await, Vec::<String>::new());
+        // The quality facts were rebuilt with the commit.
+        assert_eq!(
+            keys(s, org, &quality_all_sk(entity)).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(keys(s, org, &quality_ready_sk(entity)).await.len(), 1);
     }
 }
 

@@ -243,6 +243,48 @@ pub fn dirty_all_sk(entity: Entity) -> String {
     format!("{DIRTY_PREFIX}ALL#{}", entity.name())
 }
 
+/// Per-organization rollups (see `domain::analytics::rollup`): `ROLLUP#D#<bucket>` packs the
+/// successful gifts of a bucket of donors; `ROLLUP#READY` says the rollups were built once
+/// and are kept current since (readers also require that no dirty marker is pending).
+pub const ROLLUP_PREFIX: &str = "ROLLUP#";
+pub const DONOR_ROLLUP_PREFIX: &str = "ROLLUP#D#";
+pub const ROLLUP_READY_SK: &str = "ROLLUP#READY";
+
+pub fn donor_rollup_sk(bucket: u64) -> String {
+    format!("{DONOR_ROLLUP_PREFIX}{}", pad(bucket))
+}
+
+/// Quality facts (see `domain::quality::facts`) of a bucket of one entity's records:
+/// `ROLLUP#Q#<entity>#<bucket>`; `ROLLUP#QD#<entity>#<bucket>` marks a bucket to recompute,
+/// `ROLLUP#QALL#<entity>` the whole entity (after a full sync), `ROLLUP#QREADY#<entity>`
+/// says the entity's facts were built.
+pub const QUALITY_ROLLUP_PREFIX: &str = "ROLLUP#Q#";
+pub const QUALITY_DIRTY_PREFIX: &str = "ROLLUP#QD#";
+
+pub fn quality_rollup_prefix(entity: Entity) -> String {
+    format!("{QUALITY_ROLLUP_PREFIX}{}#", entity.name())
+}
+
+pub fn quality_rollup_sk(entity: Entity, bucket: u64) -> String {
+    format!("{}{}", quality_rollup_prefix(entity), pad(bucket))
+}
+
+pub fn quality_dirty_prefix(entity: Entity) -> String {
+    format!("{QUALITY_DIRTY_PREFIX}{}#", entity.name())
+}
+
+pub fn quality_dirty_sk(entity: Entity, bucket: u64) -> String {
+    format!("{}{}", quality_dirty_prefix(entity), pad(bucket))
+}
+
+pub fn quality_all_sk(entity: Entity) -> String {
+    format!("ROLLUP#QALL#{}", entity.name())
+}
+
+pub fn quality_ready_sk(entity: Entity) -> String {
+    format!("ROLLUP#QREADY#{}", entity.name())
+}
+
 /// The change log: `CHG#<unix ms>#<entity>#<id>`.
 pub const CHANGE_PREFIX: &str = "CHG#";
 
@@ -460,6 +502,14 @@ pub const KINDS: &[KeyKind] = &[
         "ORG#<id>",
         "DIRTY#S#<id> / DIRTY#C#<id> / DIRTY#ALL#<entity>",
     ),
+    kind("donor rollup", "ORG#<id>", "ROLLUP#D#<bucket>"),
+    kind("rollup ready marker", "ORG#<id>", "ROLLUP#READY"),
+    kind("quality rollup", "ORG#<id>", "ROLLUP#Q#<entity>#<bucket>"),
+    kind(
+        "quality rollup marker",
+        "ORG#<id>",
+        "ROLLUP#QD#<entity>#<bucket> / ROLLUP#QALL#<entity> / ROLLUP#QREADY#<entity>",
+    ),
     kind("cursor", "ORG#<id>", "CURSOR#<entity>"),
     kind("lease", "ORG#<id>", "LEASE#<entity>"),
     kind("queued marker", "ORG#<id>", "QUEUED#<entity>"),
@@ -578,6 +628,25 @@ pub const SCANS: &[Scan] = &[
         &["campaign index"],
         Extent::ToTheEnd,
     ),
+    scan("ORG#<id>", "ROLLUP#D#", &["donor rollup"], Extent::ToTheEnd),
+    scan(
+        "ORG#<id>",
+        "ROLLUP#Q#<entity>#",
+        &["quality rollup"],
+        Extent::ToTheEnd,
+    ),
+    scan(
+        "ORG#<id>",
+        "ROLLUP#QD#<entity>#",
+        &["quality rollup marker"],
+        Extent::ToTheEnd,
+    ),
+    scan(
+        "ORG#<id>",
+        "ROLLUP#QD#",
+        &["quality rollup marker"],
+        Extent::Bounded("asks only whether any bucket is marked (limit 1)"),
+    ),
     scan("ORG#<id>", "DIRTY#S#", &["dirty marker"], Extent::ToTheEnd),
     scan("ORG#<id>", "DIRTY#C#", &["dirty marker"], Extent::ToTheEnd),
     scan(
@@ -657,6 +726,10 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
         add("last run", &org, last_run_sk(e));
         add("change", &org, change_sk(1_700_000_000_000, e, 12));
         add("dirty marker", &org, dirty_all_sk(e));
+        add("quality rollup", &org, quality_rollup_sk(e, 3));
+        add("quality rollup marker", &org, quality_dirty_sk(e, 3));
+        add("quality rollup marker", &org, quality_all_sk(e));
+        add("quality rollup marker", &org, quality_ready_sk(e));
     }
     add("supporter aggregates", &org, supporter_agg_sk(12));
     add("campaign aggregates", &org, campaign_agg_sk(12));
@@ -665,6 +738,8 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
     add("campaign index", &org, campaign_gift_sk(12, 34, 56));
     add("dirty marker", &org, dirty_supporter_sk(12));
     add("dirty marker", &org, dirty_campaign_sk(12));
+    add("donor rollup", &org, donor_rollup_sk(3));
+    add("rollup ready marker", &org, ROLLUP_READY_SK.to_owned());
     add("credential", &org, CREDENTIAL_SK.to_owned());
     for op in ["push", "report", "health", "webhook"] {
         add("operation", &org, op_sk(op, 1_700_000_000_000, "o1"));

@@ -3,9 +3,12 @@
 //! (`SIDX#<supporter>#…`, `CIDX#<campaign>#…`). A full sync writes records only and leaves
 //! `DIRTY#ALL#<entity>`: the entity's index entries are then rebuilt from its stored records
 //! in key order (an external sort, then a merge with what is stored, writing only the
-//! differences) and the aggregates are folded in the same pass. Everything here is
+//! differences) and the aggregates are folded in the same pass. The donor rollup
+//! (`ROLLUP#D#…`, see [`super::rollup`]) follows: rebuilt after the gift index is, and each
+//! marked supporter's bucket recomputed before the marker goes. Everything here is
 //! idempotent: a crash only means the work is done again.
 
+use super::quality_rollup::FactsWriter;
 use super::sorter::ExternalSorter;
 use super::writer::Synced;
 use super::{Datastore, EngineError};
@@ -45,10 +48,17 @@ impl Datastore {
     pub async fn refresh_aggregates(&self, org: OrgId) -> Result<AggregateReport, EngineError> {
         let pk = org_pk(org);
         let mut report = AggregateReport::default();
+        let mut rollup_built = false;
         for entity in [Entity::Transactions, Entity::RecurringPlans] {
             let sk = keys::dirty_all_sk(entity);
             if let Some(all) = self.store.get(&pk, &sk).await? {
                 self.rebuild(org, entity, &mut report).await?;
+                if entity == Entity::Transactions {
+                    // The gift index was rebuilt: so is the donor rollup, before the marker
+                    // that keeps readers off it goes.
+                    report.written += self.rebuild_donor_rollup(org).await?;
+                    rollup_built = true;
+                }
                 match self
                     .store
                     .delete(&pk, &sk, Condition::VersionIs(all.version))
@@ -58,6 +68,10 @@ impl Datastore {
                     _ => {}
                 }
             }
+        }
+        if !rollup_built && self.store.get(&pk, keys::ROLLUP_READY_SK).await?.is_none() {
+            // A store from before the rollup existed: build it once.
+            report.written += self.rebuild_donor_rollup(org).await?;
         }
         self.recompute_marked(org, keys::DIRTY_SUPPORTER_PREFIX, true, &mut report)
             .await?;
@@ -111,6 +125,11 @@ impl Datastore {
                 computed.push(item);
             }
             report.written += self.put_changed(&pk, computed).await?;
+            if supporters {
+                // The rollup buckets of these supporters, before their markers go.
+                let ids = page.items.iter().filter_map(|m| id_segment(&m.sk, 2));
+                report.written += self.recompute_donor_buckets(org, ids).await?;
+            }
             for m in &page.items {
                 match self
                     .store
@@ -171,7 +190,7 @@ impl Datastore {
     }
 
     /// Writes the items whose stored body differs; returns how many were written.
-    async fn put_changed(&self, pk: &str, items: Vec<Item>) -> Result<u64, EngineError> {
+    pub(super) async fn put_changed(&self, pk: &str, items: Vec<Item>) -> Result<u64, EngineError> {
         if items.is_empty() {
             return Ok(0);
         }
@@ -317,11 +336,21 @@ impl Datastore {
         )
     }
 
-    /// Every index entry the stored records of `T` imply, in key order.
+    /// Every index entry the stored records of `T` imply, in key order. When the entity's
+    /// quality facts are marked for a rebuild too (a full sync marks both), they are rebuilt
+    /// in the same pass over the records.
     async fn sorted_entries<T: Synced>(
         &self,
         org: OrgId,
     ) -> Result<super::sorter::Sorted, EngineError> {
+        let pk = org_pk(org);
+        let all = self
+            .store
+            .get(&pk, &keys::quality_all_sk(T::ENTITY))
+            .await?;
+        let mut facts = all
+            .as_ref()
+            .map(|_| FactsWriter::new(self.store.as_ref(), &pk, T::ENTITY, self.options.scan_page));
         let mut sorter = ExternalSorter::new(self.options.sort_chunk);
         let io = |e: std::io::Error| StoreError::Unavailable(format!("sorting index entries: {e}"));
         let range = SkRange::prefix(T::ENTITY.sk_prefix());
@@ -341,11 +370,18 @@ impl Datastore {
                 for (sk, data) in record.index_entries() {
                     sorter.push(sk, data).map_err(io)?;
                 }
+                if let (Some(w), Some(f)) = (facts.as_mut(), record.quality_facts()) {
+                    w.push(f).await?;
+                }
             }
             match page.next {
                 Some(n) => after = Some(n),
                 None => break,
             }
+        }
+        if let (Some(w), Some(all)) = (facts, all) {
+            w.finish().await?;
+            self.delete_marker(&pk, &all).await?;
         }
         Ok(sorter.finish().map_err(io)?)
     }
@@ -366,9 +402,9 @@ fn store_err(e: EngineError) -> StoreError {
 /// order: unchanged items are left alone, changed and new ones written, owned items that
 /// are no longer wanted deleted. Items the range holds but this diff does not own are
 /// handed back, in order, so the caller can fold them too. Writes go out in batches.
-struct RangeDiff<'a> {
-    store: &'a dyn Store,
-    pk: &'a str,
+pub(super) struct RangeDiff<'a> {
+    pub(super) store: &'a dyn Store,
+    pub(super) pk: &'a str,
     range: SkRange,
     page: usize,
     owned: Box<dyn Fn(&str) -> bool + Send + Sync + 'a>,
@@ -376,11 +412,11 @@ struct RangeDiff<'a> {
     after: Option<String>,
     exhausted: bool,
     ops: Vec<WriteOp>,
-    written: u64,
+    pub(super) written: u64,
 }
 
 impl<'a> RangeDiff<'a> {
-    fn new(
+    pub(super) fn new(
         store: &'a dyn Store,
         pk: &'a str,
         prefix: &str,
@@ -444,7 +480,11 @@ impl<'a> RangeDiff<'a> {
     }
 
     /// Offers the next wanted item; returns the not-owned stored items that precede it.
-    async fn offer(&mut self, sk: String, data: String) -> Result<Vec<Item>, EngineError> {
+    pub(super) async fn offer(
+        &mut self,
+        sk: String,
+        data: String,
+    ) -> Result<Vec<Item>, EngineError> {
         let mut passed = Vec::new();
         while let Some(head) = self.peek().await? {
             if head.sk < sk {
@@ -467,7 +507,7 @@ impl<'a> RangeDiff<'a> {
     }
 
     /// Deletes the owned items nobody offered; returns the remaining not-owned ones.
-    async fn finish(&mut self) -> Result<Vec<Item>, EngineError> {
+    pub(super) async fn finish(&mut self) -> Result<Vec<Item>, EngineError> {
         let mut passed = Vec::new();
         while self.peek().await?.is_some() {
             let item = self.stored.pop_front().expect("peeked");

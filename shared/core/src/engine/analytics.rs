@@ -1,10 +1,11 @@
-//! Feeds the pure analytics folds from the store, one query page at a time: the supporter
-//! gift index (`SIDX#…`, grouped by supporter) for donor figures, plan records for recurring
+//! Feeds the pure analytics folds from the store, one query page at a time: the donor rollup
+//! (`ROLLUP#D#…`, many donors per item) or, while it is not current, the supporter gift
+//! index (`SIDX#…`, grouped by supporter) for donor figures, plan records for recurring
 //! giving, campaign records with their totals (`CAMPAGG#…`) for campaigns. Memory holds one
 //! page, one supporter's gifts and the bounded top lists.
 
 use super::{Datastore, EngineError};
-use crate::domain::aggregates::{CampaignTotals, GiftRef};
+use crate::domain::aggregates::CampaignTotals;
 use crate::domain::analytics::campaigns::{campaign_stats, rank, CampaignStats};
 use crate::domain::analytics::journey::{journey, Journey};
 use crate::domain::analytics::recurring::{is_failing, Recurring, RecurringFold};
@@ -81,7 +82,8 @@ impl Datastore {
         Ok((fold.finish(), failing))
     }
 
-    /// Donor figures for `window` (gifts before its end), one pass over the gift index.
+    /// Donor figures for `window` (gifts before its end): one pass over the donor rollup
+    /// when it is current, else over the gift index (the same figures either way).
     pub async fn donor_report(
         &self,
         org: OrgId,
@@ -89,47 +91,38 @@ impl Datastore {
         config: &AnalyticsConfig,
         failing_plans: HashSet<u64>,
     ) -> Result<DonorReport, EngineError> {
+        let rollup = self.donor_rollup_current(org).await?;
+        self.donor_report_from(org, window, config, failing_plans, rollup)
+            .await
+    }
+
+    /// [`Self::donor_report`] from the gift index whatever the rollup's state (what the
+    /// rollup must reproduce).
+    pub async fn donor_report_from_index(
+        &self,
+        org: OrgId,
+        window: Window,
+        config: &AnalyticsConfig,
+        failing_plans: HashSet<u64>,
+    ) -> Result<DonorReport, EngineError> {
+        self.donor_report_from(org, window, config, failing_plans, false)
+            .await
+    }
+
+    async fn donor_report_from(
+        &self,
+        org: OrgId,
+        window: Window,
+        config: &AnalyticsConfig,
+        failing_plans: HashSet<u64>,
+        rollup: bool,
+    ) -> Result<DonorReport, EngineError> {
         let mut fold = DonorFold::new(window, config.clone(), failing_plans);
-        let mut current: Option<u64> = None;
-        let mut gifts: Vec<Gift> = Vec::new();
-        let range = SkRange::prefix(keys::SUPPORTER_INDEX_PREFIX);
-        for_each_page(
-            self.store.as_ref(),
-            &org_pk(org),
-            &range,
-            self.options.scan_page,
-            |items| {
-                for i in &items {
-                    let Some(sup) = segment(&i.sk, 1) else {
-                        continue;
-                    };
-                    if current != Some(sup) {
-                        if let Some(prev) = current {
-                            fold.supporter(prev, &gifts);
-                        }
-                        gifts.clear();
-                        current = Some(sup);
-                    }
-                    if i.sk.contains("#T#") {
-                        let g: GiftRef = serde_json::from_str(&i.data).map_err(|e| {
-                            StoreError::Corrupt(format!("index entry {}: {e}", i.sk))
-                        })?;
-                        if g.success {
-                            gifts.push(Gift {
-                                date: g.date.unix(),
-                                gross: g.gross_cents,
-                                net: g.net_cents,
-                                campaign: g.campaign,
-                            });
-                        }
-                    }
-                }
-                Ok(())
-            },
-        )
-        .await?;
-        if let Some(prev) = current {
-            fold.supporter(prev, &gifts);
+        let feed = |id: u64, gifts: &[Gift]| fold.supporter(id, gifts);
+        if rollup {
+            self.for_each_rollup_donor(org, feed).await?;
+        } else {
+            self.for_each_index_donor(org, feed).await?;
         }
         let mut report = fold.finish();
         let ids: Vec<u64> = report

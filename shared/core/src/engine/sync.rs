@@ -298,6 +298,7 @@ impl SyncService {
                 if has_aggregates(entity) {
                     self.data.mark_all_dirty(org, entity).await?;
                 }
+                self.data.mark_quality_all(org, entity).await?;
                 // A large entity is split into id slices walked at once.
                 let slices = self.plan_full(&pager, org, entity, run_id, total).await?;
                 Checkpoint::Full {
@@ -361,11 +362,12 @@ impl SyncService {
         if !completed {
             return Ok((false, AggregateReport::default()));
         }
-        let aggregates = if has_aggregates(entity) {
+        let mut aggregates = if has_aggregates(entity) {
             self.data.refresh_aggregates(org).await?
         } else {
             AggregateReport::default()
         };
+        aggregates.written += self.data.refresh_quality_rollup(org, entity).await?;
         finish_cursor(&mut cursor, self.data.clock.unix());
         self.data.save_cursor(org, entity, &cursor, version).await?;
         if sliced {

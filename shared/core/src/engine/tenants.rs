@@ -430,6 +430,7 @@ pub fn item_kind(sk: &str) -> &'static str {
         "SUPAGG" | "CAMPAGG" => "aggregates",
         "SIDX" | "CIDX" => "indexes",
         "DIRTY" => "dirty markers",
+        "ROLLUP" => "rollups",
         "CURSOR" => "cursors",
         "LEASE" | "QUEUED" | "RERUN" => "leases and queue markers",
         "RUN" | "LASTRUN" => "runs",

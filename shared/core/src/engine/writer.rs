@@ -4,11 +4,13 @@
 //! markers with (or before) the records, so a crash at any point leaves a state the next
 //! run repairs: the record is re-fetched as changed, or the marker is still there.
 
+use super::quality_rollup::{facts_bucket, QUALITY_ENTITIES};
 use super::EngineError;
 use crate::domain::aggregates::{GiftRef, PlanRef};
 use crate::domain::changes::{change_sk, ChangeNote, CHANGE_RETENTION_SECS};
 use crate::domain::entities::Record;
 use crate::domain::keys::{self, org_pk};
+use crate::domain::quality::facts::Facts;
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
 use crate::ports::store::{Item, Store, WriteOp};
 use sha2::{Digest, Sha256};
@@ -37,6 +39,11 @@ pub trait Synced: Record {
     fn supporter_ref(&self) -> Option<u64> {
         None
     }
+
+    /// Its quality facts (supporters, transactions and plans).
+    fn quality_facts(&self) -> Option<Facts> {
+        None
+    }
 }
 
 /// `EMAIL#<sha256 of the trimmed, lower-cased address>`: finds one person across
@@ -48,6 +55,9 @@ pub fn email_key(email: &str) -> String {
 
 impl Synced for Supporter {
     const ENTITY: Entity = Entity::Supporters;
+    fn quality_facts(&self) -> Option<Facts> {
+        Some(Facts::of_supporter(self))
+    }
     fn gsi1(&self) -> Option<String> {
         self.email_address
             .as_deref()
@@ -62,6 +72,10 @@ impl Synced for Campaign {
 
 impl Synced for Transaction {
     const ENTITY: Entity = Entity::Transactions;
+
+    fn quality_facts(&self) -> Option<Facts> {
+        Some(Facts::of_transaction(self))
+    }
 
     fn supporter_ref(&self) -> Option<u64> {
         self.supporter_id
@@ -97,6 +111,10 @@ impl Synced for Transaction {
 
 impl Synced for RecurringPlan {
     const ENTITY: Entity = Entity::RecurringPlans;
+
+    fn quality_facts(&self) -> Option<Facts> {
+        Some(Facts::of_plan(self))
+    }
 
     fn supporter_ref(&self) -> Option<u64> {
         self.supporter_id
@@ -199,6 +217,10 @@ pub async fn write_page<T: Synced>(
                 markers.extend(o.dirty_markers());
             }
             markers.extend(record.dirty_markers());
+            if QUALITY_ENTITIES.contains(&T::ENTITY) {
+                // Its quality facts' bucket, recomputed when the sync completes.
+                markers.insert(keys::quality_dirty_sk(T::ENTITY, facts_bucket(record.id())));
+            }
             index_ops.extend(
                 new_entries
                     .into_iter()

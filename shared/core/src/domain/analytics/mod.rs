@@ -8,6 +8,7 @@ pub mod journey;
 pub mod period;
 pub mod recurring;
 pub mod rfm;
+pub mod rollup;
 pub mod summary;
 pub mod trends;
 

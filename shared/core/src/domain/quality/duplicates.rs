@@ -34,34 +34,40 @@ pub fn normalize_postal(p: &str) -> String {
 /// Sort keys of one supporter: `E\x1f<email>` and `N\x1f<first|last|postal>`, each followed by
 /// `\x1f<org>\x1f<id>`; the value is the normalized email (empty when there is none).
 pub fn duplicate_keys(org: OrgId, s: &Supporter, email_valid: bool) -> Vec<(String, String)> {
+    let (email, name) = duplicate_parts(s, email_valid);
+    keys_from_parts(org, s.id, email, &name)
+}
+
+/// What the keys of a supporter are made of: the normalized email (empty unless valid) and
+/// `first|last|postal` (empty unless all three are present).
+pub fn duplicate_parts(s: &Supporter, email_valid: bool) -> (String, String) {
     let email = s
         .email_address
         .as_deref()
         .filter(|_| email_valid)
         .map(normalize_email)
         .unwrap_or_default();
-    let tail = format!("\x1f{org:020}\x1f{:020}", s.id);
+    let part = |v: &Option<String>, f: fn(&str) -> String| v.as_deref().map(f).unwrap_or_default();
+    let first = part(&s.first_name, normalize_name);
+    let last = part(&s.last_name, normalize_name);
+    let postal = part(&s.postal_code, normalize_postal);
+    let name = if !first.is_empty() && !last.is_empty() && !postal.is_empty() {
+        format!("{first}|{last}|{postal}")
+    } else {
+        String::new()
+    };
+    (email, name)
+}
+
+/// The sort keys of [`duplicate_keys`] from their parts.
+pub fn keys_from_parts(org: OrgId, id: u64, email: String, name: &str) -> Vec<(String, String)> {
+    let tail = format!("\x1f{org:020}\x1f{id:020}");
     let mut out = Vec::with_capacity(2);
     if !email.is_empty() {
         out.push((format!("E\x1f{email}{tail}"), email.clone()));
     }
-    let first = s
-        .first_name
-        .as_deref()
-        .map(normalize_name)
-        .unwrap_or_default();
-    let last = s
-        .last_name
-        .as_deref()
-        .map(normalize_name)
-        .unwrap_or_default();
-    let postal = s
-        .postal_code
-        .as_deref()
-        .map(normalize_postal)
-        .unwrap_or_default();
-    if !first.is_empty() && !last.is_empty() && !postal.is_empty() {
-        out.push((format!("N\x1f{first}|{last}|{postal}{tail}"), email));
+    if !name.is_empty() {
+        out.push((format!("N\x1f{name}{tail}"), email));
     }
     out
 }

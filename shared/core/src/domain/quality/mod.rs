@@ -2,6 +2,7 @@
 //! 0–100 score. Nothing here (or in the engine's quality pass) changes a record.
 
 pub mod duplicates;
+pub mod facts;
 pub mod rules;
 pub mod score;
 

@@ -1,0 +1,280 @@
+//! The donor rollup (`ROLLUP#D#<bucket>`, see [`crate::domain::analytics::rollup`]): built
+//! from the supporter gift index in one ordered pass when an organization has none yet or
+//! after a full sync of transactions rebuilt the index, and kept current by the aggregator,
+//! which recomputes the bucket of every supporter marked dirty before it clears the marker.
+//! Readers use it only while it is current: `ROLLUP#READY` present and no supporter or
+//! whole-transactions dirty marker pending. Otherwise (a sync is running, or one died
+//! halfway) they scan the index as before, and the next sync's aggregate refresh repairs
+//! the rollup. Every step is idempotent: a crash only means the work is done again.
+
+use super::aggregator::RangeDiff;
+use super::{Datastore, EngineError};
+use crate::domain::aggregates::GiftRef;
+use crate::domain::analytics::rollup::{self, bucket_bounds, bucket_of, DonorGifts};
+use crate::domain::analytics::Gift;
+use crate::domain::keys::{self, org_pk};
+use crate::domain::{Entity, OrgId};
+use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
+use crate::ports::StoreError;
+use std::collections::BTreeSet;
+
+/// Groups supporter index entries, offered in key order, into each supporter's successful
+/// gifts (a supporter with plan entries or failed gifts only yields an empty list).
+#[derive(Default)]
+pub(super) struct GiftGrouper {
+    current: Option<u64>,
+    gifts: Vec<Gift>,
+}
+
+impl GiftGrouper {
+    /// Offers one index entry; returns the previous supporter when this one starts another.
+    pub(super) fn offer(&mut self, item: &Item) -> Result<Option<DonorGifts>, StoreError> {
+        let Some(sup) = item.sk.split('#').nth(1).and_then(|s| s.parse().ok()) else {
+            return Ok(None);
+        };
+        let mut done = None;
+        if self.current != Some(sup) {
+            done = self.finish();
+            self.current = Some(sup);
+        }
+        if item.sk.contains(keys::SUPPORTER_GIFT_MARK) {
+            let g: GiftRef = serde_json::from_str(&item.data)
+                .map_err(|e| StoreError::Corrupt(format!("index entry {}: {e}", item.sk)))?;
+            if g.success {
+                self.gifts.push(Gift {
+                    date: g.date.unix(),
+                    gross: g.gross_cents,
+                    net: g.net_cents,
+                    campaign: g.campaign,
+                });
+            }
+        }
+        Ok(done)
+    }
+
+    /// The last supporter offered, if any.
+    pub(super) fn finish(&mut self) -> Option<DonorGifts> {
+        self.current
+            .take()
+            .map(|id| (id, std::mem::take(&mut self.gifts)))
+    }
+}
+
+fn corrupt(sk: &str, e: String) -> StoreError {
+    StoreError::Corrupt(format!("rollup {sk}: {e}"))
+}
+
+impl Datastore {
+    /// Whether the donor rollup of `org` may be read: built, and no change waiting to be
+    /// folded into it.
+    pub async fn donor_rollup_current(&self, org: OrgId) -> Result<bool, EngineError> {
+        let pk = org_pk(org);
+        if self.store.get(&pk, keys::ROLLUP_READY_SK).await?.is_none()
+            || self
+                .store
+                .get(&pk, &keys::dirty_all_sk(Entity::Transactions))
+                .await?
+                .is_some()
+        {
+            return Ok(false);
+        }
+        let range = SkRange::prefix(keys::DIRTY_SUPPORTER_PREFIX);
+        Ok(self
+            .store
+            .query(&pk, &range, None, 1)
+            .await?
+            .items
+            .is_empty())
+    }
+
+    /// Every donor of the stored rollup, in supporter order (whether or not it is current).
+    pub async fn donor_rollup(&self, org: OrgId) -> Result<Vec<DonorGifts>, EngineError> {
+        let mut out = Vec::new();
+        self.for_each_rollup_donor(org, |id, gifts| out.push((id, gifts.to_vec())))
+            .await?;
+        Ok(out)
+    }
+
+    /// Every donor with a successful gift, recomputed from the supporter gift index.
+    pub async fn donor_gifts_from_index(&self, org: OrgId) -> Result<Vec<DonorGifts>, EngineError> {
+        let mut out = Vec::new();
+        self.for_each_index_donor(org, |id, gifts| {
+            if !gifts.is_empty() {
+                out.push((id, gifts.to_vec()));
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    pub(super) async fn for_each_rollup_donor(
+        &self,
+        org: OrgId,
+        mut f: impl FnMut(u64, &[Gift]),
+    ) -> Result<(), EngineError> {
+        let range = SkRange::prefix(keys::DONOR_ROLLUP_PREFIX);
+        for_each_page(
+            self.store.as_ref(),
+            &org_pk(org),
+            &range,
+            self.options.scan_page,
+            |items| {
+                for i in &items {
+                    for (id, gifts) in rollup::decode(&i.data).map_err(|e| corrupt(&i.sk, e))? {
+                        f(id, &gifts);
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Every supporter of the gift index (those with plans only, or failed gifts only, with
+    /// no gifts), in supporter order.
+    pub(super) async fn for_each_index_donor(
+        &self,
+        org: OrgId,
+        mut f: impl FnMut(u64, &[Gift]),
+    ) -> Result<(), EngineError> {
+        let mut grouper = GiftGrouper::default();
+        let range = SkRange::prefix(keys::SUPPORTER_INDEX_PREFIX);
+        for_each_page(
+            self.store.as_ref(),
+            &org_pk(org),
+            &range,
+            self.options.scan_page,
+            |items| {
+                for i in &items {
+                    if let Some((id, gifts)) = grouper.offer(i)? {
+                        f(id, &gifts);
+                    }
+                }
+                Ok(())
+            },
+        )
+        .await?;
+        if let Some((id, gifts)) = grouper.finish() {
+            f(id, &gifts);
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the whole donor rollup from the gift index in one ordered pass (writing only
+    /// the buckets that differ, deleting the ones no longer wanted), then marks it ready.
+    /// Returns the items written or deleted.
+    pub async fn rebuild_donor_rollup(&self, org: OrgId) -> Result<u64, EngineError> {
+        let pk = org_pk(org);
+        let store = self.store.as_ref();
+        let mut diff = RangeDiff::new(
+            store,
+            &pk,
+            keys::DONOR_ROLLUP_PREFIX,
+            self.options.scan_page,
+            |_| true,
+        );
+        let mut grouper = GiftGrouper::default();
+        let mut bucket: Option<(u64, Vec<DonorGifts>)> = None;
+        let range = SkRange::prefix(keys::SUPPORTER_INDEX_PREFIX);
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .query(&pk, &range, after.as_deref(), self.options.scan_page)
+                .await?;
+            let mut donors = Vec::new();
+            for i in &page.items {
+                donors.extend(grouper.offer(i)?);
+            }
+            if page.next.is_none() {
+                donors.extend(grouper.finish());
+            }
+            for d in donors.into_iter().filter(|d| !d.1.is_empty()) {
+                let b = bucket_of(d.0);
+                if bucket.as_ref().is_some_and(|(cur, _)| *cur != b) {
+                    let (cur, rows) = bucket.take().expect("checked");
+                    diff.offer(keys::donor_rollup_sk(cur), rollup::encode(&rows))
+                        .await?;
+                }
+                bucket.get_or_insert_with(|| (b, Vec::new())).1.push(d);
+            }
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        if let Some((cur, rows)) = bucket.take() {
+            diff.offer(keys::donor_rollup_sk(cur), rollup::encode(&rows))
+                .await?;
+        }
+        diff.finish().await?;
+        self.store
+            .put(
+                Item::new(&pk, keys::ROLLUP_READY_SK, "{}"),
+                Condition::Always,
+            )
+            .await?;
+        Ok(diff.written)
+    }
+
+    /// Recomputes the rollup buckets of `supporters` from their stretches of the gift index.
+    /// Returns the items written or deleted.
+    pub(super) async fn recompute_donor_buckets(
+        &self,
+        org: OrgId,
+        supporters: impl IntoIterator<Item = u64>,
+    ) -> Result<u64, EngineError> {
+        let buckets: BTreeSet<u64> = supporters.into_iter().map(bucket_of).collect();
+        if buckets.is_empty() {
+            return Ok(0);
+        }
+        let pk = org_pk(org);
+        let mut puts = Vec::new();
+        let mut empty = Vec::new();
+        for b in buckets {
+            let (lo, hi) = bucket_bounds(b);
+            let range = SkRange::Between(
+                keys::supporter_index_prefix(lo),
+                keys::prefix_end(&keys::supporter_index_prefix(hi)),
+            );
+            let mut grouper = GiftGrouper::default();
+            let mut rows = Vec::new();
+            for_each_page(
+                self.store.as_ref(),
+                &pk,
+                &range,
+                self.options.scan_page,
+                |items| {
+                    for i in &items {
+                        rows.extend(grouper.offer(i)?.filter(|d| !d.1.is_empty()));
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+            rows.extend(grouper.finish().filter(|d| !d.1.is_empty()));
+            let sk = keys::donor_rollup_sk(b);
+            if rows.is_empty() {
+                empty.push(sk);
+            } else {
+                puts.push(Item::new(&pk, sk, rollup::encode(&rows)));
+            }
+        }
+        let mut written = self.put_changed(&pk, puts).await?;
+        if !empty.is_empty() {
+            let stored = self.store.batch_get(&pk, &empty).await?;
+            let ops: Vec<WriteOp> = stored
+                .into_iter()
+                .map(|i| WriteOp::Delete {
+                    pk: pk.clone(),
+                    sk: i.sk,
+                })
+                .collect();
+            written += ops.len() as u64;
+            if !ops.is_empty() {
+                self.store.batch_write(ops).await?;
+            }
+        }
+        Ok(written)
+    }
+}
