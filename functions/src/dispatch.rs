@@ -71,6 +71,7 @@ pub async fn handle_requested(
             entity: e,
             mode,
             requested: true,
+            slice: None,
         };
         let r = services
             .data

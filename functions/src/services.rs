@@ -52,8 +52,11 @@ impl Services {
     }
 
     /// Syncs from Classy (needs [`Services::with_classy`]).
+    /// Its engine options are [`Services::data`]'s.
     pub fn sync(&self) -> anyhow::Result<SyncService> {
-        Ok(self.root.sync(self.classy()?))
+        let mut sync = self.root.sync(self.classy()?);
+        sync.data.options = self.data.options.clone();
+        Ok(sync)
     }
 
     /// The health monitor (needs [`Services::with_classy`]: it checks Classy too).

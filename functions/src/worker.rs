@@ -2,14 +2,21 @@
 //! page); shortly before the invocation deadline the run stops at a checkpoint and the job
 //! continues in a new message. A failed run is reported in `batchItemFailures`, so SQS
 //! retries it and, after the redrive limit, moves it to the dead-letter queue.
+//!
+//! A large full sync is split into id slices worked by several invocations at once: the
+//! job that plans it (or finds it in progress) queues one job per other unfinished slice,
+//! each in a message group of its own, and works the first itself. Each slice job takes
+//! the slice's lease, walks only its slice from its `SLICE#` item, and the one that finds
+//! every slice done commits the cursor, once.
 
 use crate::metrics::emf_line;
 use crate::Services;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use classy_sync_core::engine::events::sync_event;
-use classy_sync_core::engine::jobs::SyncJob;
+use classy_sync_core::engine::jobs::{SliceJob, SyncJob};
 use classy_sync_core::engine::{EngineError, RunControl, SyncOutcome};
-use std::time::SystemTime;
+use classy_sync_core::ports::queue::send_in_batches;
+use std::time::{Duration, SystemTime};
 use tracing::Instrument;
 
 /// What happened to one message.
@@ -62,16 +69,14 @@ pub async fn run_message(
     run_job(services, job, deadline).instrument(span).await
 }
 
-async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> JobResult {
-    let data = &services.data;
-    let sync = match services.sync() {
-        Ok(sync) => sync,
-        Err(e) => return JobResult::Failed(e.to_string()),
-    };
-    let ctl = RunControl::default();
-    // Stop at the next checkpoint once the deadline comes near. A deadline already past
-    // means the runtime gave none (local emulators): run to completion.
-    let timer = match deadline.duration_since(SystemTime::now()) {
+/// Stops `ctl` at the next checkpoint once the deadline comes near. A deadline already past
+/// means the runtime gave none (local emulators): run to completion.
+fn stop_before(
+    services: &Services,
+    ctl: &RunControl,
+    deadline: SystemTime,
+) -> Option<tokio::task::JoinHandle<()>> {
+    match deadline.duration_since(SystemTime::now()) {
         Ok(until) => {
             let left = until.saturating_sub(services.settings.deadline_margin);
             tracing::debug!(
@@ -88,7 +93,27 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
             tracing::debug!("no invocation deadline given: the job runs to completion");
             None
         }
+    }
+}
+
+async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> JobResult {
+    if let Some(slice) = job.slice.clone() {
+        let span = tracing::info_span!("slice", index = slice.index);
+        return run_slice_job(services, job, slice, deadline)
+            .instrument(span)
+            .await;
+    }
+    let data = &services.data;
+    let sync = match services.sync() {
+        Ok(sync) => sync,
+        Err(e) => return JobResult::Failed(e.to_string()),
     };
+    // A sliced full sync is worked by one invocation per slice (below), not in tasks here.
+    let ctl = RunControl {
+        fan_out_slices: true,
+        ..RunControl::default()
+    };
+    let timer = stop_before(services, &ctl, deadline);
     let result = sync.sync_entity(job.org, job.entity, job.mode, &ctl).await;
     if let Some(t) = timer {
         t.abort();
@@ -146,6 +171,11 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
             JobResult::Completed
         }
         SyncOutcome::Interrupted => {
+            match data.slice_jobs(&job).await {
+                Ok(Some(slices)) => return fan_out(services, &job, slices, deadline).await,
+                Ok(None) => {}
+                Err(e) => return JobResult::Failed(format!("could not read the slices: {e}")),
+            }
             let next = SyncJob {
                 mode: classy_sync_core::engine::SyncMode::Auto,
                 ..job.clone()
@@ -174,6 +204,148 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
         }
         SyncOutcome::Failed => {
             JobResult::Failed(report.error.unwrap_or_else(|| "sync failed".into()))
+        }
+    }
+}
+
+/// Queues a job for every slice but the first, each in a message group of its own so that
+/// they run at once, and works the first here. The pair stays marked as queued until the
+/// slice job that commits clears it. A failure to queue fails this message: its retry
+/// queues again (the same deduplication ids within SQS's five minutes; a slice job that
+/// runs twice finds the slice leased or done).
+async fn fan_out(
+    services: &Services,
+    job: &SyncJob,
+    slices: Vec<SyncJob>,
+    deadline: SystemTime,
+) -> JobResult {
+    let Some((first, others)) = slices.split_first() else {
+        // Every unfinished slice is being worked by another invocation.
+        return JobResult::Dropped("every unfinished slice is being worked".into());
+    };
+    if let Err(e) = services
+        .data
+        .job_continues(job, services.settings.marker_ttl)
+        .await
+    {
+        return JobResult::Failed(format!("could not keep the queued marker: {e}"));
+    }
+    let not_sent = send_in_batches(
+        services.queue.as_ref(),
+        others.iter().map(SyncJob::to_message).collect(),
+    )
+    .await;
+    if let Some(e) = not_sent.first_error {
+        return JobResult::Failed(format!("could not queue the slice jobs: {e}"));
+    }
+    tracing::info!(
+        slices = slices.len(),
+        "full sync worked in slices by several invocations"
+    );
+    let Some(slice) = first.slice.clone() else {
+        return JobResult::Failed("a slice job without its slice".into());
+    };
+    let span = tracing::info_span!("slice", index = slice.index);
+    run_slice_job(services, first.clone(), slice, deadline)
+        .instrument(span)
+        .await
+}
+
+async fn run_slice_job(
+    services: &Services,
+    job: SyncJob,
+    slice: SliceJob,
+    deadline: SystemTime,
+) -> JobResult {
+    let data = &services.data;
+    let sync = match services.sync() {
+        Ok(sync) => sync,
+        Err(e) => return JobResult::Failed(e.to_string()),
+    };
+    let ctl = RunControl::default();
+    let timer = stop_before(services, &ctl, deadline);
+    let result = sync
+        .sync_slice(job.org, job.entity, &slice.run, slice.index, &ctl)
+        .await;
+    if let Some(t) = timer {
+        t.abort();
+    }
+    let run = match result {
+        Ok(Some(run)) => run,
+        Ok(None) => return JobResult::Dropped("the slice's full sync is over".into()),
+        Err(EngineError::LeaseHeld { .. }) => {
+            // Another invocation has the slice: a duplicate, or one that died and whose
+            // lease has not expired yet. Look again once the lease would have expired, so
+            // the slice is never left behind (SQS delays at most 15 minutes).
+            let delay = data.options.lease_ttl.min(Duration::from_secs(15 * 60));
+            let mut message = job.to_message();
+            message.dedup_id = Some(format!(
+                "{}:wait:{}",
+                job.dedup_id(),
+                data.clock.now().timestamp_millis()
+            ));
+            message.delay = delay;
+            return match services.queue.send_batch(vec![message]).await {
+                Ok(()) => JobResult::Deferred(delay),
+                Err(e) => JobResult::Failed(format!("could not requeue the slice: {e}")),
+            };
+        }
+        Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_))) => {
+            let _ = data.job_finished(job.org, job.entity).await;
+            return JobResult::Dropped(e.to_string());
+        }
+        Err(e) => return JobResult::Failed(e.to_string()),
+    };
+    let report = run.report;
+    println!(
+        "{}",
+        emf_line(
+            &report,
+            data.clock.now().timestamp_millis(),
+            services.settings.metric_dimensions
+        )
+    );
+    match report.outcome {
+        SyncOutcome::Succeeded => {
+            tracing::info!(
+                fetched = report.fetched,
+                committed = run.committed,
+                "slice done"
+            );
+            if run.committed {
+                if let Some(event) = sync_event(&report, data.clock.now()) {
+                    if let Err(e) = services.bus.publish(vec![event]).await {
+                        tracing::error!(error = %e, "could not publish the sync event");
+                    }
+                }
+                if let Err(e) = data.job_finished(job.org, job.entity).await {
+                    tracing::warn!(error = %e, "could not clear the queued marker; it expires on its own");
+                }
+            }
+            JobResult::Completed
+        }
+        SyncOutcome::Interrupted => {
+            let sent = async {
+                data.job_continues(&job, services.settings.marker_ttl)
+                    .await?;
+                let mut message = job.to_message();
+                message.dedup_id = Some(format!("{}:{}", job.dedup_id(), report.run_id));
+                services.queue.send_batch(vec![message]).await?;
+                Ok::<_, EngineError>(())
+            }
+            .await;
+            match sent {
+                Ok(()) => JobResult::Continued,
+                Err(e) => JobResult::Failed(format!("could not enqueue the continuation: {e}")),
+            }
+        }
+        SyncOutcome::Failed => {
+            if let Some(event) = sync_event(&report, data.clock.now()) {
+                if let Err(e) = services.bus.publish(vec![event]).await {
+                    tracing::error!(error = %e, "could not publish the sync event");
+                }
+            }
+            JobResult::Failed(report.error.unwrap_or_else(|| "slice sync failed".into()))
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The Lambda handlers end to end on the real AWS wire protocol (moto_server) with the
 //! sandbox as Classy: schedule → dispatch → SQS → sync-worker → DynamoDB equals the truth;
 //! duplicate deliveries and concurrent workers; a job that always fails reaches the DLQ and
-//! emits SyncFailed; a deadline produces a continuation; secrets stay per organization.
+//! emits SyncFailed; a deadline produces a continuation; secrets stay per organization; a
+//! large full sync is worked in slices by several worker invocations at once.
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -55,6 +56,11 @@ struct Stack {
 }
 
 async fn stack(sandbox: SandboxConfig) -> Stack {
+    stack_on(sandbox, "sync").await
+}
+
+/// The stack with the sync queue named `queue` (`….fifo`: a FIFO queue).
+async fn stack_on(sandbox: SandboxConfig, queue: &str) -> Stack {
     let moto = MotoServer::start();
     let sdk = moto.sdk_config().await;
     let table = "classy-sync-test";
@@ -64,7 +70,7 @@ async fn stack(sandbox: SandboxConfig) -> Stack {
     let sqs = moto.sqs().await;
     let (queue_url, dlq_url) = classy_sync_tests::aws_setup::create_queues(
         &sqs,
-        "sync",
+        queue,
         MAX_RECEIVES,
         VISIBILITY.as_secs() as u32,
     )
@@ -377,6 +383,7 @@ async fn a_job_that_always_fails_reaches_the_dead_letter_queue_and_emits_sync_fa
             entity: Entity::Supporters,
             mode: classy_sync_core::engine::SyncMode::Auto,
             requested: false,
+            slice: None,
         }
         .to_message()])
         .await
@@ -505,6 +512,7 @@ async fn each_job_reads_only_its_own_organizations_secret() {
                 entity: Entity::Campaigns,
                 mode: classy_sync_core::engine::SyncMode::Auto,
                 requested: false,
+                slice: None,
             }
             .to_message()])
             .await
@@ -656,5 +664,351 @@ async fn the_webhook_function_verifies_function_url_events_and_enqueues() {
     assert_eq!(
         answer.status_code, 404,
         "organization 4021 is not onboarded"
+    );
+}
+
+/// A large full sync's slices worked by several invocations: the store, the cursor and the
+/// markers after it.
+mod slices {
+    use super::*;
+    use classy_sync_core::domain::keys::{
+        org_pk, quality_all_sk, quality_ready_sk, queued_sk, slice_prefix,
+    };
+    use classy_sync_core::ports::SkRange;
+
+    /// 2,500 supporters and 3,200 transactions: 25 and 32 pages of 100, four slices of at
+    /// least 5 pages each.
+    pub fn large() -> SandboxConfig {
+        SandboxConfig {
+            seed: 31,
+            orgs: 1,
+            supporters: 2_500,
+            campaigns: 8,
+            transactions: 3_200,
+            plans: 100,
+            ..SandboxConfig::default()
+        }
+    }
+
+    pub fn sliced(services: &mut Services) {
+        services.data.options.full_sync_slices = 4;
+        services.data.options.pages_per_slice = 5;
+    }
+
+    pub fn event_of(id: &str, body: &str) -> SqsEvent {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(id.into());
+        m.body = Some(body.into());
+        let mut event = SqsEvent::default();
+        event.records.push(m);
+        event
+    }
+
+    /// The sort keys under `prefix` in the organization's partition.
+    pub async fn keys(s: &Stack, org: u64, prefix: &str) -> Vec<String> {
+        let page = s
+            .services
+            .data
+            .store
+            .query(&org_pk(org), &SkRange::prefix(prefix), None, 100)
+            .await
+            .unwrap();
+        page.items.into_iter().map(|i| i.sk).collect()
+    }
+
+    /// Exactly the sandbox's records, committed once (one SyncCompleted), no slice item,
+    /// no slice lease and no queued marker left.
+    pub async fn assert_committed_once(s: &Stack, org: u64, entity: Entity) {
+        let mut rows = Vec::new();
+        s.services
+            .data
+            .export(org, entity, |r| {
+                rows.push(r);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_same_records(entity, &truth(&s.sandbox, org, entity).await, &rows);
+        let (cursor, _) = s.services.data.load_cursor(org, entity).await.unwrap();
+        assert!(cursor.in_progress.is_none(), "{cursor:?}");
+        assert!(cursor.committed.is_some() && cursor.last_full_at.is_some());
+        let completed: Vec<Value> = events(s)
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["detail-type"] == "SyncCompleted" && e["detail"]["entity"] == entity.name()
+            })
+            .collect();
+        assert_eq!(completed.len(), 1, "committed once: {completed:?}");
+        assert_eq!(
+            keys(s, org, &slice_prefix(entity)).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(keys(s, org, "SLICELEASE#").await, Vec::<String>::new());
+        assert_eq!(keys(s, org, &queued_sk(entity)).await, Vec::<String>::new());
+        // The quality facts were rebuilt with the commit.
+        assert_eq!(
+            keys(s, org, &quality_all_sk(entity)).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(keys(s, org, &quality_ready_sk(entity)).await.len(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_full_sync_fans_out_into_slice_jobs_with_their_own_groups_and_commits_once() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    use classy_sync_core::engine::jobs::SyncJob;
+    use classy_sync_core::engine::SyncOutcome;
+    let mut s = stack_on(slices::large(), "sync.fifo").await;
+    slices::sliced(&mut s.services);
+    let org = s.orgs[0];
+    let queue_url = s.services.root.settings.queue_url.clone();
+    for entity in [Entity::Supporters, Entity::Transactions] {
+        dispatch::handle(&s.services, entity).await.unwrap();
+        // The planning job: it queues the other slices and works the first itself.
+        let (n, failed) =
+            deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+        assert_eq!((n, failed), (1, 0));
+        let got = s
+            .sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages().to_vec();
+        // All three at once from a FIFO queue: their groups differ, so none waits.
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        let mut groups = Vec::new();
+        let mut jobs = Vec::new();
+        for m in &messages {
+            let job = SyncJob::parse(m.body().unwrap()).unwrap();
+            let slice = job.slice.clone().expect("a slice job");
+            groups.push(
+                m.attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                    .cloned()
+                    .unwrap(),
+            );
+            jobs.push((slice.run, slice.index));
+        }
+        groups.sort();
+        groups.dedup();
+        assert_eq!(groups.len(), 3, "a group per slice: {groups:?}");
+        assert!(!groups.contains(&org.to_string()));
+        jobs.sort();
+        assert!(jobs.iter().all(|(run, _)| *run == jobs[0].0));
+        assert_eq!(
+            jobs.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            vec![1, 2, 3],
+            "the planner worked slice 0"
+        );
+        // Three workers at once, in reverse order of receipt; then one of them again.
+        let events: Vec<SqsEvent> = messages
+            .iter()
+            .rev()
+            .enumerate()
+            .map(|(i, m)| slices::event_of(&format!("s-{i}"), m.body().unwrap()))
+            .collect();
+        let deadline = deadline_in(Duration::from_secs(900));
+        let responses = futures::future::join_all(
+            events
+                .iter()
+                .map(|e| worker::handle(&s.services, e.clone(), deadline)),
+        )
+        .await;
+        assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
+        let again = worker::handle(&s.services, events[1].clone(), deadline).await;
+        assert!(again.batch_item_failures.is_empty());
+        for m in &messages {
+            s.queue.delete(m.receipt_handle().unwrap()).await.unwrap();
+        }
+        drain(&s, &s.services).await;
+        slices::assert_committed_once(&s, org, entity).await;
+        let runs = s.services.data.runs(org, entity, 50).await.unwrap();
+        let committed: Vec<_> = runs
+            .iter()
+            .filter(|r| r.outcome == SyncOutcome::Succeeded && r.aggregates_recomputed > 0)
+            .collect();
+        if entity == Entity::Transactions {
+            assert_eq!(committed.len(), 1, "aggregates refreshed once: {runs:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slice_job_killed_halfway_is_resumed_by_another_worker_from_its_slice_item() {
+    use classy_sync_core::domain::keys::slice_prefix;
+    use classy_sync_core::engine::slices::SliceState;
+    use classy_sync_core::engine::SyncOutcome;
+    let mut s = stack(slices::large()).await;
+    slices::sliced(&mut s.services);
+    s.services.data.options.lease_ttl = Duration::from_secs(3);
+    let org = s.orgs[0];
+    let entity = Entity::Supporters;
+    reqwest::Client::new()
+        .put(format!("{}/admin/faults", s.sandbox.base_url()))
+        .json(&json!({"seed": 4, "slow_rate": 1.0, "slow_ms": 60}))
+        .send()
+        .await
+        .unwrap();
+    dispatch::handle(&s.services, entity).await.unwrap();
+    let (n, failed) = deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+    assert_eq!((n, failed), (1, 0));
+    // One slice job: a worker takes it and dies after it stored some pages.
+    let got = s.queue.receive(1, VISIBILITY).await.unwrap();
+    assert_eq!(got.len(), 1);
+    let job = classy_sync_core::engine::jobs::SyncJob::parse(&got[0].body).unwrap();
+    let index = job.slice.clone().unwrap().index;
+    let slice_of = |items: Vec<SliceState>| items.into_iter().find(|x| x.index == index).unwrap();
+    let read = || async {
+        let page = s
+            .services
+            .data
+            .store
+            .query(
+                &classy_sync_core::domain::keys::org_pk(org),
+                &classy_sync_core::ports::SkRange::prefix(slice_prefix(entity)),
+                None,
+                100,
+            )
+            .await
+            .unwrap();
+        slice_of(page.items.iter().map(|i| i.parse().unwrap()).collect())
+    };
+    let before = read().await;
+    let worker_task = {
+        let services = s.services.clone();
+        let event = slices::event_of(&got[0].id, &got[0].body);
+        tokio::spawn(async move {
+            worker::handle(&services, event, deadline_in(Duration::from_secs(900))).await
+        })
+    };
+    let mut killed_at = None;
+    for _ in 0..500 {
+        let now = read().await;
+        if now.pages >= 2 {
+            worker_task.abort();
+            killed_at = Some(now);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = worker_task.await;
+    let killed_at = killed_at.expect("the slice job stored pages");
+    assert!(!killed_at.done && killed_at.after_id > before.after_id);
+    // While its lease lasts, a pair job that finds the full sync in progress does not queue
+    // the slice again (it is being worked, as far as anyone can tell).
+    let pair = classy_sync_core::engine::jobs::SyncJob {
+        slice: None,
+        ..job.clone()
+    };
+    let requeued = s.services.data.slice_jobs(&pair).await.unwrap().unwrap();
+    assert!(
+        requeued
+            .iter()
+            .all(|j| j.slice.as_ref().unwrap().index != index),
+        "{requeued:?}"
+    );
+    // Its message comes back after the visibility timeout; while its lease lasts, the
+    // worker that takes it looks again later (a delayed copy); then one resumes the slice
+    // where it was.
+    for _ in 0..60 {
+        drain(&s, &s.services).await;
+        let (cursor, _) = s.services.data.load_cursor(org, entity).await.unwrap();
+        if cursor.in_progress.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    slices::assert_committed_once(&s, org, entity).await;
+    let runs = s.services.data.runs(org, entity, 50).await.unwrap();
+    let resumed: Vec<_> = runs
+        .iter()
+        .filter(|r| r.resumed && r.outcome == SyncOutcome::Succeeded)
+        .collect();
+    assert_eq!(resumed.len(), 1, "{runs:?}");
+    // It read only the rest of its slice (from where the item said, or later), not the
+    // slice again.
+    let ids: Vec<u64> = truth(&s.sandbox, org, entity)
+        .await
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    let in_slice = |after: u64| {
+        ids.iter()
+            .filter(|&&id| id > after && killed_at.hi.is_none_or(|hi| id <= hi))
+            .count() as u64
+    };
+    assert!(
+        resumed[0].fetched <= in_slice(killed_at.after_id)
+            && resumed[0].fetched < in_slice(killed_at.lo),
+        "{resumed:?} {killed_at:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_slice_job_emits_sync_failed_and_its_retry_finishes_the_full_sync() {
+    let mut s = stack(slices::large()).await;
+    slices::sliced(&mut s.services);
+    let org = s.orgs[0];
+    let entity = Entity::Supporters;
+    dispatch::handle(&s.services, entity).await.unwrap();
+    let (n, failed) = deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+    assert_eq!((n, failed), (1, 0));
+    // Classy answers pages that do not parse for a while: the slice jobs fail.
+    let script: Vec<_> = (0..200).map(|_| json!({"malformed": true})).collect();
+    let admin = reqwest::Client::new();
+    admin
+        .post(format!("{}/admin/faults/script", s.sandbox.base_url()))
+        .json(&json!({ "next": script }))
+        .send()
+        .await
+        .unwrap();
+    let (n, failed) = deliver_once(&s, &s.services, deadline_in(Duration::from_secs(900))).await;
+    assert!(n == 3 && failed >= 1, "{n} slice jobs, {failed} failed");
+    let sync_failed: Vec<Value> = events(&s)
+        .await
+        .into_iter()
+        .filter(|e| e["detail-type"] == "SyncFailed")
+        .collect();
+    assert_eq!(sync_failed.len(), failed, "{sync_failed:?}");
+    assert_eq!(sync_failed[0]["detail"]["organization_id"], org);
+    assert!(
+        s.services
+            .data
+            .load_failures(org, entity)
+            .await
+            .unwrap()
+            .consecutive_failures
+            >= 1
+    );
+    admin
+        .delete(format!("{}/admin/faults/script", s.sandbox.base_url()))
+        .send()
+        .await
+        .unwrap();
+    // SQS delivers the failed ones again; they finish the full sync.
+    for _ in 0..60 {
+        drain(&s, &s.services).await;
+        let (cursor, _) = s.services.data.load_cursor(org, entity).await.unwrap();
+        if cursor.in_progress.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    slices::assert_committed_once(&s, org, entity).await;
+    assert_eq!(
+        s.services
+            .data
+            .load_failures(org, entity)
+            .await
+            .unwrap()
+            .consecutive_failures,
+        0
     );
 }

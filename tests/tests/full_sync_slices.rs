@@ -291,3 +291,85 @@ async fn with_a_budget_and_latency_a_sliced_full_sync_is_faster() {
         many.api_calls
     );
 }
+
+/// Slices worked by separate jobs (as the AWS sync-worker does): when several find every
+/// slice done at the same moment, exactly one commits; the others see it committed (or
+/// their cursor write refused) and do nothing, and a job that comes later finds the run over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slice_jobs_finishing_together_commit_the_full_sync_once() {
+    let h = Harness::start(SandboxConfig {
+        seed: 13,
+        orgs: 1,
+        supporters: 2_500,
+        campaigns: 4,
+        transactions: 200,
+        plans: 20,
+        ..SandboxConfig::default()
+    })
+    .await;
+    let org = h.orgs[0];
+    let entity = Entity::Supporters;
+    let sync = syncer(&h.root, &h.client, 4, 5);
+    let fan_out = RunControl {
+        fan_out_slices: true,
+        ..RunControl::default()
+    };
+    // The planning run plans the slices and walks none of them.
+    let plan = sync
+        .sync_entity(org, entity, SyncMode::Full, &fan_out)
+        .await
+        .unwrap();
+    assert_eq!((plan.outcome, plan.fetched), (SyncOutcome::Interrupted, 0));
+    let mut slices = slices_stored(&sync.data, org, entity).await;
+    assert_eq!(slices.len(), 4);
+    let run = slices[0].run_id.clone();
+    // Every slice but the last two walked by its job; the last two walked to their end
+    // without their jobs getting to the commit (marked done), then all four jobs at once.
+    for s in &slices[..2] {
+        let r = sync
+            .sync_slice(org, entity, &run, s.index, &RunControl::default())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.report.outcome, r.committed),
+            (SyncOutcome::Succeeded, false)
+        );
+        assert!(r.report.fetched > 500 && r.report.pages >= 5, "{r:?}");
+    }
+    for s in slices.iter_mut().skip(2) {
+        s.done = true;
+        sync.data.save_slice(org, entity, s).await.unwrap();
+    }
+    let jobs = (0..4u32).map(|i| {
+        let sync = sync.clone();
+        let run = run.clone();
+        tokio::spawn(async move {
+            sync.sync_slice(org, entity, &run, i, &RunControl::default())
+                .await
+        })
+    });
+    let mut committed = 0;
+    for j in futures::future::join_all(jobs).await {
+        match j.unwrap() {
+            Ok(Some(r)) => {
+                assert_ne!(r.report.outcome, SyncOutcome::Failed, "{r:?}");
+                committed += usize::from(r.committed);
+            }
+            Ok(None) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(committed, 1, "exactly one job commits");
+    let (cursor, _) = sync.data.load_cursor(org, entity).await.unwrap();
+    assert!(cursor.in_progress.is_none() && cursor.last_full_at.is_some());
+    assert!(slices_stored(&sync.data, org, entity).await.is_empty());
+    let failures = sync.data.load_failures(org, entity).await.unwrap();
+    assert_eq!(failures.consecutive_failures, 0, "{failures:?}");
+    // A job of that run delivered later: nothing to do.
+    assert!(sync
+        .sync_slice(org, entity, &run, 1, &RunControl::default())
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -225,6 +225,7 @@ async fn enqueue(root: &runtime::Root, orgs: &[OrgId], args: &SyncArgs) -> Resul
                 entity,
                 mode,
                 requested: false,
+                slice: None,
             };
             data.job_continues(&job, std::time::Duration::from_secs(2 * 3600))
                 .await?;

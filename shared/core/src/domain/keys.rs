@@ -125,6 +125,12 @@ pub fn slice_sk(entity: Entity, index: u32) -> String {
     format!("{}{index:04}", slice_prefix(entity))
 }
 
+/// One worker per slice of a sliced full sync worked by several workers (the sync-worker
+/// on AWS): the lease of one slice.
+pub fn slice_lease_sk(entity: Entity, index: u32) -> String {
+    format!("SLICELEASE#{}#{index:04}", entity.name())
+}
+
 pub fn fail_sk(entity: Entity) -> String {
     format!("FAIL#{}", entity.name())
 }
@@ -512,6 +518,7 @@ pub const KINDS: &[KeyKind] = &[
     kind("failure streak", "ORG#<id>", "FAIL#<entity>"),
     kind("quarantined record", "ORG#<id>", "QUARANTINE#<entity>#<id>"),
     kind("full sync slice", "ORG#<id>", "SLICE#<entity>#<index>"),
+    kind("slice lease", "ORG#<id>", "SLICELEASE#<entity>#<index>"),
     kind("run", "ORG#<id>", "RUN#<entity>#<start ms>#<run>"),
     kind("last run", "ORG#<id>", "LASTRUN#<entity>"),
     kind("operation", "ORG#<id>", "OP#<operation>#<start ms>#<id>"),
@@ -714,6 +721,7 @@ pub fn samples() -> Vec<(&'static str, String, String)> {
         add("failure streak", &org, fail_sk(e));
         add("quarantined record", &org, quarantine_sk(e, "12"));
         add("full sync slice", &org, slice_sk(e, 3));
+        add("slice lease", &org, slice_lease_sk(e, 3));
         add("run", &org, run_sk(e, 1_700_000_000_000, "r1"));
         add("last run", &org, last_run_sk(e));
         add("change", &org, change_sk(1_700_000_000_000, e, 12));

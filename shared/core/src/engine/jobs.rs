@@ -15,18 +15,49 @@ pub struct SyncJob {
     /// due, and waits for a running sync of the pair instead of being dropped.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub requested: bool,
+    /// One slice of a sliced full sync, worked by its own worker (the sync-worker on AWS
+    /// fans a large full sync out into one job per slice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<SliceJob>,
+}
+
+/// Which slice of which full sync a job works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceJob {
+    /// The full sync's run id (a job of an older run finds its run over and does nothing).
+    pub run: String,
+    pub index: u32,
 }
 
 impl SyncJob {
     /// One live job per organization×entity: the queue drops a second one.
+    /// A slice job: one live job per slice of one run.
     pub fn dedup_id(&self) -> String {
-        format!("sync:{}:{}", self.org, self.entity.name())
+        match &self.slice {
+            None => format!("sync:{}:{}", self.org, self.entity.name()),
+            Some(s) => format!(
+                "sync:{}:{}:{}:{}",
+                self.org,
+                self.entity.name(),
+                s.run,
+                s.index
+            ),
+        }
+    }
+
+    /// The FIFO message group: the organization, so that its jobs run one after another;
+    /// a slice job has a group of its own per slice, so that the slices run at once.
+    pub fn group_id(&self) -> String {
+        match &self.slice {
+            None => self.org.to_string(),
+            Some(s) => format!("{}:{}:slice{}", self.org, self.entity.name(), s.index),
+        }
     }
 
     pub fn to_message(&self) -> OutMessage {
         let mut m = OutMessage::new(serde_json::to_string(self).expect("jobs serialize"));
         m.dedup_id = Some(self.dedup_id());
-        m.group_id = Some(self.org.to_string());
+        m.group_id = Some(self.group_id());
         m
     }
 
@@ -57,6 +88,7 @@ impl Datastore {
                         entity: e,
                         mode: SyncMode::Auto,
                         requested: false,
+                        slice: None,
                     });
                 }
             }
@@ -90,5 +122,41 @@ impl Datastore {
                     f.consecutive_failures,
                 ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_jobs_have_a_group_and_dedup_id_per_slice_and_run() {
+        let pair = SyncJob {
+            org: 7,
+            entity: Entity::Supporters,
+            mode: SyncMode::Auto,
+            requested: false,
+            slice: None,
+        };
+        let slice = |run: &str, index| SyncJob {
+            slice: Some(SliceJob {
+                run: run.into(),
+                index,
+            }),
+            ..pair.clone()
+        };
+        let (a, b, c) = (slice("r1", 0), slice("r1", 1), slice("r2", 0));
+        assert_eq!(pair.to_message().group_id.as_deref(), Some("7"));
+        let groups = [&pair, &a, &b].map(|j| j.to_message().group_id.unwrap());
+        assert!(groups[0] != groups[1] && groups[1] != groups[2] && groups[0] != groups[2]);
+        let dedups = [&pair, &a, &b, &c].map(|j| j.dedup_id());
+        for i in 0..4 {
+            for k in i + 1..4 {
+                assert_ne!(dedups[i], dedups[k]);
+            }
+        }
+        // A pair job's message is what it was; a slice job reads back whole.
+        assert!(!pair.to_message().body.contains("slice"));
+        assert_eq!(SyncJob::parse(&b.to_message().body).unwrap(), b);
     }
 }

@@ -3,7 +3,7 @@
 //! expired lease (or, locally, one whose holder process is gone) can be taken over.
 
 use super::{EngineError, SyncService};
-use crate::domain::keys::{lease_sk, org_pk};
+use crate::domain::keys::{lease_sk, org_pk, slice_lease_sk};
 use crate::domain::{Entity, OrgId, Timestamp};
 use crate::ports::store::{Condition, Item};
 use crate::ports::HolderLiveness;
@@ -22,6 +22,8 @@ pub struct Lease {
     pub entity: Entity,
     pub owner: String,
     version: u64,
+    /// The pair's lease, or one slice's (`SLICELEASE#<entity>#<index>`).
+    sk: String,
 }
 
 /// Who takes a lease: `owner` in this process on this host.
@@ -45,8 +47,31 @@ impl SyncService {
         entity: Entity,
         owner: &str,
     ) -> Result<Lease, EngineError> {
+        self.acquire_lease_at(org, entity, lease_sk(entity), owner)
+            .await
+    }
+
+    /// The lease of one slice of a sliced full sync worked by several workers: one worker
+    /// per slice (the pair's lease is not held meanwhile).
+    pub async fn acquire_slice_lease(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        index: u32,
+        owner: &str,
+    ) -> Result<Lease, EngineError> {
+        self.acquire_lease_at(org, entity, slice_lease_sk(entity, index), owner)
+            .await
+    }
+
+    async fn acquire_lease_at(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        sk: String,
+        owner: &str,
+    ) -> Result<Lease, EngineError> {
         let pk = org_pk(org);
-        let sk = lease_sk(entity);
         let holder = lease_holder(self.liveness.as_ref(), owner.to_string());
         let now = self.data.clock.unix();
         let expires = now + self.data.options.lease_ttl.as_secs() as i64;
@@ -74,6 +99,7 @@ impl SyncService {
                 entity,
                 owner: owner.to_string(),
                 version,
+                sk,
             }),
             Err(e) if e.is_condition_failed() => Err(EngineError::LeaseHeld {
                 org,
@@ -88,7 +114,7 @@ impl SyncService {
     pub async fn renew_lease(&self, lease: &mut Lease) -> Result<(), EngineError> {
         let holder = lease_holder(self.liveness.as_ref(), lease.owner.clone());
         let expires = self.data.clock.unix() + self.data.options.lease_ttl.as_secs() as i64;
-        let item = Item::json(org_pk(lease.org), lease_sk(lease.entity), &holder)
+        let item = Item::json(org_pk(lease.org), lease.sk.clone(), &holder)
             .with_version(lease.version + 1)
             .with_expiry(expires);
         match self
@@ -115,7 +141,7 @@ impl SyncService {
             .store
             .delete(
                 &org_pk(lease.org),
-                &lease_sk(lease.entity),
+                &lease.sk,
                 Condition::VersionIs(lease.version),
             )
             .await

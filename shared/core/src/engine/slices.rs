@@ -8,18 +8,27 @@
 //! how many slices there are; the full sync commits only once every slice is done, and the
 //! slice items are deleted after the commit. The incremental walk stays one ordered walker.
 
+use super::aggregator::AggregateReport;
+use super::jobs::{SliceJob, SyncJob};
 use super::lease::Lease;
+use super::orgs::{app_credentials, rotated_credentials};
 use super::pager::{FetchedPage, IdRange, Pager};
 use super::quarantine::QuarantineBook;
 use super::state::Checkpoint;
-use super::sync::{has_aggregates, Progress, RunControl, RunState};
+use super::sync::{
+    finish_cursor, has_aggregates, Progress, RunControl, RunState, SyncOutcome, SyncReport,
+};
+use super::writer::PageCounts;
 use super::writer::{write_page, Synced};
 use super::{Datastore, EngineError, SyncService};
-use crate::domain::keys::{org_pk, slice_prefix, slice_sk};
-use crate::domain::{Entity, OrgId};
+use crate::domain::keys::{org_pk, slice_lease_sk, slice_prefix, slice_sk};
+use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
 use crate::ports::{SourceError, StoreError};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// One id slice of a full sync and where its walk stands.
@@ -189,9 +198,9 @@ impl SyncService {
         Ok(out)
     }
 
-    /// Walks the unfinished slices of a full sync at once and stores their pages as they
-    /// come, saving each slice's position after each of its pages. Returns whether every
-    /// slice is done (false: stopped on request).
+    /// Walks the unfinished slices of a full sync at once (or only slice `only`) and stores
+    /// their pages as they come, saving each slice's position after each of its pages.
+    /// Returns whether every slice walked is done (false: stopped on request).
     pub(crate) async fn pump_slices<T: Synced>(
         &self,
         pager: Pager,
@@ -199,6 +208,7 @@ impl SyncService {
         lease: &mut Lease,
         state: &mut RunState,
         ctl: &RunControl,
+        only: Option<u32>,
     ) -> Result<(bool, u64), EngineError> {
         let Checkpoint::Full { run_id, then, .. } = start else {
             return Err(EngineError::Invalid("slices walk only a full sync".into()));
@@ -224,7 +234,11 @@ impl SyncService {
         );
         let mut tasks = Vec::new();
         let mut remaining = 0usize;
-        for (i, s) in slices.iter().enumerate().filter(|(_, s)| !s.done) {
+        for (i, s) in slices
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.done && only.is_none_or(|o| o == s.index))
+        {
             remaining += 1;
             let (ptx, mut prx) = mpsc::channel(prefetch);
             tasks.push(tokio::spawn(pager.clone().run_slice::<T>(
@@ -311,6 +325,297 @@ impl SyncService {
         }
         stop_all(&tasks);
         Ok((true, quarantine.held()))
+    }
+}
+
+/// What one slice job did.
+#[derive(Debug, Clone)]
+pub struct SliceRun {
+    /// The job's run record (saved): its own pages and counts; `Succeeded` once its slice
+    /// is done, `Interrupted` when it stopped at a checkpoint on request, `Failed`.
+    pub report: SyncReport,
+    /// This job found every slice done and committed the full sync (the committed position,
+    /// aggregates refreshed, slice items deleted): one job per full sync at most.
+    pub committed: bool,
+}
+
+/// The unfinished sliced full sync `run` in a cursor's checkpoint, if it is still the one
+/// in progress.
+fn sliced_run(in_progress: Option<Checkpoint>, run: &str) -> Option<Checkpoint> {
+    in_progress.filter(
+        |cp| matches!(cp, Checkpoint::Full { run_id, slices, .. } if run_id == run && *slices > 0),
+    )
+}
+
+impl Datastore {
+    /// The slice jobs of the pair's sliced full sync in progress, if there is one: a job
+    /// per unfinished slice that no worker holds (a live slice lease is being worked), or
+    /// the first slice's alone when every slice is done (that job finds nothing to walk
+    /// and commits).
+    pub async fn slice_jobs(&self, job: &SyncJob) -> Result<Option<Vec<SyncJob>>, EngineError> {
+        let (cursor, _) = self.load_cursor(job.org, job.entity).await?;
+        let Some(Checkpoint::Full { run_id, slices, .. }) = cursor.in_progress else {
+            return Ok(None);
+        };
+        if slices == 0 {
+            return Ok(None);
+        }
+        let stored = self.load_slices(job.org, job.entity, &run_id).await?;
+        let mut open = Vec::new();
+        let now = self.clock.unix();
+        let pk = org_pk(job.org);
+        for s in stored.iter().filter(|s| !s.done) {
+            let lease = self
+                .store
+                .get(&pk, &slice_lease_sk(job.entity, s.index))
+                .await?;
+            if lease.is_none_or(|l| l.expires_at.is_none_or(|t| t < now)) {
+                open.push(s.index);
+            }
+        }
+        if stored.iter().all(|s| s.done) {
+            open.push(0);
+        }
+        Ok(Some(
+            open.into_iter()
+                .map(|index| SyncJob {
+                    mode: super::SyncMode::Auto,
+                    requested: false,
+                    slice: Some(SliceJob {
+                        run: run_id.clone(),
+                        index,
+                    }),
+                    ..job.clone()
+                })
+                .collect(),
+        ))
+    }
+}
+
+impl SyncService {
+    /// Works slice `index` of the pair's sliced full sync `run` under the slice's own lease
+    /// (one worker per slice; several slices at once in several workers), resuming from its
+    /// `SLICE#` item. The job that then finds every slice done commits the full sync, once:
+    /// the cursor is written on its version, so a second finisher finds it committed and
+    /// does nothing. `None`: that full sync is no longer in progress (committed, or
+    /// replaced by another), nothing to do.
+    pub async fn sync_slice(
+        &self,
+        org_id: OrgId,
+        entity: Entity,
+        run: &str,
+        index: u32,
+        ctl: &RunControl,
+    ) -> Result<Option<SliceRun>, EngineError> {
+        let org = self.data.get_org(org_id).await?;
+        if !org.is_enabled() {
+            return Err(EngineError::OrgDisabled(org_id));
+        }
+        let (cursor, _) = self.data.load_cursor(org_id, entity).await?;
+        if sliced_run(cursor.in_progress, run).is_none() {
+            return Ok(None);
+        }
+        let creds = app_credentials(self.secrets.as_ref(), &org).await?;
+        let job_id = uuid::Uuid::new_v4().simple().to_string();
+        let mut lease = self
+            .acquire_slice_lease(org_id, entity, index, &job_id)
+            .await?;
+        let started = self.data.clock.now();
+        let t0 = Instant::now();
+        let requests = Arc::new(AtomicU64::new(0));
+        let mut state = RunState {
+            counts: PageCounts::default(),
+            pages: 0,
+            resumed: false,
+            full: true,
+            quarantined: 0,
+        };
+        let mut result = self
+            .work_slice(
+                org_id, entity, run, index, &creds, &mut lease, &mut state, ctl, &requests,
+            )
+            .await;
+        if matches!(
+            result,
+            Err(EngineError::Source(SourceError::Unauthorized { .. }))
+        ) {
+            if let Some(fresh) = rotated_credentials(self.secrets.as_ref(), &org, &creds).await {
+                result = self
+                    .work_slice(
+                        org_id, entity, run, index, &fresh, &mut lease, &mut state, ctl, &requests,
+                    )
+                    .await;
+            }
+        }
+        let (outcome, error, committed, aggregates) = match &result {
+            Ok(None) => {
+                self.release_lease(lease).await?;
+                return Ok(None);
+            }
+            Ok(Some((false, _))) => (SyncOutcome::Interrupted, None, false, None),
+            Ok(Some((true, agg))) => (SyncOutcome::Succeeded, None, agg.is_some(), *agg),
+            Err(e) => (SyncOutcome::Failed, Some(e.to_string()), false, None),
+        };
+        let aggregates = aggregates.unwrap_or_default();
+        let report = SyncReport {
+            run_id: job_id,
+            org: org_id,
+            entity,
+            mode: "full".to_string(),
+            resumed: state.resumed,
+            outcome,
+            fetched: state.counts.fetched,
+            created: state.counts.created,
+            updated: state.counts.updated,
+            unchanged: state.counts.unchanged,
+            pages: state.pages,
+            api_calls: requests.load(Ordering::Relaxed),
+            started_at: started.to_rfc3339(),
+            started_at_ms: started.timestamp_millis(),
+            duration_ms: t0.elapsed().as_millis() as u64,
+            error,
+            aggregates_recomputed: aggregates.supporters_recomputed
+                + aggregates.campaigns_recomputed,
+            quarantined: state.quarantined,
+        };
+        let bookkeeping = async {
+            self.data.save_run(&report).await?;
+            match &result {
+                // The pair succeeded when its full sync committed, not when one slice did.
+                Ok(_) if committed => self
+                    .data
+                    .record_outcome(org_id, entity, None)
+                    .await
+                    .map(|_| ()),
+                Err(e) if e.counts_as_failure() => self
+                    .data
+                    .record_outcome(org_id, entity, report.error.as_deref())
+                    .await
+                    .map(|_| ()),
+                _ => Ok(()),
+            }
+        }
+        .await;
+        let released = self.release_lease(lease).await;
+        bookkeeping?;
+        released?;
+        if let Err(e) = &result {
+            tracing::warn!(org = org_id, entity = %entity, slice = index, error = %e, "slice sync failed");
+        }
+        Ok(Some(SliceRun { report, committed }))
+    }
+
+    /// `None`: the run is over. `Some((done, committed))`: whether the slice is done, and
+    /// the aggregates' report when this job committed the full sync.
+    #[allow(clippy::too_many_arguments)]
+    async fn work_slice(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        run: &str,
+        index: u32,
+        creds: &crate::ports::AppCredentials,
+        lease: &mut Lease,
+        state: &mut RunState,
+        ctl: &RunControl,
+        requests: &Arc<AtomicU64>,
+    ) -> Result<Option<(bool, Option<AggregateReport>)>, EngineError> {
+        // Read again under the lease: the run may have committed meanwhile.
+        let (cursor, _) = self.data.load_cursor(org, entity).await?;
+        let Some(start) = sliced_run(cursor.in_progress, run) else {
+            return Ok(None);
+        };
+        if let Some(s) = self
+            .data
+            .load_slices(org, entity, run)
+            .await?
+            .iter()
+            .find(|s| s.index == index)
+        {
+            state.resumed = s.pages > 0;
+        }
+        let pager = self.pager(org, entity, creds, requests);
+        let only = Some(index);
+        let pumped = match entity {
+            Entity::Supporters => {
+                self.pump_slices::<Supporter>(pager, &start, lease, state, ctl, only)
+                    .await
+            }
+            Entity::Campaigns => {
+                self.pump_slices::<Campaign>(pager, &start, lease, state, ctl, only)
+                    .await
+            }
+            Entity::Transactions => {
+                self.pump_slices::<Transaction>(pager, &start, lease, state, ctl, only)
+                    .await
+            }
+            Entity::RecurringPlans => {
+                self.pump_slices::<RecurringPlan>(pager, &start, lease, state, ctl, only)
+                    .await
+            }
+        };
+        let (done, _) = match pumped {
+            Ok(p) => p,
+            Err(e) => {
+                // Another job committed (and is deleting the slice items) meanwhile.
+                let (cursor, _) = self.data.load_cursor(org, entity).await?;
+                if sliced_run(cursor.in_progress, run).is_none() {
+                    return Ok(None);
+                }
+                return Err(e);
+            }
+        };
+        if !done {
+            return Ok(Some((false, None)));
+        }
+        Ok(Some((true, self.commit_slices(org, entity, run).await?)))
+    }
+
+    /// Commits the sliced full sync `run` if every slice is done and nobody committed it
+    /// yet: the aggregates are refreshed, the cursor is written on the version read (a
+    /// concurrent writer makes it read again), then the slice items are deleted. Returns
+    /// the aggregates' report when this call committed.
+    pub(crate) async fn commit_slices(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        run: &str,
+    ) -> Result<Option<AggregateReport>, EngineError> {
+        for _ in 0..8 {
+            let (mut cursor, version) = self.data.load_cursor(org, entity).await?;
+            let Some(Checkpoint::Full { slices: n, .. }) =
+                sliced_run(cursor.in_progress.clone(), run)
+            else {
+                return Ok(None);
+            };
+            let slices = self.data.load_slices(org, entity, run).await?;
+            if slices.len() != n as usize || slices.iter().any(|s| !s.done) {
+                return Ok(None);
+            }
+            let mut aggregates = if has_aggregates(entity) {
+                self.data.refresh_aggregates(org).await?
+            } else {
+                AggregateReport::default()
+            };
+            aggregates.written += self.data.refresh_quality_rollup(org, entity).await?;
+            finish_cursor(&mut cursor, self.data.clock.unix());
+            cursor.quarantined = QuarantineBook::load(self.data.store.as_ref(), org, entity)
+                .await?
+                .held();
+            match self.data.save_cursor(org, entity, &cursor, version).await {
+                Ok(_) => {
+                    self.data.clear_slices(org, entity).await?;
+                    return Ok(Some(aggregates));
+                }
+                // The cursor changed since it was read: read it again.
+                Err(EngineError::LeaseLost { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "the cursor of {entity} kept changing while its full sync {run} committed"
+        ))
+        .into())
     }
 }
 

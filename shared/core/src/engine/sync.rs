@@ -91,6 +91,11 @@ impl StopSignal {
 pub struct RunControl {
     pub stop: StopSignal,
     pub progress: Option<ProgressFn>,
+    /// A sliced full sync is left to several workers, one per slice (the sync-worker on AWS
+    /// queues a job per slice): the run plans it (or finds it in progress) and returns
+    /// `Interrupted` without walking. Off (the default), this process walks every slice
+    /// at once in tasks.
+    pub fan_out_slices: bool,
 }
 
 /// Runs syncs: reads Classy with an organization's credentials (from the secret store) and
@@ -280,15 +285,7 @@ impl SyncService {
         requests: &Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<(bool, AggregateReport), EngineError> {
         let (mut cursor, mut version) = self.data.load_cursor(org, entity).await?;
-        let pager = Pager {
-            source: self.source.clone(),
-            creds: creds.clone(),
-            org,
-            entity,
-            per_page: self.data.options.per_page,
-            now: self.data.clock.unix(),
-            requests: requests.clone(),
-        };
+        let pager = self.pager(org, entity, creds, requests);
         let want_full = mode == SyncMode::Full || cursor.committed.is_none();
         let start = match cursor.in_progress.clone() {
             // Resume what a killed or failed run left, unless a full sync replaces it.
@@ -321,22 +318,26 @@ impl SyncService {
         version = self.data.save_cursor(org, entity, &cursor, version).await?;
 
         let sliced = matches!(start, Checkpoint::Full { slices, .. } if slices > 0);
+        if sliced && ctl.fan_out_slices {
+            // Each slice is worked by a job of its own (`sync_slice`).
+            return Ok((false, AggregateReport::default()));
+        }
         let completed = if sliced {
             let (done, held) = match entity {
                 Entity::Supporters => {
-                    self.pump_slices::<Supporter>(pager, &start, lease, state, ctl)
+                    self.pump_slices::<Supporter>(pager, &start, lease, state, ctl, None)
                         .await?
                 }
                 Entity::Campaigns => {
-                    self.pump_slices::<Campaign>(pager, &start, lease, state, ctl)
+                    self.pump_slices::<Campaign>(pager, &start, lease, state, ctl, None)
                         .await?
                 }
                 Entity::Transactions => {
-                    self.pump_slices::<Transaction>(pager, &start, lease, state, ctl)
+                    self.pump_slices::<Transaction>(pager, &start, lease, state, ctl, None)
                         .await?
                 }
                 Entity::RecurringPlans => {
-                    self.pump_slices::<RecurringPlan>(pager, &start, lease, state, ctl)
+                    self.pump_slices::<RecurringPlan>(pager, &start, lease, state, ctl, None)
                         .await?
                 }
             };
@@ -367,22 +368,30 @@ impl SyncService {
             AggregateReport::default()
         };
         aggregates.written += self.data.refresh_quality_rollup(org, entity).await?;
-        let now = self.data.clock.unix();
-        let finished = cursor.in_progress.take();
-        cursor.committed = Some(match finished {
-            Some(Checkpoint::Full { then, .. }) => {
-                cursor.last_full_at = Some(now);
-                then
-            }
-            Some(Checkpoint::Incremental { at, .. }) => Position::committed_after(at.ts, now),
-            None => cursor.committed.clone().unwrap_or_default(),
-        });
-        cursor.last_success_at = Some(now);
+        finish_cursor(&mut cursor, self.data.clock.unix());
         self.data.save_cursor(org, entity, &cursor, version).await?;
         if sliced {
             self.data.clear_slices(org, entity).await?;
         }
         Ok((true, aggregates))
+    }
+
+    pub(crate) fn pager(
+        &self,
+        org: OrgId,
+        entity: Entity,
+        creds: &crate::ports::AppCredentials,
+        requests: &Arc<std::sync::atomic::AtomicU64>,
+    ) -> Pager {
+        Pager {
+            source: self.source.clone(),
+            creds: creds.clone(),
+            org,
+            entity,
+            per_page: self.data.options.per_page,
+            now: self.data.clock.unix(),
+            requests: requests.clone(),
+        }
     }
 
     /// One walker (an incremental walk, or a full sync not split into slices).
@@ -490,6 +499,20 @@ impl SyncService {
         producer.abort();
         Ok(completed)
     }
+}
+
+/// The cursor of a completed walk: its checkpoint becomes the committed position.
+pub(crate) fn finish_cursor(cursor: &mut Cursor, now: i64) {
+    let finished = cursor.in_progress.take();
+    cursor.committed = Some(match finished {
+        Some(Checkpoint::Full { then, .. }) => {
+            cursor.last_full_at = Some(now);
+            then
+        }
+        Some(Checkpoint::Incremental { at, .. }) => Position::committed_after(at.ts, now),
+        None => cursor.committed.clone().unwrap_or_default(),
+    });
+    cursor.last_success_at = Some(now);
 }
 
 /// Entities whose records feed computed aggregates.

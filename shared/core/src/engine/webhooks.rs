@@ -313,6 +313,7 @@ impl WebhookReceiver {
                 entity,
                 mode: SyncMode::Incremental,
                 requested: true,
+                slice: None,
             };
             match self
                 .data
