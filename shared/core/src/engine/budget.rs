@@ -64,6 +64,31 @@ pub struct StoreBudget {
     spec: BudgetSpec,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     writes: AtomicU64,
+    stats: Counters,
+}
+
+/// What this process did with the budget (see [`StoreBudget::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BudgetStats {
+    /// Tokens granted by the bucket.
+    pub leased: u64,
+    /// Tokens spent on calls.
+    pub spent: u64,
+    /// Leased tokens dropped unspent (their hold ended, or a 429 / a low Remaining).
+    pub dropped: u64,
+    /// Time tasks slept because the bucket was short, in milliseconds (random extra included).
+    pub slept_ms: u64,
+    /// Pauses written because `X-RateLimit-Remaining` was low.
+    pub remaining_pauses: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    leased: AtomicU64,
+    spent: AtomicU64,
+    dropped: AtomicU64,
+    slept_ms: AtomicU64,
+    remaining_pauses: AtomicU64,
 }
 
 impl std::fmt::Debug for StoreBudget {
@@ -87,7 +112,40 @@ impl StoreBudget {
             spec,
             slots: Mutex::new(HashMap::new()),
             writes: AtomicU64::new(0),
+            stats: Counters::default(),
         }
+    }
+
+    /// Tokens leased, spent and dropped by this process, time slept for the bucket, pauses
+    /// for a low `X-RateLimit-Remaining` (also logged at debug level as they change).
+    pub fn stats(&self) -> BudgetStats {
+        let c = &self.stats;
+        BudgetStats {
+            leased: c.leased.load(Ordering::Relaxed),
+            spent: c.spent.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            slept_ms: c.slept_ms.load(Ordering::Relaxed),
+            remaining_pauses: c.remaining_pauses.load(Ordering::Relaxed),
+        }
+    }
+
+    fn log_stats(&self, app: &str, event: &'static str) {
+        let s = self.stats();
+        tracing::debug!(
+            app,
+            event,
+            leased = s.leased,
+            spent = s.spent,
+            dropped = s.dropped,
+            slept_ms = s.slept_ms,
+            remaining_pauses = s.remaining_pauses,
+            store_writes = self.store_writes(),
+            "classy budget"
+        );
+    }
+
+    fn count_dropped(&self, n: u32) {
+        self.stats.dropped.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn spec(&self) -> &BudgetSpec {
@@ -145,6 +203,7 @@ impl StoreBudget {
     fn drop_held(&self, app: &str) {
         let slot = self.slot(app);
         let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
+        self.count_dropped(held.tokens);
         held.tokens = 0;
     }
 }
@@ -158,11 +217,14 @@ impl RateBudget for StoreBudget {
         loop {
             let want = {
                 let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
-                if held.until_ms < self.now_ms() {
-                    held.tokens = 0; // kept too long: spending them now could overrun a window
+                if held.until_ms < self.now_ms() && held.tokens > 0 {
+                    // Kept too long: spending them now could overrun a window.
+                    self.count_dropped(held.tokens);
+                    held.tokens = 0;
                 }
                 if held.tokens >= n {
                     held.tokens -= n;
+                    self.stats.spent.fetch_add(n as u64, Ordering::Relaxed);
                     held.spent_since_lease += n;
                     if held.tokens == 0 {
                         held.spent_out_ms = self.now_ms();
@@ -183,16 +245,21 @@ impl RateBudget for StoreBudget {
                     let mut held = slot.held.lock().unwrap_or_else(|e| e.into_inner());
                     let now = self.now_ms();
                     held.tokens += k;
+                    self.stats.leased.fetch_add(k as u64, Ordering::Relaxed);
                     held.until_ms = now + spec.hold_ms as i64;
                     held.leased_at_ms = now;
                     held.spent_since_lease = 0;
                     held.spent_out_ms = 0;
+                    drop(held);
+                    self.log_stats(app, "leased");
                 }
                 // A random extra of up to half the wait: processes that found the bucket
                 // empty at once do not all come back at once and race for one block.
                 Take::WaitMs(ms) => {
                     let ms = ms + fastrand::u64(0..=ms / 2);
-                    tokio::time::sleep(Duration::from_millis(ms)).await
+                    self.stats.slept_ms.fetch_add(ms, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    self.log_stats(app, "slept");
                 }
             }
         }
@@ -218,8 +285,10 @@ impl RateBudget for StoreBudget {
         // The server counts fewer calls left than our bucket allows (its window is not ours,
         // or another client spends the same application): pause everyone for a hold.
         let pause = Duration::from_millis(self.spec.hold_ms);
+        self.stats.remaining_pauses.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = self.block_for(app, pause).await {
             tracing::warn!(app, error = %e, "could not record a low X-RateLimit-Remaining");
         }
+        self.log_stats(app, "remaining");
     }
 }
