@@ -30,11 +30,13 @@ struct Held {
 
 impl Held {
     /// How many tokens to lease: what this process spends in a hold at its recent pace, plus
-    /// one, at most a block. A slow process (one sync waiting on slow pages) leases few, so it
+    /// one, at most a block (the first time, one more than it needs). A slow process (one sync waiting on slow pages) leases few, so it
     /// does not drop most of a block when the hold ends and starve the others.
     fn want(&self, spec: &BudgetSpec, now_ms: i64, missing: u32) -> u32 {
         let pace = if self.leased_at_ms == 0 {
-            spec.block
+            // Pace unknown: a process that makes one call (a small entity) leaves at most
+            // one token unspent; a fast one leases a block from its second lease on.
+            missing + 1
         } else {
             // The pace while it had tokens: a process that ran out and then waited for the
             // bucket is fast, whatever the wait.
