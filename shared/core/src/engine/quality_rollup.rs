@@ -107,29 +107,13 @@ impl Datastore {
 
     /// Whether the quality report may read the facts of `org`.
     pub async fn quality_rollup_current(&self, org: OrgId) -> Result<bool, EngineError> {
-        let pk = org_pk(org);
-        for e in QUALITY_ENTITIES {
-            if self
-                .store
-                .get(&pk, &keys::quality_ready_sk(e))
-                .await?
-                .is_none()
-                || self
-                    .store
-                    .get(&pk, &keys::quality_all_sk(e))
-                    .await?
-                    .is_some()
-            {
-                return Ok(false);
-            }
-        }
-        let range = SkRange::prefix(keys::QUALITY_DIRTY_PREFIX);
-        Ok(self
-            .store
-            .query(&pk, &range, None, 1)
-            .await?
-            .items
-            .is_empty())
+        self.rollup_readable(
+            org,
+            &QUALITY_ENTITIES.map(keys::quality_ready_sk),
+            &QUALITY_ENTITIES.map(keys::quality_all_sk),
+            keys::QUALITY_DIRTY_PREFIX,
+        )
+        .await
     }
 
     /// Every stored fact of `entity`, in record order.

@@ -68,17 +68,36 @@ impl Datastore {
     /// Whether the donor rollup of `org` may be read: built, and no change waiting to be
     /// folded into it.
     pub async fn donor_rollup_current(&self, org: OrgId) -> Result<bool, EngineError> {
+        self.rollup_readable(
+            org,
+            &[keys::ROLLUP_READY_SK.to_owned()],
+            &[keys::dirty_all_sk(Entity::Transactions)],
+            keys::DIRTY_SUPPORTER_PREFIX,
+        )
+        .await
+    }
+
+    /// Whether a rollup of `org` may be read: every `ready` marker is there, no `rebuilding`
+    /// marker is, and no item under `pending_prefix` (a change not folded in yet) waits.
+    pub(super) async fn rollup_readable(
+        &self,
+        org: OrgId,
+        ready: &[String],
+        rebuilding: &[String],
+        pending_prefix: &str,
+    ) -> Result<bool, EngineError> {
         let pk = org_pk(org);
-        if self.store.get(&pk, keys::ROLLUP_READY_SK).await?.is_none()
-            || self
-                .store
-                .get(&pk, &keys::dirty_all_sk(Entity::Transactions))
-                .await?
-                .is_some()
-        {
-            return Ok(false);
+        for sk in ready {
+            if self.store.get(&pk, sk).await?.is_none() {
+                return Ok(false);
+            }
         }
-        let range = SkRange::prefix(keys::DIRTY_SUPPORTER_PREFIX);
+        for sk in rebuilding {
+            if self.store.get(&pk, sk).await?.is_some() {
+                return Ok(false);
+            }
+        }
+        let range = SkRange::prefix(pending_prefix);
         Ok(self
             .store
             .query(&pk, &range, None, 1)

@@ -18,7 +18,6 @@ use super::state::Checkpoint;
 use super::sync::{
     finish_cursor, has_aggregates, Progress, RunControl, RunState, SyncOutcome, SyncReport,
 };
-use super::writer::PageCounts;
 use super::writer::{write_page, Synced};
 use super::{Datastore, EngineError, SyncService};
 use crate::domain::keys::{org_pk, slice_lease_sk, slice_prefix, slice_sk};
@@ -26,9 +25,8 @@ use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transacti
 use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
 use crate::ports::{SourceError, StoreError};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::mpsc;
 
 /// One id slice of a full sync and where its walk stands.
@@ -420,16 +418,8 @@ impl SyncService {
         let mut lease = self
             .acquire_slice_lease(org_id, entity, index, &job_id)
             .await?;
-        let started = self.data.clock.now();
-        let t0 = Instant::now();
-        let requests = Arc::new(AtomicU64::new(0));
-        let mut state = RunState {
-            counts: PageCounts::default(),
-            pages: 0,
-            resumed: false,
-            full: true,
-            quarantined: 0,
-        };
+        let mut state = RunState::begin(self.data.clock.now(), true);
+        let requests = state.requests.clone();
         let mut result = self
             .work_slice(
                 org_id, entity, run, index, &creds, &mut lease, &mut state, ctl, &requests,
@@ -457,27 +447,7 @@ impl SyncService {
             Err(e) => (SyncOutcome::Failed, Some(e.to_string()), false, None),
         };
         let aggregates = aggregates.unwrap_or_default();
-        let report = SyncReport {
-            run_id: job_id,
-            org: org_id,
-            entity,
-            mode: "full".to_string(),
-            resumed: state.resumed,
-            outcome,
-            fetched: state.counts.fetched,
-            created: state.counts.created,
-            updated: state.counts.updated,
-            unchanged: state.counts.unchanged,
-            pages: state.pages,
-            api_calls: requests.load(Ordering::Relaxed),
-            started_at: started.to_rfc3339(),
-            started_at_ms: started.timestamp_millis(),
-            duration_ms: t0.elapsed().as_millis() as u64,
-            error,
-            aggregates_recomputed: aggregates.supporters_recomputed
-                + aggregates.campaigns_recomputed,
-            quarantined: state.quarantined,
-        };
+        let report = state.report(job_id, org_id, entity, outcome, error, &aggregates);
         let bookkeeping = async {
             self.data.save_run(&report).await?;
             match &result {

@@ -13,7 +13,7 @@ use super::{Datastore, EngineError};
 use crate::domain::{Campaign, Entity, OrgId, RecurringPlan, Supporter, Transaction};
 use crate::ports::{ClassySource, ExpiryOnly, HolderLiveness, SecretStore, SourceError};
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -136,6 +136,59 @@ pub(crate) struct RunState {
     pub(crate) resumed: bool,
     pub(crate) full: bool,
     pub(crate) quarantined: u64,
+    /// Classy requests of the run (shared with its pager).
+    pub(crate) requests: Arc<AtomicU64>,
+    started: chrono::DateTime<chrono::Utc>,
+    t0: Instant,
+}
+
+impl RunState {
+    /// A run starting now (`started`: the engine clock's now).
+    pub(crate) fn begin(started: chrono::DateTime<chrono::Utc>, full: bool) -> Self {
+        RunState {
+            counts: PageCounts::default(),
+            pages: 0,
+            resumed: false,
+            full,
+            quarantined: 0,
+            requests: Arc::new(AtomicU64::new(0)),
+            started,
+            t0: Instant::now(),
+        }
+    }
+
+    /// The record of the run this state counted, once its work is over.
+    pub(crate) fn report(
+        &self,
+        run_id: String,
+        org: OrgId,
+        entity: Entity,
+        outcome: SyncOutcome,
+        error: Option<String>,
+        aggregates: &AggregateReport,
+    ) -> SyncReport {
+        SyncReport {
+            run_id,
+            org,
+            entity,
+            mode: if self.full { "full" } else { "incremental" }.to_string(),
+            resumed: self.resumed,
+            outcome,
+            fetched: self.counts.fetched,
+            created: self.counts.created,
+            updated: self.counts.updated,
+            unchanged: self.counts.unchanged,
+            pages: self.pages,
+            api_calls: self.requests.load(Ordering::Relaxed),
+            started_at: self.started.to_rfc3339(),
+            started_at_ms: self.started.timestamp_millis(),
+            duration_ms: self.t0.elapsed().as_millis() as u64,
+            error,
+            aggregates_recomputed: aggregates.supporters_recomputed
+                + aggregates.campaigns_recomputed,
+            quarantined: self.quarantined,
+        }
+    }
 }
 
 impl SyncService {
@@ -176,16 +229,8 @@ impl SyncService {
         if let Err(e) = self.data.rerun_started(org_id, entity).await {
             tracing::warn!(error = %e, "could not clear the follow-up marker; it expires on its own");
         }
-        let started = self.data.clock.now();
-        let t0 = Instant::now();
-        let requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut state = RunState {
-            counts: PageCounts::default(),
-            pages: 0,
-            resumed: false,
-            full: false,
-            quarantined: 0,
-        };
+        let mut state = RunState::begin(self.data.clock.now(), false);
+        let requests = state.requests.clone();
         let mut result = self
             .run_locked(
                 org_id, entity, mode, &creds, &run_id, &mut lease, &mut state, ctl, &requests,
@@ -218,27 +263,7 @@ impl SyncService {
                 AggregateReport::default(),
             ),
         };
-        let report = SyncReport {
-            run_id,
-            org: org_id,
-            entity,
-            mode: if state.full { "full" } else { "incremental" }.to_string(),
-            resumed: state.resumed,
-            outcome,
-            fetched: state.counts.fetched,
-            created: state.counts.created,
-            updated: state.counts.updated,
-            unchanged: state.counts.unchanged,
-            pages: state.pages,
-            api_calls: requests.load(Ordering::Relaxed),
-            started_at: started.to_rfc3339(),
-            started_at_ms: started.timestamp_millis(),
-            duration_ms: t0.elapsed().as_millis() as u64,
-            error,
-            aggregates_recomputed: aggregates.supporters_recomputed
-                + aggregates.campaigns_recomputed,
-            quarantined: state.quarantined,
-        };
+        let report = state.report(run_id, org_id, entity, outcome, error, &aggregates);
         // Bookkeeping failures must not hide the run's own error.
         let bookkeeping = async {
             self.data.save_run(&report).await?;
