@@ -124,17 +124,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
         Err(EngineError::LeaseHeld { .. }) if job.requested => {
             // A follow-up of a running sync (webhook): it runs after that one, not never.
             let delay = classy_sync_core::engine::webhooks::RETRY_WHILE_RUNNING;
-            let mut message = job.to_message();
-            message.dedup_id = Some(format!(
-                "{}:wait:{}",
-                job.dedup_id(),
-                data.clock.now().timestamp_millis()
-            ));
-            message.delay = delay;
-            return match services.queue.send_batch(vec![message]).await {
-                Ok(()) => JobResult::Deferred(delay),
-                Err(e) => JobResult::Failed(format!("could not requeue the follow-up: {e}")),
-            };
+            return requeue_later(services, &job, delay, "the follow-up").await;
         }
         Err(e @ EngineError::LeaseHeld { .. }) => return JobResult::Dropped(e.to_string()),
         Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_))) => {
@@ -251,6 +241,27 @@ async fn fan_out(
         .await
 }
 
+/// Sends `job` again as a new message seen after `delay` (its own dedup id, so FIFO
+/// deduplication does not swallow it); the message being handled is then done.
+async fn requeue_later(
+    services: &Services,
+    job: &SyncJob,
+    delay: Duration,
+    what: &str,
+) -> JobResult {
+    let mut message = job.to_message();
+    message.dedup_id = Some(format!(
+        "{}:wait:{}",
+        job.dedup_id(),
+        services.data.clock.now().timestamp_millis()
+    ));
+    message.delay = delay;
+    match services.queue.send_batch(vec![message]).await {
+        Ok(()) => JobResult::Deferred(delay),
+        Err(e) => JobResult::Failed(format!("could not requeue {what}: {e}")),
+    }
+}
+
 async fn run_slice_job(
     services: &Services,
     job: SyncJob,
@@ -278,17 +289,7 @@ async fn run_slice_job(
             // lease has not expired yet. Look again once the lease would have expired, so
             // the slice is never left behind (SQS delays at most 15 minutes).
             let delay = data.options.lease_ttl.min(Duration::from_secs(15 * 60));
-            let mut message = job.to_message();
-            message.dedup_id = Some(format!(
-                "{}:wait:{}",
-                job.dedup_id(),
-                data.clock.now().timestamp_millis()
-            ));
-            message.delay = delay;
-            return match services.queue.send_batch(vec![message]).await {
-                Ok(()) => JobResult::Deferred(delay),
-                Err(e) => JobResult::Failed(format!("could not requeue the slice: {e}")),
-            };
+            return requeue_later(services, &job, delay, "the slice").await;
         }
         Err(e @ (EngineError::UnknownOrg(_) | EngineError::OrgDisabled(_))) => {
             let _ = data.job_finished(job.org, job.entity).await;
