@@ -562,14 +562,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_slice_stops_at_its_bound_and_drops_the_rest_of_the_page() {
-        let source = Arc::new(Ids {
-            n: 1_000,
-            calls: Mutex::new(0),
-        });
-        let pager = Pager {
-            source: source.clone(),
+    /// A pager over `source`'s supporters of organization 1, 100 a page.
+    fn supporters_pager(source: Arc<dyn ClassySource>) -> Pager {
+        Pager {
+            source,
             creds: AppCredentials {
                 client_id: "c".into(),
                 client_secret: "s".to_string().into(),
@@ -579,7 +575,16 @@ mod tests {
             per_page: 100,
             now: 1_700_001_000,
             requests: Arc::new(AtomicU64::new(0)),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slice_stops_at_its_bound_and_drops_the_rest_of_the_page() {
+        let source = Arc::new(Ids {
+            n: 1_000,
+            calls: Mutex::new(0),
+        });
+        let pager = supporters_pager(source.clone());
         let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<Supporter>, EngineError>>(64);
         tokio::spawn(pager.run_slice("r".into(), 250, Some(520), Position::default(), tx));
         let mut ids = Vec::new();
@@ -603,18 +608,7 @@ mod tests {
             ts: 1_700_000_000,
             calls: Mutex::new(0),
         });
-        let pager = Pager {
-            source: source.clone(),
-            creds: AppCredentials {
-                client_id: "c".into(),
-                client_secret: "s".to_string().into(),
-            },
-            org: 1,
-            entity: Entity::Supporters,
-            per_page: 100,
-            now: 1_700_001_000,
-            requests: Arc::new(AtomicU64::new(0)),
-        };
+        let pager = supporters_pager(source.clone());
         let (tx, mut rx) = mpsc::channel::<Result<FetchedPage<Supporter>, EngineError>>(64);
         let start = Checkpoint::Incremental {
             run_id: "r".into(),
