@@ -82,6 +82,8 @@ pub struct BudgetStats {
     pub slept_ms: u64,
     /// Pauses written because `X-RateLimit-Remaining` was low.
     pub remaining_pauses: u64,
+    /// Conditional writes lost to another process's write (each was sent again).
+    pub lost_races: u64,
 }
 
 #[derive(Default)]
@@ -91,6 +93,7 @@ struct Counters {
     dropped: AtomicU64,
     slept_ms: AtomicU64,
     remaining_pauses: AtomicU64,
+    lost_races: AtomicU64,
 }
 
 impl std::fmt::Debug for StoreBudget {
@@ -128,6 +131,7 @@ impl StoreBudget {
             dropped: c.dropped.load(Ordering::Relaxed),
             slept_ms: c.slept_ms.load(Ordering::Relaxed),
             remaining_pauses: c.remaining_pauses.load(Ordering::Relaxed),
+            lost_races: c.lost_races.load(Ordering::Relaxed),
         }
     }
 
@@ -141,6 +145,7 @@ impl StoreBudget {
             dropped = s.dropped,
             slept_ms = s.slept_ms,
             remaining_pauses = s.remaining_pauses,
+            lost_races = s.lost_races,
             store_writes = self.store_writes(),
             "classy budget"
         );
@@ -196,7 +201,10 @@ impl StoreBudget {
             let item = Item::json(BUDGET_PK, &sk, &bucket).with_version(version);
             match self.store.put(item, cond).await {
                 Ok(()) => return Ok(out),
-                Err(e) if e.is_condition_failed() => continue,
+                Err(e) if e.is_condition_failed() => {
+                    self.stats.lost_races.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 Err(e) => return Err(unavailable(e)),
             }
         }
