@@ -3,12 +3,44 @@
 
 use serde::{de, Deserialize, Deserializer};
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// A JSON number, string or boolean, as Classy sends one where another is documented.
 enum NumOrString {
     Num(f64),
     Str(String),
     Bool(bool),
+}
+
+/// Read by type directly: an untagged enum buffered every value and built an error for each
+/// string it first tried as a number, on every field of every record.
+impl<'de> Deserialize<'de> for NumOrString {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Any;
+        impl de::Visitor<'_> for Any {
+            type Value = NumOrString;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number, a string or a boolean")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<NumOrString, E> {
+                Ok(NumOrString::Num(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<NumOrString, E> {
+                Ok(NumOrString::Num(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<NumOrString, E> {
+                Ok(NumOrString::Num(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<NumOrString, E> {
+                Ok(NumOrString::Str(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<NumOrString, E> {
+                Ok(NumOrString::Str(v))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<NumOrString, E> {
+                Ok(NumOrString::Bool(v))
+            }
+        }
+        d.deserialize_any(Any)
+    }
 }
 
 /// `12.5`, `"12.5"`, `"1,200.00"`, `""` and `null` all accepted; `""`/`null` become `None`.
@@ -91,5 +123,94 @@ pub fn opt_timestamp<'de, D: Deserializer<'de>>(
         Some(s) => super::Timestamp::parse(&s)
             .map(Some)
             .map_err(de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Row {
+        #[serde(default, deserialize_with = "opt_amount")]
+        amount: Option<f64>,
+        #[serde(default, deserialize_with = "opt_id")]
+        id: Option<u64>,
+        #[serde(default, deserialize_with = "flag")]
+        opt_in: bool,
+        #[serde(default, deserialize_with = "opt_text")]
+        name: Option<String>,
+    }
+
+    fn row(json: &str) -> Result<Row, String> {
+        serde_json::from_str(json).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_strings_and_booleans_are_read_leniently() {
+        let r = row(r#"{"amount":"1,200.50","id":"42","opt_in":"1","name":7}"#).unwrap();
+        assert_eq!(
+            r,
+            Row {
+                amount: Some(1200.5),
+                id: Some(42),
+                opt_in: true,
+                name: Some("7".into())
+            }
+        );
+        let r = row(r#"{"amount":12,"id":42,"opt_in":true,"name":"Ada"}"#).unwrap();
+        assert_eq!(
+            r,
+            Row {
+                amount: Some(12.0),
+                id: Some(42),
+                opt_in: true,
+                name: Some("Ada".into())
+            }
+        );
+        let r = row(r#"{"amount":"","id":null,"opt_in":null,"name":"  "}"#).unwrap();
+        assert_eq!(
+            r,
+            Row {
+                amount: None,
+                id: None,
+                opt_in: false,
+                name: None
+            }
+        );
+        let r = row(r#"{"amount":-3.25,"id":"","opt_in":0,"name":1.5}"#).unwrap();
+        assert_eq!(
+            r,
+            Row {
+                amount: Some(-3.25),
+                id: None,
+                opt_in: false,
+                name: Some("1.5".into())
+            }
+        );
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_are_refused_naming_them() {
+        assert!(row(r#"{"amount":"ten"}"#)
+            .unwrap_err()
+            .contains("\"ten\" is not a number"));
+        assert!(row(r#"{"id":1.5}"#)
+            .unwrap_err()
+            .contains("id 1.5 is not a whole number"));
+        assert!(row(r#"{"id":-1}"#)
+            .unwrap_err()
+            .contains("not a whole number"));
+        assert!(row(r#"{"opt_in":"maybe"}"#)
+            .unwrap_err()
+            .contains("flag \"maybe\""));
+        assert!(row(r#"{"amount":true}"#)
+            .unwrap_err()
+            .contains("amount is a boolean"));
+        let nested = row(r#"{"name":{"first":"Ada"}}"#).unwrap_err();
+        assert!(
+            nested.contains("a number, a string or a boolean"),
+            "{nested}"
+        );
     }
 }
