@@ -9,6 +9,7 @@
 //! idempotent: a crash only means the work is done again.
 
 use super::quality_rollup::FactsWriter;
+use super::rollup::DonorRollupWriter;
 use super::sorter::ExternalSorter;
 use super::writer::Synced;
 use super::{Datastore, EngineError};
@@ -52,13 +53,10 @@ impl Datastore {
         for entity in [Entity::Transactions, Entity::RecurringPlans] {
             let sk = keys::dirty_all_sk(entity);
             if let Some(all) = self.store.get(&pk, &sk).await? {
+                // Rebuilding the gift index rebuilds the donor rollup in the same pass,
+                // before the marker that keeps readers off it goes.
                 self.rebuild(org, entity, &mut report).await?;
-                if entity == Entity::Transactions {
-                    // The gift index was rebuilt: so is the donor rollup, before the marker
-                    // that keeps readers off it goes.
-                    report.written += self.rebuild_donor_rollup(org).await?;
-                    rollup_built = true;
-                }
+                rollup_built |= entity == Entity::Transactions;
                 match self
                     .store
                     .delete(&pk, &sk, Condition::VersionIs(all.version))
@@ -241,6 +239,10 @@ impl Datastore {
         });
         let mut camp_aggs = RangeDiff::new(store, &pk, keys::CAMPAIGN_AGG_PREFIX, scan, |_| true);
         let mut sup_aggs = RangeDiff::new(store, &pk, keys::SUPPORTER_AGG_PREFIX, scan, |_| true);
+        // The whole supporter index passes here in key order: the donor rollup is built from
+        // it rather than from a second scan of the index.
+        let mut rollup =
+            (entity == Entity::Transactions).then(|| DonorRollupWriter::new(store, &pk, scan));
         let mut campaign: Option<(u64, CampaignFold)> = None;
         let mut supporter: Option<(u64, SupporterFold)> = None;
 
@@ -275,9 +277,15 @@ impl Datastore {
                         report,
                     )
                     .await?;
+                    if let Some(r) = rollup.as_mut() {
+                        r.offer(&other.sk, &other.data).await?;
+                    }
                 }
                 self.fold_supporter(&mut supporter, &mut sup_aggs, &sk, &data, report)
                     .await?;
+                if let Some(r) = rollup.as_mut() {
+                    r.offer(&sk, &data).await?;
+                }
             }
         }
         if let Some((c, fold)) = campaign.take() {
@@ -295,6 +303,9 @@ impl Datastore {
                 report,
             )
             .await?;
+            if let Some(r) = rollup.as_mut() {
+                r.offer(&other.sk, &other.data).await?;
+            }
         }
         if let Some((s, fold)) = supporter.take() {
             report.supporters_recomputed += 1;
@@ -309,6 +320,9 @@ impl Datastore {
             camp_aggs.finish().await?;
         }
         report.written += cidx.written + sidx.written + camp_aggs.written + sup_aggs.written;
+        if let Some(r) = rollup {
+            report.written += r.finish().await?;
+        }
         Ok(())
     }
 

@@ -1,9 +1,9 @@
 //! The donor rollup (`ROLLUP#D#<bucket>`, see [`crate::domain::analytics::rollup`]): built
-//! from the supporter gift index in one ordered pass when an organization has none yet or
-//! after a full sync of transactions rebuilt the index, and kept current by the aggregator,
-//! which recomputes the bucket of every supporter marked dirty before it clears the marker.
-//! Readers use it only while it is current: `ROLLUP#READY` present and no supporter or
-//! whole-transactions dirty marker pending. Otherwise (a sync is running, or one died
+//! from the supporter gift index in one ordered pass when an organization has none yet, in
+//! the index rebuild's own sorted pass after a full sync of transactions, and kept current
+//! by the aggregator, which recomputes the bucket of every supporter marked dirty before it
+//! clears the marker. Readers use it only while it is current: `ROLLUP#READY` present and no
+//! supporter or whole-transactions dirty marker pending. Otherwise (a sync is running, or one died
 //! halfway) they scan the index as before, and the next sync's aggregate refresh repairs
 //! the rollup. Every step is idempotent: a crash only means the work is done again.
 
@@ -15,7 +15,7 @@ use crate::domain::analytics::Gift;
 use crate::domain::keys::{self, org_pk};
 use crate::domain::{Entity, OrgId};
 use crate::ports::store::{for_each_page, Condition, Item, SkRange, WriteOp};
-use crate::ports::StoreError;
+use crate::ports::{Store, StoreError};
 use std::collections::BTreeSet;
 
 /// Groups supporter index entries, offered in key order, into each supporter's successful
@@ -29,7 +29,16 @@ pub(super) struct GiftGrouper {
 impl GiftGrouper {
     /// Offers one index entry; returns the previous supporter when this one starts another.
     pub(super) fn offer(&mut self, item: &Item) -> Result<Option<DonorGifts>, StoreError> {
-        let Some(sup) = item.sk.split('#').nth(1).and_then(|s| s.parse().ok()) else {
+        self.offer_entry(&item.sk, &item.data)
+    }
+
+    /// [`Self::offer`] for an entry not (yet) stored as an item.
+    pub(super) fn offer_entry(
+        &mut self,
+        sk: &str,
+        data: &str,
+    ) -> Result<Option<DonorGifts>, StoreError> {
+        let Some(sup) = sk.split('#').nth(1).and_then(|s| s.parse().ok()) else {
             return Ok(None);
         };
         let mut done = None;
@@ -37,9 +46,9 @@ impl GiftGrouper {
             done = self.finish();
             self.current = Some(sup);
         }
-        if item.sk.contains(keys::SUPPORTER_GIFT_MARK) {
-            let g: GiftRef = serde_json::from_str(&item.data)
-                .map_err(|e| StoreError::Corrupt(format!("index entry {}: {e}", item.sk)))?;
+        if sk.contains(keys::SUPPORTER_GIFT_MARK) {
+            let g: GiftRef = serde_json::from_str(data)
+                .map_err(|e| StoreError::Corrupt(format!("index entry {sk}: {e}")))?;
             if g.success {
                 self.gifts.push(Gift {
                     date: g.date.unix(),
@@ -57,6 +66,73 @@ impl GiftGrouper {
         self.current
             .take()
             .map(|id| (id, std::mem::take(&mut self.gifts)))
+    }
+}
+
+/// Builds the whole donor rollup from the supporter index offered in key order (a scan of
+/// the index, or the index rebuild's own sorted pass), writing only the buckets that differ
+/// and deleting those no longer backed; [`Self::finish`] marks the rollup ready.
+pub(super) struct DonorRollupWriter<'a> {
+    diff: RangeDiff<'a>,
+    grouper: GiftGrouper,
+    bucket: Option<(u64, Vec<DonorGifts>)>,
+}
+
+impl<'a> DonorRollupWriter<'a> {
+    pub(super) fn new(store: &'a dyn Store, pk: &'a str, page: usize) -> Self {
+        DonorRollupWriter {
+            diff: RangeDiff::new(store, pk, keys::DONOR_ROLLUP_PREFIX, page, |_| true),
+            grouper: GiftGrouper::default(),
+            bucket: None,
+        }
+    }
+
+    /// Offers the next supporter index entry (gift or plan, in key order).
+    pub(super) async fn offer(&mut self, sk: &str, data: &str) -> Result<(), EngineError> {
+        if let Some(donor) = self.grouper.offer_entry(sk, data)? {
+            self.push(donor).await?;
+        }
+        Ok(())
+    }
+
+    async fn push(&mut self, donor: DonorGifts) -> Result<(), EngineError> {
+        if donor.1.is_empty() {
+            return Ok(());
+        }
+        let b = bucket_of(donor.0);
+        if self.bucket.as_ref().is_some_and(|(cur, _)| *cur != b) {
+            let (cur, rows) = self.bucket.take().expect("checked");
+            self.diff
+                .offer(keys::donor_rollup_sk(cur), rollup::encode(&rows))
+                .await?;
+        }
+        self.bucket
+            .get_or_insert_with(|| (b, Vec::new()))
+            .1
+            .push(donor);
+        Ok(())
+    }
+
+    /// Writes the last bucket, deletes stale ones, marks the rollup ready; returns the items
+    /// written or deleted.
+    pub(super) async fn finish(mut self) -> Result<u64, EngineError> {
+        if let Some(donor) = self.grouper.finish() {
+            self.push(donor).await?;
+        }
+        if let Some((cur, rows)) = self.bucket.take() {
+            self.diff
+                .offer(keys::donor_rollup_sk(cur), rollup::encode(&rows))
+                .await?;
+        }
+        self.diff.finish().await?;
+        let (store, pk) = (self.diff.store, self.diff.pk);
+        store
+            .put(
+                Item::new(pk, keys::ROLLUP_READY_SK, "{}"),
+                Condition::Always,
+            )
+            .await?;
+        Ok(self.diff.written)
     }
 }
 
@@ -186,54 +262,22 @@ impl Datastore {
     pub async fn rebuild_donor_rollup(&self, org: OrgId) -> Result<u64, EngineError> {
         let pk = org_pk(org);
         let store = self.store.as_ref();
-        let mut diff = RangeDiff::new(
-            store,
-            &pk,
-            keys::DONOR_ROLLUP_PREFIX,
-            self.options.scan_page,
-            |_| true,
-        );
-        let mut grouper = GiftGrouper::default();
-        let mut bucket: Option<(u64, Vec<DonorGifts>)> = None;
+        let mut rollup = DonorRollupWriter::new(store, &pk, self.options.scan_page);
         let range = SkRange::prefix(keys::SUPPORTER_INDEX_PREFIX);
         let mut after: Option<String> = None;
         loop {
             let page = store
                 .query(&pk, &range, after.as_deref(), self.options.scan_page)
                 .await?;
-            let mut donors = Vec::new();
             for i in &page.items {
-                donors.extend(grouper.offer(i)?);
-            }
-            if page.next.is_none() {
-                donors.extend(grouper.finish());
-            }
-            for d in donors.into_iter().filter(|d| !d.1.is_empty()) {
-                let b = bucket_of(d.0);
-                if bucket.as_ref().is_some_and(|(cur, _)| *cur != b) {
-                    let (cur, rows) = bucket.take().expect("checked");
-                    diff.offer(keys::donor_rollup_sk(cur), rollup::encode(&rows))
-                        .await?;
-                }
-                bucket.get_or_insert_with(|| (b, Vec::new())).1.push(d);
+                rollup.offer(&i.sk, &i.data).await?;
             }
             match page.next {
                 Some(n) => after = Some(n),
                 None => break,
             }
         }
-        if let Some((cur, rows)) = bucket.take() {
-            diff.offer(keys::donor_rollup_sk(cur), rollup::encode(&rows))
-                .await?;
-        }
-        diff.finish().await?;
-        self.store
-            .put(
-                Item::new(&pk, keys::ROLLUP_READY_SK, "{}"),
-                Condition::Always,
-            )
-            .await?;
-        Ok(diff.written)
+        rollup.finish().await
     }
 
     /// Recomputes the rollup buckets of `supporters` from their stretches of the gift index.
