@@ -170,17 +170,7 @@ async fn run_job(services: &Services, job: SyncJob, deadline: SystemTime) -> Job
                 mode: classy_sync_core::engine::SyncMode::Auto,
                 ..job.clone()
             };
-            let sent = async {
-                data.job_continues(&next, services.settings.marker_ttl)
-                    .await?;
-                // A fresh deduplication id: the message being handled is still live.
-                let mut message = next.to_message();
-                message.dedup_id = Some(format!("{}:{}", next.dedup_id(), report.run_id));
-                services.queue.send_batch(vec![message]).await?;
-                Ok::<_, EngineError>(())
-            }
-            .await;
-            match sent {
+            match send_continuation(services, &next, &report.run_id).await {
                 Ok(()) => {
                     tracing::info!(
                         fetched = report.fetched,
@@ -239,6 +229,23 @@ async fn fan_out(
     run_slice_job(services, first.clone(), slice, deadline)
         .instrument(span)
         .await
+}
+
+/// Keeps the pair marked as queued and sends `job` again to resume from its checkpoint, with
+/// a fresh deduplication id: the message being handled is still live.
+async fn send_continuation(
+    services: &Services,
+    job: &SyncJob,
+    run_id: &str,
+) -> Result<(), EngineError> {
+    services
+        .data
+        .job_continues(job, services.settings.marker_ttl)
+        .await?;
+    let mut message = job.to_message();
+    message.dedup_id = Some(format!("{}:{}", job.dedup_id(), run_id));
+    services.queue.send_batch(vec![message]).await?;
+    Ok(())
 }
 
 /// Sends `job` again as a new message seen after `delay` (its own dedup id, so FIFO
@@ -325,21 +332,10 @@ async fn run_slice_job(
             }
             JobResult::Completed
         }
-        SyncOutcome::Interrupted => {
-            let sent = async {
-                data.job_continues(&job, services.settings.marker_ttl)
-                    .await?;
-                let mut message = job.to_message();
-                message.dedup_id = Some(format!("{}:{}", job.dedup_id(), report.run_id));
-                services.queue.send_batch(vec![message]).await?;
-                Ok::<_, EngineError>(())
-            }
-            .await;
-            match sent {
-                Ok(()) => JobResult::Continued,
-                Err(e) => JobResult::Failed(format!("could not enqueue the continuation: {e}")),
-            }
-        }
+        SyncOutcome::Interrupted => match send_continuation(services, &job, &report.run_id).await {
+            Ok(()) => JobResult::Continued,
+            Err(e) => JobResult::Failed(format!("could not enqueue the continuation: {e}")),
+        },
         SyncOutcome::Failed => {
             if let Some(event) = sync_event(&report, data.clock.now()) {
                 if let Err(e) = services.bus.publish(vec![event]).await {

@@ -78,6 +78,22 @@ impl Datastore {
         Ok(report)
     }
 
+    /// What a completed walk of `entity` leaves to do before its cursor commits: the
+    /// aggregates and rollups its records feed, and the entity's quality facts.
+    pub(crate) async fn refresh_after_walk(
+        &self,
+        org: OrgId,
+        entity: Entity,
+    ) -> Result<AggregateReport, EngineError> {
+        let mut report = if super::sync::has_aggregates(entity) {
+            self.refresh_aggregates(org).await?
+        } else {
+            AggregateReport::default()
+        };
+        report.written += self.refresh_quality_rollup(org, entity).await?;
+        Ok(report)
+    }
+
     /// Asks for `entity`'s index entries and aggregates to be rebuilt from stored records.
     pub async fn mark_all_dirty(&self, org: OrgId, entity: Entity) -> Result<(), EngineError> {
         let m = super::writer::marker(&org_pk(org), keys::dirty_all_sk(entity));

@@ -562,12 +562,7 @@ impl SyncService {
             if slices.len() != n as usize || slices.iter().any(|s| !s.done) {
                 return Ok(None);
             }
-            let mut aggregates = if has_aggregates(entity) {
-                self.data.refresh_aggregates(org).await?
-            } else {
-                AggregateReport::default()
-            };
-            aggregates.written += self.data.refresh_quality_rollup(org, entity).await?;
+            let aggregates = self.data.refresh_after_walk(org, entity).await?;
             finish_cursor(&mut cursor, self.data.clock.unix());
             cursor.quarantined = QuarantineBook::load(self.data.store.as_ref(), org, entity)
                 .await?

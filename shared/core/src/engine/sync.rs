@@ -387,12 +387,7 @@ impl SyncService {
         if !completed {
             return Ok((false, AggregateReport::default()));
         }
-        let mut aggregates = if has_aggregates(entity) {
-            self.data.refresh_aggregates(org).await?
-        } else {
-            AggregateReport::default()
-        };
-        aggregates.written += self.data.refresh_quality_rollup(org, entity).await?;
+        let aggregates = self.data.refresh_after_walk(org, entity).await?;
         finish_cursor(&mut cursor, self.data.clock.unix());
         self.data.save_cursor(org, entity, &cursor, version).await?;
         if sliced {
